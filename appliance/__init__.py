@@ -1,0 +1,3 @@
+"""Offline, self-hosted Coassemble Embed backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,321 @@
+"""The `appliance` command line. Command names are a contract (docs/cli.md); keep them stable."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance import __version__, config
+from appliance.runtime import METRICS_TOKEN_SETTING, Runtime, initialise, open_runtime
+from appliance.storage import crypto
+from appliance.storage.database import StorageError
+from appliance.workspaces import service
+
+
+class CliError(Exception):
+    pass
+
+
+def _passphrase(args: argparse.Namespace, data_dir: Path, creating: bool = False) -> str | None:
+    wants = getattr(args, "passphrase_stdin", False) or (not creating and crypto.is_sealed(data_dir))
+    if not wants:
+        return None
+    if getattr(args, "passphrase_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    if os.environ.get("APPLIANCE_PASSPHRASE"):
+        return os.environ["APPLIANCE_PASSPHRASE"]
+    if sys.stdin.isatty():
+        return getpass.getpass("Master passphrase: ")
+    raise CliError("this data directory is sealed: pipe the passphrase with --passphrase-stdin")
+
+
+def _open(args: argparse.Namespace) -> Runtime:
+    data_dir = config.resolve_data_dir(args.data_dir)
+    return open_runtime(config.load(data_dir), _passphrase(args, data_dir))
+
+
+def new_metrics_token(runtime: Runtime) -> str:
+    token = "mt_" + secrets.token_hex(24)
+    digest = crypto.keyed_hash(runtime.pepper, token)
+    runtime.control.write(
+        lambda db: db.execute(
+            "INSERT OR REPLACE INTO settings (k, v) VALUES (?, ?)", [METRICS_TOKEN_SETTING, digest]
+        )
+    )
+    return token
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    data_dir = config.resolve_data_dir(args.data_dir)
+    runtime, fresh = initialise(data_dir, _passphrase(args, data_dir, creating=True))
+    try:
+        from appliance.server.tls import make_self_signed
+
+        make_self_signed(data_dir)
+        if not fresh and service.list_workspaces(runtime.control):
+            ids = ", ".join(str(w["id"]) for w in service.list_workspaces(runtime.control))
+            print(f"Data directory {data_dir} is already initialised (workspaces: {ids}).")
+            print(
+                "Keys are shown only once; make a new one with: appliance key create --workspace ID --mode test"
+            )
+            return 0
+        workspace_id = runtime.create_workspace(args.name)
+        _, header = service.create_api_key(runtime.control, runtime.pepper, workspace_id, "test")
+        token = new_metrics_token(runtime)
+        runtime.admin_event("init", target=f"workspace:{workspace_id}", workspace_id=workspace_id)
+        print(f"Initialised {data_dir}")
+        print(f"Workspace id: {workspace_id}")
+        print(f"Test-mode Authorization value (shown once): {header}")
+        print(f"Metrics token (shown once): {token}")
+        return 0
+    finally:
+        runtime.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.server.serve import serve
+    from appliance.server.tls import make_self_signed
+
+    runtime = _open(args)
+    settings = runtime.settings
+    tls: tuple[Path, Path] | None = None
+    if args.tls_self_signed:
+        tls = make_self_signed(runtime.data_dir)
+    elif args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            runtime.close()
+            raise CliError("--tls-cert and --tls-key go together")
+        tls = (Path(args.tls_cert), Path(args.tls_key))
+    elif settings.server.tls_cert:
+        tls = (Path(settings.server.tls_cert), Path(settings.server.tls_key))
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    settings.server.host, settings.server.port = host, port
+    serve(runtime, host, port, tls)
+    return 0
+
+
+def _with_runtime(fn: Callable[[Runtime, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        runtime = _open(args)
+        try:
+            return fn(runtime, args)
+        finally:
+            runtime.close()
+
+    return run
+
+
+@_with_runtime
+def cmd_workspace_create(runtime: Runtime, args: argparse.Namespace) -> int:
+    workspace_id = runtime.create_workspace(args.name)
+    runtime.admin_event("workspace create", target=f"workspace:{workspace_id}", workspace_id=workspace_id)
+    print(workspace_id)
+    return 0
+
+
+@_with_runtime
+def cmd_workspace_list(runtime: Runtime, args: argparse.Namespace) -> int:
+    for w in service.list_workspaces(runtime.control):
+        off = [k for k, v in w["entitlements"].items() if not v]
+        print(f"{w['id']}\t{w['name']}\t{w['created']}\tentitlements off: {', '.join(off) or 'none'}")
+    return 0
+
+
+@_with_runtime
+def cmd_workspace_entitlement(runtime: Runtime, args: argparse.Namespace) -> int:
+    service.set_entitlement(runtime.control, args.workspace, args.entitlement, args.state == "on")
+    runtime.admin_event(f"entitlement {args.entitlement} {args.state}", workspace_id=args.workspace)
+    print(f"workspace {args.workspace}: {args.entitlement} {args.state}")
+    return 0
+
+
+@_with_runtime
+def cmd_key_create(runtime: Runtime, args: argparse.Namespace) -> int:
+    key_id, header = service.create_api_key(runtime.control, runtime.pepper, args.workspace, args.mode)
+    runtime.admin_event("key create", target=key_id, workspace_id=args.workspace)
+    print(header)
+    print(f"(key id {key_id}; the value above is shown only once)", file=sys.stderr)
+    return 0
+
+
+@_with_runtime
+def cmd_key_list(runtime: Runtime, args: argparse.Namespace) -> int:
+    for k in service.list_api_keys(runtime.control, args.workspace):
+        state = f"revoked {k['revoked']}" if k["revoked"] else "active"
+        print(
+            f"{k['key_id']}\tworkspace {k['workspace_id']}\t{k['mode']}\t...{k['hint']}\t{k['created']}\t{state}"
+        )
+    return 0
+
+
+@_with_runtime
+def cmd_key_revoke(runtime: Runtime, args: argparse.Namespace) -> int:
+    service.revoke_api_key(runtime.control, args.key_id)
+    runtime.admin_event("key revoke", target=args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+@_with_runtime
+def cmd_metrics_token(runtime: Runtime, args: argparse.Namespace) -> int:
+    token = new_metrics_token(runtime)
+    runtime.admin_event("metrics token")
+    print(token)
+    return 0
+
+
+@_with_runtime
+def cmd_audit_verify(runtime: Runtime, args: argparse.Namespace) -> int:
+    result = runtime.audit.verify()
+    if result.ok:
+        print(f"audit log OK: {result.entries} entries, chain intact")
+        return 0
+    print(f"audit log FAILED verification ({result.entries} entries):")
+    for problem in result.problems:
+        print(f"  - {problem}")
+    return 1
+
+
+@_with_runtime
+def cmd_audit_export(runtime: Runtime, args: argparse.Namespace) -> int:
+    if args.output:
+        with open(args.output, "w") as out:
+            n = runtime.audit.export(out, args.since)
+        print(f"exported {n} entries to {args.output}", file=sys.stderr)
+    else:
+        runtime.audit.export(sys.stdout, args.since)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from sqlcipher3 import dbapi2 as sqlcipher
+
+    data_dir = config.resolve_data_dir(args.data_dir)
+    checks: list[tuple[str, bool, str]] = []
+    checks.append(("sqlcipher", True, f"SQLite {sqlcipher.sqlite_version}"))
+    try:
+        settings = config.load(data_dir)
+        checks.append(("config", True, str(data_dir / config.CONFIG_FILE)))
+    except config.ConfigError as exc:
+        checks.append(("config", False, str(exc)))
+        settings = None
+    mode = data_dir.stat().st_mode & 0o777 if data_dir.exists() else 0
+    checks.append(("data dir permissions", mode & 0o077 == 0, f"{mode:o}"))
+    if settings is not None:
+        try:
+            runtime = open_runtime(settings, _passphrase(args, data_dir))
+        except (crypto.KeyProblem, StorageError, CliError) as exc:
+            checks.append(("keys and databases", False, str(exc)))
+        else:
+            try:
+                checks.append(
+                    ("master key, keyring, databases", True, f"{len(runtime.keyring.names())} keys")
+                )
+                for w in service.list_workspaces(runtime.control):
+                    for env in service.ENVIRONMENTS:
+                        runtime.environment(w["id"], env)
+                checks.append(("workspace databases", True, "all open with their keys, all encrypted"))
+                result = runtime.audit.verify()
+                checks.append(
+                    (
+                        "audit chain",
+                        result.ok,
+                        f"{result.entries} entries" if result.ok else result.problems[0],
+                    )
+                )
+            finally:
+                runtime.close()
+    width = max(len(c[0]) for c in checks)
+    for name, ok, detail in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {name.ljust(width)}  {detail}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+# -- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="Offline Coassemble Embed backend")
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(
+        subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        fn: Callable[..., int],
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help_text)
+        p.add_argument("--data-dir", help="data directory (or APPLIANCE_DATA_DIR)")
+        p.add_argument(
+            "--passphrase-stdin", action="store_true", help="read the master passphrase from stdin"
+        )
+        p.set_defaults(func=fn)
+        return p
+
+    p = command(sub, "init", cmd_init, "create the master key, keyring, databases and a first workspace")
+    p.add_argument("--name", default="Default workspace")
+    p = command(sub, "serve", cmd_serve, "serve the API, embeds and docs")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--tls-self-signed", action="store_true")
+    command(sub, "doctor", cmd_doctor, "check keys, databases, permissions and the audit chain")
+
+    ws = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="action", required=True)
+    command(ws, "create", cmd_workspace_create, "create a workspace").add_argument("--name", required=True)
+    command(ws, "list", cmd_workspace_list, "list workspaces")
+    p = command(ws, "entitlement", cmd_workspace_entitlement, "switch an entitlement on or off")
+    p.add_argument("--workspace", type=int, required=True)
+    p.add_argument("entitlement", choices=service.ENTITLEMENTS)
+    p.add_argument("state", choices=["on", "off"])
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    p = command(key, "create", cmd_key_create, "create an API key (printed once)")
+    p.add_argument("--workspace", type=int, required=True)
+    p.add_argument("--mode", choices=["test", "production"], required=True)
+    p = command(key, "list", cmd_key_list, "list API keys (never their values)")
+    p.add_argument("--workspace", type=int)
+    command(key, "revoke", cmd_key_revoke, "revoke an API key").add_argument("key_id")
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
+    command(audit, "verify", cmd_audit_verify, "check the hash chain")
+    p = command(audit, "export", cmd_audit_export, "write entries as JSON lines")
+    p.add_argument("--output")
+    p.add_argument("--since", type=int, default=0, help="only entries after this sequence number")
+
+    metrics = sub.add_parser("metrics", help="the /metrics endpoint").add_subparsers(
+        dest="action", required=True
+    )
+    command(
+        metrics, "token", cmd_metrics_token, "issue a new metrics bearer token (the old one stops working)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # every file the appliance writes is for its own user only
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except (
+        CliError,
+        config.ConfigError,
+        crypto.KeyProblem,
+        StorageError,
+        service.NotFound,
+        ValueError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

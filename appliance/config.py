@@ -1,0 +1,150 @@
+"""Configuration: `appliance.toml` in the data directory, overridden by `APPLIANCE_*` variables.
+
+Every setting has a section and a key; the variable for `[server] port` is `APPLIANCE_SERVER_PORT`.
+`APPLIANCE_DATA_DIR` stands for `--data-dir`. See docs/configuration.md for the full list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "appliance.toml"
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # base of signed embed URLs; defaults to the listen address
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_min_version: str = "1.2"
+
+
+@dataclass
+class LimitSettings:
+    max_body_bytes: int = 10 * 1024 * 1024
+    rate_per_second: float = 600.0  # per caller (API key, or client address when anonymous)
+    rate_burst: int = 1200
+
+
+@dataclass
+class StorageSettings:
+    synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a killed process
+    busy_timeout_ms: int = 5000  # how long a write waits for another process's lock before failing
+
+
+@dataclass
+class LogSettings:
+    level: str = "INFO"
+    access_log: bool = True
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        return f"{scheme}://{self.server.host}:{self.server.port}"
+
+
+SECTIONS = {"server": ServerSettings, "limits": LimitSettings, "storage": StorageSettings, "log": LogSettings}
+
+
+def _coerce(value: Any, target: Any, name: str) -> Any:
+    try:
+        if target is bool:
+            if isinstance(value, str):
+                if value.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if value.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if target is int:
+            return int(value)
+        if target is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {target.__name__}") from None
+
+
+def resolve_data_dir(arg: str | None) -> Path:
+    value = arg or os.environ.get("APPLIANCE_DATA_DIR")
+    if not value:
+        raise ConfigError("give --data-dir DIR or set APPLIANCE_DATA_DIR")
+    return Path(value).expanduser().resolve()
+
+
+def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = data_dir / CONFIG_FILE
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    settings = Settings(data_dir=data_dir)
+    for section, cls in SECTIONS.items():
+        target = getattr(settings, section)
+        values = raw.get(section, {})
+        for f in dataclasses.fields(cls):
+            name = f"{section}.{f.name}"
+            env_name = f"APPLIANCE_{section.upper()}_{f.name.upper()}"
+            typ = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+            if env_name in env:
+                setattr(target, f.name, _coerce(env[env_name], typ, name))
+            elif f.name in values:
+                setattr(target, f.name, _coerce(values[f.name], typ, name))
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
+    if settings.storage.synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+        raise ConfigError("storage.synchronous must be FULL, NORMAL or EXTRA")
+    if settings.server.tls_min_version not in {"1.2", "1.3"}:
+        raise ConfigError("server.tls_min_version must be 1.2 or 1.3")
+    return settings
+
+
+DEFAULT_TOML = """\
+# Appliance configuration. Every key can be overridden by APPLIANCE_<SECTION>_<KEY>.
+[server]
+host = "127.0.0.1"      # loopback by default; set 0.0.0.0 to serve the network
+port = 8080
+public_url = ""         # the base partners' browsers reach, e.g. https://learn.example.internal
+tls_cert = ""           # PEM certificate; set by `init` to the self-signed one if you asked for it
+tls_key = ""
+tls_min_version = "1.2"
+
+[limits]
+max_body_bytes = 10485760
+rate_per_second = 600
+rate_burst = 1200
+
+[storage]
+synchronous = "FULL"    # FULL: a 2xx write survives power loss. NORMAL: survives a killed process.
+busy_timeout_ms = 5000
+
+[log]
+level = "INFO"
+access_log = true
+"""

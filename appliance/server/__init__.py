@@ -1,0 +1,1 @@
+"""App assembly, middleware, health, metrics and the HTTP(S) server."""

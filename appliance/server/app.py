@@ -1,0 +1,144 @@
+"""Assemble the ASGI application: Litestar routes wrapped by the appliance middleware."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from appliance import __version__
+from appliance.errors import error_body
+from appliance.headless.courses import CoursesController
+from appliance.headless.deps import DEPENDENCIES
+from appliance.headless.themes import ThemesController
+from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
+from appliance.server import logs
+from appliance.server.metrics import Metrics
+from appliance.server.middleware import ApplianceMiddleware, ASGIApp
+from appliance.storage.crypto import keyed_hash
+
+HEADLESS_HANDLERS = [CoursesController, ThemesController]
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        error_body(status, message), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    message = exc.detail
+    if isinstance(exc, ValidationException):
+        malformed = "malformed" in message.lower() or (
+            "json" in message.lower() and "decode" in message.lower()
+        )
+        status = 400 if malformed else 422
+        problems = exc.extra if isinstance(exc.extra, list) else []
+        details = "; ".join(
+            f"{p.get('key', '')}: {p.get('message', '')}".strip(": ") for p in problems if isinstance(p, dict)
+        )
+        message = (
+            "Malformed JSON body" if malformed else f"Validation failed{': ' + details if details else ''}"
+        )
+    elif isinstance(exc, NotFoundException) and message == "Not Found":
+        message = f"Route {request.method} {request.url.path} not found"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed on this route"
+    return _error_response(status, message[:500], exc.headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logs.event("unhandled error", level=40, error=type(exc).__name__, path=request.url.path)
+    return _error_response(500, "Internal error; the request id in X-Request-Id identifies it in the logs")
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str:
+    value = request.headers.get("authorization", "")
+    return value[7:] if value.startswith("Bearer ") else ""
+
+
+def _metrics_token_ok(request: Request[Any, Any, Any]) -> bool:
+    runtime: Runtime = request.app.state.runtime
+    token = _bearer(request)
+    if not token:
+        return False
+    row = (
+        runtime.control.read()
+        .execute("SELECT v FROM settings WHERE k = ?", [METRICS_TOKEN_SETTING])
+        .fetchone()
+    )
+    return row is not None and hmac.compare_digest(row[0], keyed_hash(runtime.pepper, token))
+
+
+@get("/health", sync_to_thread=False, include_in_schema=False)
+def health(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Anonymous callers learn up or down; the metrics token also shows the checks."""
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    for name, database in (("control", runtime.control), ("audit", runtime.audit.database)):
+        try:
+            database.read().execute("SELECT 1").fetchone()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = type(exc).__name__
+    up = all(v == "ok" for v in checks.values())
+    body: dict[str, Any] = {"status": "ok" if up else "unavailable"}
+    if _metrics_token_ok(request):
+        body.update(version=__version__, checks=checks)
+    return Response(body, status_code=200 if up else 503)
+
+
+@get("/metrics", sync_to_thread=False, include_in_schema=False)
+def metrics(request: Request[Any, Any, Any]) -> Response[Any]:
+    if not _metrics_token_ok(request):
+        return _error_response(
+            401, "The metrics endpoint needs its bearer token", {"www-authenticate": "Bearer"}
+        )
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type="text/plain; version=0.0.4")
+
+
+@get("/api/docs/json", sync_to_thread=False, include_in_schema=False)
+def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The cloud publishes its OpenAPI document at this path; so do we."""
+    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+    return schema
+
+
+def create_litestar(runtime: Runtime, metrics_registry: Metrics) -> Litestar:
+    routers = [
+        Router(path="/v1/headless", route_handlers=HEADLESS_HANDLERS, dependencies=DEPENDENCIES),
+        Router(
+            path="/api/v1/headless",
+            route_handlers=HEADLESS_HANDLERS,
+            dependencies=DEPENDENCIES,
+            include_in_schema=False,
+        ),
+    ]
+    app = Litestar(
+        route_handlers=[health, metrics, openapi_json, *routers],
+        exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
+        openapi_config=OpenAPIConfig(
+            title="Coassemble appliance headless API",
+            version=__version__,
+            path="/api/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        request_max_body_size=runtime.settings.limits.max_body_bytes,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = metrics_registry
+    return app
+
+
+def create_app(runtime: Runtime) -> ASGIApp:
+    registry = Metrics()
+    litestar_app: ASGIApp = create_litestar(runtime, registry)  # type: ignore[assignment]
+    return ApplianceMiddleware(litestar_app, runtime, registry)

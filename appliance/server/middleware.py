@@ -1,0 +1,273 @@
+"""The outer ASGI layer every HTTP request passes, matched route or not.
+
+In order: request id, body-size limit, rate limit, API-key authentication for the headless
+prefixes, then the Litestar app. The audit entry is committed when the response starts, before
+any byte reaches the client; if it cannot be committed the client gets 503 instead (fail-closed).
+One JSON access-log line and the metrics are written when the response ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.exceptions import HTTPException
+
+from appliance.errors import error_body
+from appliance.runtime import Runtime
+from appliance.security import apikeys
+from appliance.security.audit import AuditEvent, AuditUnavailable
+from appliance.server import logs
+from appliance.server.metrics import Metrics
+from appliance.workspaces import service
+from appliance.workspaces.service import Principal
+
+# Plain ASGI types: this layer sits outside Litestar and handles any HTTP message.
+Message = dict[str, Any]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AUDIT_DOWN = "The audit log is unavailable; the request was not carried out."
+HEADLESS_PREFIXES = ("/api/v1/headless/", "/v1/headless/")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+_TOKENISH = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
+
+
+def redact_path(path: str) -> str:
+    """Paths go to logs and the audit log; token-like segments (embed URLs) do not."""
+    parts = path.split("/")
+    return "/".join("[redacted]" if len(p) >= 40 or _TOKENISH.match(p) else p for p in parts)[:300]
+
+
+def is_headless(path: str) -> bool:
+    return path.startswith(HEADLESS_PREFIXES) or path in ("/api/v1/headless", "/v1/headless")
+
+
+@dataclass
+class RequestContext:
+    """Per-request facts the handlers read from `scope["appliance"]`."""
+
+    request_id: str
+    principal: Principal | None = None
+    target: str | None = None
+    actor: str = "anonymous"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while Litestar reads a body without Content-Length that grows past the limit."""
+
+    status_code = 413
+
+
+class RateLimiter:
+    """A token bucket per caller (API key hash or client address)."""
+
+    def __init__(self, per_second: float, burst: int) -> None:
+        self.rate = per_second
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, caller: str) -> float:
+        """Return 0 if allowed, otherwise the seconds to wait."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(caller, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[caller] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[caller] = (tokens - 1.0, now)
+        if len(self._buckets) > 50_000:
+            cutoff = now - 60
+            self._buckets = {k: v for k, v in self._buckets.items() if v[1] > cutoff}
+        return 0.0
+
+
+class ApplianceMiddleware:
+    def __init__(self, app: ASGIApp, runtime: Runtime, metrics: Metrics) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.metrics = metrics
+        limits = runtime.settings.limits
+        self.max_body = limits.max_body_bytes
+        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self.access_log = runtime.settings.log.access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        ctx = RequestContext(request_id=secrets.token_hex(8))
+        scope["appliance"] = ctx
+        method: str = scope["method"]
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        client_addr = client[0] if client else None
+        state = {"status": 500, "audit_failed": False, "started": False}
+
+        async def send_audited(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                try:
+                    await self.runtime.audit.record(
+                        self._event(ctx, method, path, status, headers, client_addr, started)
+                    )
+                except AuditUnavailable:
+                    self.metrics.count("audit_failures")
+                    state["audit_failed"] = True
+                    status = 503
+                    message = _error_start(503, ctx.request_id, {})
+                    state["status"] = status
+                    state["started"] = True
+                    await send(message)
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _error_bytes(503, AUDIT_DOWN),
+                            "more_body": False,
+                        }
+                    )
+                    return
+                state["status"] = status
+                state["started"] = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", ctx.request_id.encode()),
+                    *SECURITY_HEADERS,
+                ]
+                await send(message)
+            elif not state["audit_failed"]:
+                await send(message)
+
+        try:
+            refusal = self._precheck(ctx, method, path, headers, client_addr)
+            if refusal is None and method not in SAFE_METHODS:
+                try:
+                    await self.runtime.audit.ensure_writable()
+                except AuditUnavailable:
+                    refusal = 503, AUDIT_DOWN, {}
+            if refusal is not None:
+                status, message, extra = refusal
+                await send_audited(_error_start(status, ctx.request_id, extra))
+                await send_audited({"type": "http.response.body", "body": _error_bytes(status, message)})
+                return
+            await self.app(scope, self._limited_receive(receive), send_audited)
+        except BodyTooLarge:
+            if not state["started"]:
+                await send_audited(_error_start(413, ctx.request_id, {}))
+                await send_audited(
+                    {"type": "http.response.body", "body": _error_bytes(413, self._too_large())}
+                )
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(method, int(state["status"]), elapsed)
+            if self.access_log:
+                logs.event(
+                    "request",
+                    request_id=ctx.request_id,
+                    method=method,
+                    path=redact_path(path),
+                    status=state["status"],
+                    ms=round(elapsed * 1000, 2),
+                    actor=ctx.actor,
+                )
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than the limit of {self.max_body} bytes"
+
+    def _precheck(
+        self, ctx: RequestContext, method: str, path: str, headers: dict[str, str], client: str | None
+    ) -> tuple[int, str, dict[str, str]] | None:
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return 400, "Invalid Content-Length header", {}
+            if int(length) > self.max_body:
+                return 413, self._too_large(), {}
+        auth = headers.get("authorization")
+        caller = "k:" + hashlib.sha256(auth.encode()).hexdigest()[:16] if auth else f"ip:{client}"
+        wait = self.limiter.allow(caller)
+        if wait:
+            self.metrics.count("rate_limited")
+            return 429, "Too many requests; slow down and retry", {"retry-after": str(max(1, round(wait)))}
+        if is_headless(path):
+            presented = apikeys.parse_authorization(auth)
+            principal = (
+                service.authenticate(self.runtime.control, self.runtime.pepper, presented)
+                if presented
+                else None
+            )
+            if principal is None:
+                return 401, "Invalid Authorization header", {}
+            ctx.principal = principal
+            ctx.actor = principal.actor
+            workspace = service.get_workspace(self.runtime.control, principal.workspace_id)
+            if not workspace["entitlements"].get("api", False):
+                return 403, "Your plan does not include API access (api entitlement)", {}
+        return None
+
+    def _limited_receive(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge(
+                        detail=f"The request body is larger than the limit of {self.max_body} bytes"
+                    )
+            return message
+
+        return wrapped
+
+    @staticmethod
+    def _event(
+        ctx: RequestContext,
+        method: str,
+        path: str,
+        status: int,
+        headers: dict[str, str],
+        client: str | None,
+        started: float,
+    ) -> AuditEvent:
+        principal = ctx.principal
+        return AuditEvent(
+            actor=ctx.actor,
+            method=method,
+            route=redact_path(path),
+            status=status,
+            request_id=ctx.request_id,
+            workspace_id=principal.workspace_id if principal else None,
+            environment=principal.environment if principal else None,
+            target=ctx.target,
+            client=client,
+            user_agent=(headers.get("user-agent") or "")[:200] or None,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+
+def _error_bytes(status: int, message: str) -> bytes:
+    return json.dumps(error_body(status, message)).encode()
+
+
+def _error_start(status: int, request_id: str, extra: dict[str, str]) -> Message:
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.encode(), v.encode()) for k, v in extra.items()]
+    return {"type": "http.response.start", "status": status, "headers": headers}

@@ -1,0 +1,58 @@
+"""Run the server with uvicorn (uvloop + httptools), over HTTP or TLS 1.2+."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from appliance.runtime import Runtime
+from appliance.server import logs
+from appliance.server.app import create_app
+from appliance.server.tls import server_context
+
+
+class _TLSConfig(uvicorn.Config):
+    """uvicorn builds its own SSL context; replace it with ours (explicit TLS floor)."""
+
+    def __init__(self, *args: Any, tls: tuple[Path, Path, str] | None = None, **kwargs: Any) -> None:
+        self._tls = tls
+        super().__init__(*args, **kwargs)
+
+    def load(self) -> None:
+        super().load()
+        if self._tls is not None:
+            self.ssl = server_context(*self._tls)
+
+
+def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
+    settings = runtime.settings
+    logs.setup(settings.log.level)
+    app = create_app(runtime)
+    config = _TLSConfig(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+        tls=(*tls, settings.server.tls_min_version) if tls else None,
+        # uvicorn only enables TLS when it is given a certificate; ours replaces its context in load()
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
+    )
+    server = uvicorn.Server(config)
+    runtime.audit.start_anchoring()
+    scheme = "https" if tls else "http"
+    logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir))
+    try:
+        asyncio.run(server.serve())
+    finally:
+        runtime.close()
+        logs.event("stopped")

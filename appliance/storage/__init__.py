@@ -1,0 +1,1 @@
+"""Encrypted storage: master key, keyring, SQLCipher databases, migrations."""

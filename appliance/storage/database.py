@@ -1,0 +1,244 @@
+"""SQLCipher 4 databases with one writer thread and thread-local readers.
+
+Every database file is AES-256 encrypted (SQLCipher 4: AES-256-CBC + HMAC-SHA512 per page) under a
+raw 256-bit key from the keyring, so opening costs no KDF. Writes go through a single writer thread
+that commits waiting jobs together (group commit: one fsync serves many writes); each job runs in
+its own savepoint so one failing job does not undo the others. Reads use one connection per thread.
+
+Pitfalls handled here (see the storage lab notes): sqlite-utils must raise sqlcipher3's exception
+classes; the key must be set before any other pragma; a wrong key only shows on the first read;
+never open one file with two SQLite libraries in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+import sqlite_utils.db
+from sqlcipher3 import dbapi2 as sqlcipher
+
+# sqlite-utils catches sqlite3.* exceptions; make it catch sqlcipher3's instead. We never let
+# sqlite-utils open a path itself (that would be an unkeyed file), only our own connections.
+sqlite_utils.db.sqlite3 = sqlcipher  # type: ignore[attr-defined]
+
+PLAIN_SQLITE_HEADER = b"SQLite format 3\x00"
+MAX_GROUP = 256
+
+T = TypeVar("T")
+DatabaseError = sqlcipher.DatabaseError
+IntegrityError = sqlcipher.IntegrityError
+
+
+def last_id(cursor: Any) -> int:
+    """The rowid an INSERT just made (sqlite3 types it as optional)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise StorageError("the statement inserted no row")
+    return int(rowid)
+
+
+class StorageError(Exception):
+    """A database cannot be used safely (wrong key, not encrypted, wrong identity)."""
+
+
+def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> Any:
+    """Open and key one SQLCipher connection, verifying the key with a first read."""
+    if len(key) != 32:
+        raise StorageError("database keys are 256-bit")
+    conn = sqlcipher.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    conn.execute("PRAGMA cipher_compatibility = 4")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError:
+        conn.close()
+        raise StorageError(
+            f"{path.name} does not open with its key (wrong key or not a SQLCipher 4 file)"
+        ) from None
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+        conn.close()
+        raise StorageError(f"{path.name}: cannot enable WAL")
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def check_encrypted(path: Path) -> None:
+    """Refuse a database file that opens without its key: it would be plaintext on disk."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header == PLAIN_SQLITE_HEADER:
+        raise StorageError(f"{path} is a plaintext SQLite file; refusing to run")
+    if not header:
+        return
+    probe = sqlcipher.connect(str(path))
+    try:
+        probe.execute("PRAGMA cipher_log_level = NONE")
+        probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError:
+        return
+    finally:
+        probe.close()
+    raise StorageError(f"{path} opens without a key; refusing to run")
+
+
+@dataclass
+class _Job:
+    fn: Callable[[sqlite_utils.Database], Any]
+    future: Future[Any] = field(default_factory=Future)
+    transactional: bool = True
+
+
+class Database:
+    """One encrypted database file: a writer thread plus thread-local readers."""
+
+    def __init__(
+        self, path: Path, key: bytes, *, name: str, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000
+    ) -> None:
+        self.path = path
+        self.name = name
+        self._key = key
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer = sqlite_utils.Database(
+            connect(path, key, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        )
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"writer:{name}", daemon=True)
+        self._thread.start()
+
+    # -- writes ---------------------------------------------------------------------------------
+    def submit(self, fn: Callable[[sqlite_utils.Database], T], *, transactional: bool = True) -> Future[T]:
+        """Queue a write; it runs on the writer thread inside a transaction (or alone, if not)."""
+        if self._closed:
+            raise StorageError(f"database {self.name} is closed")
+        job = _Job(fn, transactional=transactional)
+        self._jobs.put(job)
+        return job.future
+
+    def write(self, fn: Callable[[sqlite_utils.Database], T], *, transactional: bool = True) -> T:
+        return self.submit(fn, transactional=transactional).result()
+
+    async def awrite(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            if not job.transactional:
+                self._run_alone(job)
+                continue
+            group = [job]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if not nxt.transactional:
+                    self._commit_group(group)
+                    group = []
+                    self._run_alone(nxt)
+                    break
+                group.append(nxt)
+            if group:
+                self._commit_group(group)
+            if stop:
+                break
+        self._writer.conn.close()
+
+    def _run_alone(self, job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            job.future.set_result(job.fn(self._writer))
+        except BaseException as exc:
+            job.future.set_exception(exc)
+
+    def _commit_group(self, group: list[_Job]) -> None:
+        conn = self._writer.conn
+        live = [job for job in group if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in live:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.fn(self._writer)
+                except Exception as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                    outcomes.append((job, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, result, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in live:
+                job.future.set_exception(exc)
+            return
+        for job, result, error in outcomes:
+            if error is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(error)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read(self) -> sqlite_utils.Database:
+        """This thread's read-only view (query_only connection, opened and keyed once)."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise StorageError(f"database {self.name} is closed")
+            conn = connect(
+                self.path, self._key, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
+            )
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA cache_size = -8000")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(conn)
+        return db
+
+    def close(self) -> None:
+        """Drain queued writes, stop the writer and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except sqlcipher.ProgrammingError:
+                    pass  # a reader that belongs to another, still-running thread
+            self._readers.clear()

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Install, Server, init_data_dir, start_server
+
+
+@pytest.fixture(scope="session")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
+    """One initialised data directory shared by the read-mostly server tests."""
+    return init_data_dir(tmp_path_factory.mktemp("shared") / "data")
+
+
+@pytest.fixture(scope="session")
+def server(install: Install) -> Iterator[Server]:
+    srv = start_server(install.data_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def fresh_install(tmp_path: Path) -> Install:
+    return init_data_dir(tmp_path / "data")

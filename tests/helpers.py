@@ -1,0 +1,129 @@
+"""Real objects for tests: data directories made by the real CLI, servers run as real processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(
+    *args: str,
+    data_dir: Path | None = None,
+    input_text: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "appliance", *args]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, input=input_text, env={**os.environ, **(env or {})}, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Install:
+    data_dir: Path
+    workspace_id: int
+    test_key: str
+    metrics_token: str
+
+
+def init_data_dir(data_dir: Path) -> Install:
+    out = cli("init", data_dir=data_dir).stdout
+    workspace = int(re.search(r"Workspace id: (\d+)", out).group(1))  # type: ignore[union-attr]
+    key = re.search(r"(COASSEMBLE:\d+:[0-9a-f]{64})", out).group(1)  # type: ignore[union-attr]
+    token = re.search(r"Metrics token \(shown once\): (\S+)", out).group(1)  # type: ignore[union-attr]
+    return Install(data_dir, workspace, key, token)
+
+
+def create_key(data_dir: Path, workspace_id: int, mode: str) -> str:
+    return cli(
+        "key", "create", "--workspace", str(workspace_id), "--mode", mode, data_dir=data_dir
+    ).stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    scheme: str = "http"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def client(self, key: str | None = None, **kw: Any) -> httpx.Client:
+        headers = {"Authorization": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kw)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    data_dir: Path, *extra_args: str, env: dict[str, str] | None = None, scheme: str = "http"
+) -> Server:
+    port = free_port()
+    log_path = data_dir.parent / f"server-{port}.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    server = Server(data_dir, port, process, log_path, scheme)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{server.log()}")
+        try:
+            httpx.get(f"{server.url}/health", timeout=1, verify=False)
+            return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"server did not start:\n{server.log()}")
