@@ -5,7 +5,10 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from pathlib import Path
+
 from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.static_files import create_static_files_router
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -22,6 +25,8 @@ from appliance.server.middleware import ApplianceMiddleware, ASGIApp
 from appliance.storage.crypto import keyed_hash
 
 HEADLESS_HANDLERS = [CoursesController, ThemesController]
+SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
+SWAGGER_URL = "/api/docs/static"
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -121,13 +126,28 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics) -> Litestar:
         ),
     ]
     app = Litestar(
-        route_handlers=[health, metrics, openapi_json, *routers],
+        route_handlers=[
+            health,
+            metrics,
+            openapi_json,
+            create_static_files_router(SWAGGER_URL, directories=[SWAGGER_DIR], include_in_schema=False),
+            *routers,
+        ],
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
         openapi_config=OpenAPIConfig(
             title="Coassemble appliance headless API",
             version=__version__,
             path="/api/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            # the UI's scripts are served by the appliance itself: no CDN on an air-gapped network
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/",
+                    js_url=f"{SWAGGER_URL}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER_URL}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER_URL}/swagger-ui-standalone-preset.js",
+                    favicon="<link rel='icon' href='data:,'>",
+                )
+            ],
         ),
         request_max_body_size=runtime.settings.limits.max_body_bytes,
         debug=False,

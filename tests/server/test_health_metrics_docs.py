@@ -26,6 +26,8 @@ def test_openapi_document_lists_the_headless_routes(server: Server) -> None:
     assert "/v1/headless/themes/{theme_id}" in doc["paths"]
     ui = server.client().get("/api/docs/")
     assert ui.status_code == 200 and "swagger" in ui.text.lower()
+    assert "unpkg" not in ui.text and "cdn" not in ui.text.lower()  # works offline
+    assert server.client().get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
 def test_structured_logs_carry_the_request_id(server: Server) -> None:
