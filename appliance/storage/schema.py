@@ -100,6 +100,9 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
             type TEXT NOT NULL DEFAULT 'standard',
             legacy INTEGER NOT NULL DEFAULT 0,
             theme_id INTEGER REFERENCES themes(id) ON DELETE SET NULL,
+            language TEXT NOT NULL DEFAULT 'en',
+            translation_of INTEGER REFERENCES courses(id) ON DELETE CASCADE,  -- a language variant's source
+            default_language INTEGER NOT NULL DEFAULT 1,
             revision INTEGER NOT NULL DEFAULT 0,
             draft TEXT NOT NULL,             -- JSON content: {start, finish, screens}
             published_content TEXT,          -- JSON content of the last published revision
@@ -110,6 +113,147 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX courses_owner ON courses(client_identifier, identifier)")
+    db.execute(
+        """CREATE TABLE clients (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_identifier TEXT NOT NULL UNIQUE,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            identifier TEXT NOT NULL UNIQUE,
+            client_identifier TEXT,
+            name TEXT,
+            avatar TEXT,
+            email TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            test_mode INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX users_client ON users(client_identifier)")
+    db.execute(
+        """CREATE TABLE trackings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            course_id INTEGER NOT NULL REFERENCES courses(id) ON DELETE CASCADE,
+            identifier TEXT NOT NULL,
+            client_identifier TEXT,
+            collection_tracking_id INTEGER,
+            email TEXT,
+            name TEXT,
+            language TEXT,
+            referrer TEXT,
+            commenced TEXT,
+            completed TEXT,
+            progress_percent INTEGER NOT NULL DEFAULT 0,
+            score REAL,
+            passed INTEGER,
+            total_time INTEGER NOT NULL DEFAULT 0,   -- seconds
+            feedback TEXT,
+            scorm INTEGER NOT NULL DEFAULT 0,
+            attempts TEXT NOT NULL DEFAULT '[]',     -- JSON: screen attempts
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            UNIQUE (course_id, identifier)
+        )"""
+    )
+    db.execute("CREATE INDEX trackings_identifier ON trackings(identifier)")
+    db.execute(
+        """CREATE TABLE collections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            identifier TEXT,
+            client_identifier TEXT,
+            theme_id INTEGER REFERENCES themes(id) ON DELETE SET NULL,
+            course_ids TEXT NOT NULL DEFAULT '[]',   -- JSON: ordered course ids
+            active INTEGER NOT NULL DEFAULT 1,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            deleted TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE collection_trackings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            identifier TEXT NOT NULL,
+            client_identifier TEXT,
+            name TEXT,
+            commenced TEXT,
+            completed TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            UNIQUE (collection_id, identifier)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE allowances (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_identifier TEXT,                  -- NULL: the workspace environment as a whole
+            metric TEXT NOT NULL,
+            limit_value INTEGER,                     -- NULL: unlimited
+            top_up INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            UNIQUE (client_identifier, metric)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE webhook_endpoints (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,                    -- JSON list of event names
+            enabled INTEGER NOT NULL DEFAULT 1,
+            secret TEXT NOT NULL,                    -- signing secret (the database is encrypted)
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            delivery_id TEXT NOT NULL UNIQUE,        -- X-Coassemble-Delivery, for receivers' dedupe
+            endpoint_id INTEGER NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            body TEXT NOT NULL,                      -- the exact bytes that are signed and sent
+            test INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT,
+            created TEXT NOT NULL,
+            delivered TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX webhook_outbox_due ON webhook_outbox(status, next_attempt)")
+    db.execute(
+        """CREATE TABLE webhook_attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            outbox_id INTEGER NOT NULL REFERENCES webhook_outbox(id) ON DELETE CASCADE,
+            time TEXT NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms REAL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE request_failures (
+            id INTEGER PRIMARY KEY,                  -- one row (id 1): the last failure, for setup/status
+            time TEXT NOT NULL,
+            method TEXT NOT NULL,
+            route TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            fix TEXT NOT NULL
+        )"""
+    )
 
 
 MIGRATIONS: dict[str, list[Migration]] = {
