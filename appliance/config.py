@@ -50,12 +50,36 @@ class LogSettings:
 
 
 @dataclass
+class WebhookSettings:
+    allow_hosts: list[str] = field(default_factory=list)  # hostnames, *.domains, IPs, CIDRs; empty: none
+    allow_http: bool = False  # https only unless the operator allows plain http receivers
+    ca_file: str = ""  # extra PEM CA bundle (internal CA) trusted besides the system store
+    timeout_seconds: float = 10.0
+    max_attempts: int = 10
+    backoff_base_seconds: float = 30.0  # retry n waits base * 2^(n-1) (+-20 % jitter), capped below
+    backoff_max_seconds: float = 3600.0
+    poll_seconds: float = 1.0
+    concurrency: int = 4
+    retention_days: float = 30.0  # delivered and failed deliveries are then forgotten
+
+
+@dataclass
+class BackupSettings:
+    path: str = ""  # where snapshots and log segments go; empty: <data dir>/backups (use another disk)
+    retention_days: float = 7.0  # point-in-time recovery window
+    ship_interval_seconds: float = 1.0  # committed changes reach the log within about this long
+    snapshot_interval_hours: float = 24.0  # plus one after every migration and on demand
+
+
+@dataclass
 class Settings:
     data_dir: Path
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
 
     @property
     def base_url(self) -> str:
@@ -65,7 +89,14 @@ class Settings:
         return f"{scheme}://{self.server.host}:{self.server.port}"
 
 
-SECTIONS = {"server": ServerSettings, "limits": LimitSettings, "storage": StorageSettings, "log": LogSettings}
+SECTIONS = {
+    "server": ServerSettings,
+    "limits": LimitSettings,
+    "storage": StorageSettings,
+    "log": LogSettings,
+    "webhooks": WebhookSettings,
+    "backup": BackupSettings,
+}
 
 
 def _coerce(value: Any, target: Any, name: str) -> Any:
@@ -82,6 +113,11 @@ def _coerce(value: Any, target: Any, name: str) -> Any:
             return int(value)
         if target is float:
             return float(value)
+        if target is list:  # a TOML array, or comma-separated text (environment variables)
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list):
+                raise ValueError(value)
+            return [str(v).strip() for v in items if str(v).strip()]
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}: {value!r} is not a valid {target.__name__}") from None
@@ -110,7 +146,7 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         for f in dataclasses.fields(cls):
             name = f"{section}.{f.name}"
             env_name = f"APPLIANCE_{section.upper()}_{f.name.upper()}"
-            typ = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+            typ = {"int": int, "float": float, "bool": bool, "str": str, "list[str]": list}[str(f.type)]
             if env_name in env:
                 setattr(target, f.name, _coerce(env[env_name], typ, name))
             elif f.name in values:
@@ -122,7 +158,30 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("storage.synchronous must be FULL, NORMAL or EXTRA")
     if settings.server.tls_min_version not in {"1.2", "1.3"}:
         raise ConfigError("server.tls_min_version must be 1.2 or 1.3")
+    _check_webhooks(settings.webhooks)
+    if min(settings.backup.retention_days, settings.backup.ship_interval_seconds) <= 0:
+        raise ConfigError("backup.retention_days and backup.ship_interval_seconds must be positive")
     return settings
+
+
+def _check_webhooks(hooks: WebhookSettings) -> None:
+    from appliance.webhooks.allow import AllowList
+
+    try:
+        AllowList.parse(hooks.allow_hosts)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if hooks.ca_file:
+        import ssl
+
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=hooks.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"webhooks.ca_file: {hooks.ca_file} is not a readable PEM bundle ({exc})") from None
+    if hooks.max_attempts < 1 or hooks.concurrency < 1:
+        raise ConfigError("webhooks.max_attempts and webhooks.concurrency must be at least 1")
+    if min(hooks.timeout_seconds, hooks.backoff_base_seconds, hooks.poll_seconds) <= 0:
+        raise ConfigError("webhooks timeouts, backoff and poll interval must be positive")
 
 
 DEFAULT_TOML = """\
@@ -147,4 +206,22 @@ busy_timeout_ms = 5000
 [log]
 level = "INFO"
 access_log = true
+
+[webhooks]
+allow_hosts = []        # receivers partners may register: ["hooks.example.internal", "10.20.0.0/16"]
+allow_http = false      # true lets partners register plain http:// receivers
+ca_file = ""            # PEM bundle of an internal CA, trusted besides the system store
+timeout_seconds = 10
+max_attempts = 10
+backoff_base_seconds = 30   # retries after ~30 s, 1, 2, 4, 8, 16, 32 min, then hourly (+-20 % jitter)
+backoff_max_seconds = 3600
+poll_seconds = 1
+concurrency = 4
+retention_days = 30
+
+[backup]
+path = ""                   # snapshots + change log; empty: <data dir>/backups. Prefer a second disk.
+retention_days = 7          # point-in-time recovery window
+ship_interval_seconds = 1   # changes reach the encrypted log within about this long
+snapshot_interval_hours = 24
 """

@@ -14,6 +14,7 @@ Data directory layout:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance import config
@@ -45,6 +46,7 @@ class Runtime:
         self._environments: dict[tuple[int, str], Database] = {}
         self._env_lock = threading.Lock()
         self._sync = sync
+        self.closers: list[Callable[[], None]] = []  # run first by close() (e.g. the key store)
 
     def _open(self, path: Path, key_name: str, name: str, kind: str, meta: dict[str, str]) -> Database:
         check_encrypted(path)
@@ -92,6 +94,20 @@ class Runtime:
                 self._environments[(workspace_id, environment)] = database
             return database
 
+    def open_environments(self) -> list[Database]:
+        """The environment databases this process has open right now."""
+        with self._env_lock:
+            return list(self._environments.values())
+
+    def environment_ids(self) -> list[tuple[int, str]]:
+        """Every workspace environment that has a database file (for background workers)."""
+        return [
+            (w["id"], environment)
+            for w in service.list_workspaces(self.control)
+            for environment in ENVIRONMENTS
+            if self.environment_path(w["id"], environment).exists()
+        ]
+
     def create_workspace(self, name: str) -> int:
         workspace_id = service.create_workspace_row(self.control, name)
         for environment in ENVIRONMENTS:
@@ -119,6 +135,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
         with self._env_lock:
             for database in self._environments.values():
                 database.close()

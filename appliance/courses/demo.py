@@ -86,4 +86,6 @@ def seed_demo_course(db: sqlite_utils.Database) -> int:
             now,
         ],
     )
-    return last_id(cursor)
+    course_id = last_id(cursor)
+    db.execute("INSERT OR REPLACE INTO app_meta (k, v) VALUES ('demo_course_id', ?)", [str(course_id)])
+    return course_id

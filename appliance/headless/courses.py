@@ -1,50 +1,36 @@
-"""Courses: list and get (coassemble-api.md §2.1)."""
+"""Courses (coassemble-api.md §2.1): list, get, soft delete, restore, duplicate, publish, revert,
+content manifest. Thin handlers over appliance.courses.service."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
-from litestar.params import Parameter
+import msgspec
+import sqlite_utils
+from litestar import Controller, Request, delete, get, post
+from litestar.params import QueryParameter
 
-from appliance.courses.model import course_to_wire
-from appliance.errors import ApiError, not_found
-from appliance.headless.deps import set_target
-from appliance.storage.database import Database
+from appliance.courses import service
+from appliance.errors import ApiError
+from appliance.headless.common import check_owner, page_window
+from appliance.headless.deps import require_entitlement, set_target
+from appliance.storage.database import Database, fetch_all
 
-MAX_LENGTH = 100
-
-
-def page_window(page: int, length: int) -> tuple[int, int]:
-    """The cloud's pagination: 0-based pages, length defaults to 100 and is capped at 100."""
-    if page < 0:
-        raise ApiError(422, "page must be 0 or greater")
-    if length < 0:
-        raise ApiError(422, "length must be between 0 and 100")
-    length = min(length, MAX_LENGTH)
-    return length, page * length
+Identifier = Annotated[str | None, QueryParameter(name="identifier")]
+ClientIdentifier = Annotated[str | None, QueryParameter(name="clientIdentifier")]
 
 
-def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = db.read().execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+class DuplicateInput(msgspec.Struct):
+    identifier: str | None = None
+    clientIdentifier: str | None = None
 
 
-def load_theme(db: Database, theme_id: int | None) -> dict[str, Any] | None:
-    if theme_id is None:
-        return None
-    rows = _rows(db, "SELECT preset, font, logo, colours FROM themes WHERE id = ?", [theme_id])
-    if not rows:
-        return None
-    r = rows[0]
-    return {
-        "preset": r["preset"],
-        "font": r["font"],
-        "logo": json.loads(r["logo"]),
-        "colours": json.loads(r["colours"]),
-    }
+def _owned(
+    db: sqlite_utils.Database, course_id: int, identifier: str | None, client: str | None
+) -> dict[str, Any]:
+    row = service.get_row(db, course_id)
+    check_owner(row, "Course", identifier, client)
+    return row
 
 
 class CoursesController(Controller):
@@ -54,15 +40,15 @@ class CoursesController(Controller):
     def list_courses(
         self,
         db: Database,
-        identifier: str | None = None,
-        client_identifier: Annotated[str | None, Parameter(query="clientIdentifier")] = None,
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
         title: str | None = None,
         deleted: bool = False,
         page: int = 0,
         length: int = 100,
     ) -> list[dict[str, Any]]:
         limit, offset = page_window(page, length)
-        where = ["deleted IS NOT NULL" if deleted else "deleted IS NULL"]
+        where = ["deleted IS NOT NULL" if deleted else "deleted IS NULL", "translation_of IS NULL"]
         params: list[Any] = []
         if identifier is not None:
             where.append("identifier = ?")
@@ -73,17 +59,116 @@ class CoursesController(Controller):
         if title:
             where.append("instr(lower(title), lower(?)) > 0")
             params.append(title)
-        rows = _rows(
-            db,
+        reader = db.read()
+        rows = fetch_all(
+            reader,
             f"SELECT * FROM courses WHERE {' AND '.join(where)} ORDER BY id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [course_to_wire(r, load_theme(db, r["theme_id"])) for r in rows]
+        return [service.to_wire(reader, r) for r in rows]
 
     @get("/courses/{course_id:int}", summary="Get one course", sync_to_thread=False)
-    def get_course(self, request: Request[Any, Any, Any], db: Database, course_id: int) -> dict[str, Any]:
+    def get_course(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
+    ) -> dict[str, Any]:
         set_target(request, f"course:{course_id}")
-        rows = _rows(db, "SELECT * FROM courses WHERE id = ?", [course_id])
-        if not rows:
-            raise not_found("Course")
-        return course_to_wire(rows[0], load_theme(db, rows[0]["theme_id"]))
+        reader = db.read()
+        return service.to_wire(reader, _owned(reader, course_id, identifier, client_identifier))
+
+    @delete("/course/{course_id:int}", summary="Soft-delete a course", status_code=200)
+    async def delete_course(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
+    ) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            _owned(w, course_id, identifier, client_identifier)
+            service.soft_delete(w, course_id)
+            return service.wire(w, course_id)
+
+        return await db.awrite(job)
+
+    @post("/course/{course_id:int}/restore", summary="Restore a soft-deleted course", status_code=200)
+    async def restore_course(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
+    ) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            _owned(w, course_id, identifier, client_identifier)
+            service.restore(w, course_id)
+            return service.wire(w, course_id)
+
+        return await db.awrite(job)
+
+    @post("/course/{course_id:int}/duplicate", summary="Duplicate a course", status_code=200)
+    async def duplicate_course(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        data: DuplicateInput | None = None,
+    ) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+        body = data or DuplicateInput()
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            new_id = service.duplicate(w, course_id, body.identifier, body.clientIdentifier)
+            return service.wire(w, new_id)
+
+        return await db.awrite(job)
+
+    @post("/course/{course_id:int}/publish", summary="Publish the current draft", status_code=200)
+    async def publish_course(
+        self, request: Request[Any, Any, Any], db: Database, course_id: int
+    ) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+        require_entitlement(request, "api_authoring")
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            service.publish(w, course_id)
+            return service.wire(w, course_id)
+
+        return await db.awrite(job)
+
+    @post(
+        "/course/{course_id:int}/revert", summary="Revert the draft to the published version", status_code=200
+    )
+    async def revert_course(
+        self, request: Request[Any, Any, Any], db: Database, course_id: int
+    ) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+        require_entitlement(request, "api_authoring")
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            service.revert(w, course_id)
+            return service.wire(w, course_id)
+
+        return await db.awrite(job)
+
+    @get("/course/content/{course_id:int}", summary="Course content manifest", sync_to_thread=False)
+    def course_content(self, request: Request[Any, Any, Any], db: Database, course_id: int) -> dict[str, Any]:
+        set_target(request, f"course:{course_id}")
+        return service.content_manifest(db.read(), course_id)
+
+    @get("/course/scorm/{course_id:int}", summary="Export a SCORM package", sync_to_thread=False)
+    def course_scorm(self, request: Request[Any, Any, Any], db: Database, course_id: int) -> None:
+        set_target(request, f"course:{course_id}")
+        require_entitlement(request, "scorm")
+        service.get_row(db.read(), course_id)
+        raise ApiError(501, "SCORM export is not available in this release of the appliance yet")

@@ -9,7 +9,7 @@ from litestar.di import Provide
 
 from appliance.errors import ApiError, forbidden
 from appliance.runtime import Runtime
-from appliance.server.middleware import RequestContext
+from appliance.server.context import RequestContext
 from appliance.storage.database import Database
 from appliance.workspaces import service
 from appliance.workspaces.service import Principal

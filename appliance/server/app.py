@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-
 from litestar import Litestar, MediaType, Request, Response, Router, get
-from litestar.static_files import create_static_files_router
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from appliance import __version__
 from appliance.errors import error_body
+from appliance.headless.collections import CollectionsController
 from appliance.headless.courses import CoursesController
 from appliance.headless.deps import DEPENDENCIES
+from appliance.headless.identities import IdentitiesController
+from appliance.headless.setup import SetupController
 from appliance.headless.themes import ThemesController
+from appliance.headless.trackings import TrackingsController
+from appliance.headless.usage import UsageController
+from appliance.headless.webhooks import WebhooksController
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
 from appliance.server import logs
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp
 from appliance.storage.crypto import keyed_hash
 
-HEADLESS_HANDLERS = [CoursesController, ThemesController]
+HEADLESS_HANDLERS = [
+    CoursesController,
+    IdentitiesController,
+    TrackingsController,
+    CollectionsController,
+    ThemesController,
+    UsageController,
+    SetupController,
+    WebhooksController,
+]
 SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_URL = "/api/docs/static"
 

@@ -14,16 +14,17 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.exceptions import HTTPException
 
 from appliance.errors import error_body
+from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
 from appliance.server import logs
+from appliance.server.context import RequestContext
 from appliance.server.metrics import Metrics
 from appliance.workspaces import service
 from appliance.workspaces.service import Principal
@@ -54,17 +55,6 @@ def redact_path(path: str) -> str:
 
 def is_headless(path: str) -> bool:
     return path.startswith(HEADLESS_PREFIXES) or path in ("/api/v1/headless", "/v1/headless")
-
-
-@dataclass
-class RequestContext:
-    """Per-request facts the handlers read from `scope["appliance"]`."""
-
-    request_id: str
-    principal: Principal | None = None
-    target: str | None = None
-    actor: str = "anonymous"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class BodyTooLarge(HTTPException):
@@ -118,7 +108,8 @@ class ApplianceMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         client_addr = client[0] if client else None
-        state = {"status": 500, "audit_failed": False, "started": False}
+        state: dict[str, Any] = {"status": 500, "audit_failed": False, "started": False}
+        error_body = bytearray()
 
         async def send_audited(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -152,6 +143,8 @@ class ApplianceMiddleware:
                 ]
                 await send(message)
             elif not state["audit_failed"]:
+                if state["status"] >= 400 and len(error_body) < 2048:
+                    error_body.extend(message.get("body", b"")[:2048])
                 await send(message)
 
         try:
@@ -174,6 +167,8 @@ class ApplianceMiddleware:
                     {"type": "http.response.body", "body": _error_bytes(413, self._too_large())}
                 )
         finally:
+            if ctx.principal is not None and state["status"] >= 400 and not state["audit_failed"]:
+                self._remember_failure(ctx.principal, method, path, int(state["status"]), bytes(error_body))
             elapsed = time.perf_counter() - started
             self.metrics.observe(method, int(state["status"]), elapsed)
             if self.access_log:
@@ -186,6 +181,20 @@ class ApplianceMiddleware:
                     ms=round(elapsed * 1000, 2),
                     actor=ctx.actor,
                 )
+
+    def _remember_failure(
+        self, principal: Principal, method: str, path: str, status: int, body: bytes
+    ) -> None:
+        """Keep the caller's last failed request for `setup/status` (best effort, not awaited)."""
+        try:
+            message = str(json.loads(body).get("message", ""))
+        except (ValueError, AttributeError):
+            message = ""
+        try:
+            database = self.runtime.environment(principal.workspace_id, principal.environment)
+            database.submit(lambda db: record_failure(db, method, redact_path(path), status, message))
+        except Exception:  # noqa: S110 - diagnostics must never break the request path
+            pass
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_body} bytes"

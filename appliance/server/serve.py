@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from appliance.runtime import Runtime
 from appliance.server import logs
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
+from appliance.storage.pitr import start_backup_service
+from appliance.webhooks.worker import DeliveryWorker
 
 
 class _TLSConfig(uvicorn.Config):
@@ -49,10 +52,20 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     )
     server = uvicorn.Server(config)
     runtime.audit.start_anchoring()
+    webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
+    webhooks.start()
+    backup = start_backup_service(runtime)  # change shipping, snapshots, rekey requests (issue 7)
     scheme = "https" if tls else "http"
     logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir))
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process
+    # before the cleanup below; with this handler in place the re-raised signal is only noted
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: received.append(number))
     try:
         asyncio.run(server.serve())
     finally:
+        webhooks.stop()
+        backup.stop()  # ships what is left after the last request
         runtime.close()
-        logs.event("stopped")
+        logs.event("stopped", signals=received)

@@ -109,5 +109,13 @@ def load_master_key(data_dir: Path, passphrase: str | None = None) -> bytes:
     raise KeyProblem(f"no master key in {data_dir}: run 'appliance init --data-dir {data_dir}' first")
 
 
+def reread_master_key(data_dir: Path) -> bytes | None:
+    """The master key file as it is now (after an online rotation); None in sealed mode."""
+    try:
+        return load_master_key(data_dir) if (data_dir / MASTER_KEY_FILE).exists() else None
+    except (KeyProblem, OSError):
+        return None
+
+
 def keyed_hash(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()

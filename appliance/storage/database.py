@@ -37,6 +37,22 @@ DatabaseError = sqlcipher.DatabaseError
 IntegrityError = sqlcipher.IntegrityError
 
 
+def fetch_all(
+    db: sqlite_utils.Database, sql: str, params: list[Any] | tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """Rows as dicts, from a reader or inside a writer job."""
+    cursor = db.execute(sql, list(params))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def fetch_one(
+    db: sqlite_utils.Database, sql: str, params: list[Any] | tuple[Any, ...] = ()
+) -> dict[str, Any] | None:
+    rows = fetch_all(db, sql, params)
+    return rows[0] if rows else None
+
+
 def last_id(cursor: Any) -> int:
     """The rowid an INSERT just made (sqlite3 types it as optional)."""
     rowid = cursor.lastrowid
@@ -121,6 +137,8 @@ class Database:
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        # run on the writer thread inside every group transaction, just before COMMIT (change capture)
+        self.before_commit: list[Callable[[sqlite_utils.Database], None]] = []
         self._thread = threading.Thread(target=self._run, name=f"writer:{name}", daemon=True)
         self._thread.start()
 
@@ -197,6 +215,8 @@ class Database:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((job, result, None))
+            for hook in self.before_commit:
+                hook(self._writer)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -214,7 +234,7 @@ class Database:
     def read(self) -> sqlite_utils.Database:
         """This thread's read-only view (query_only connection, opened and keyed once)."""
         db: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if db is None:
+        if db is None or getattr(self._local, "key", None) != self._key:  # reopen after an online rekey
             if self._closed:
                 raise StorageError(f"database {self.name} is closed")
             conn = connect(
@@ -224,6 +244,7 @@ class Database:
             conn.execute("PRAGMA cache_size = -8000")
             db = sqlite_utils.Database(conn)
             self._local.db = db
+            self._local.key = self._key
             with self._readers_lock:
                 self._readers.append(conn)
         return db

@@ -35,7 +35,16 @@ class Keyring:
 
     def _load(self) -> None:
         doc = json.loads(self.path.read_text())
-        self._keys = {name: crypto.unwrap(self._master, bytes.fromhex(w)) for name, w in doc["keys"].items()}
+        try:
+            self._keys = {name: crypto.unwrap(self._master, bytes.fromhex(w)) for name, w in doc["keys"].items()}
+        except crypto.KeyProblem:
+            # the master key may have been rotated by `appliance keys rotate-master` meanwhile
+            # (only for a keyring that opened once: a wrong master key at start stays an error)
+            fresh = crypto.reread_master_key(self.data_dir) if self._keys else None
+            if fresh is None or fresh == self._master:
+                raise
+            self._master = fresh
+            self._keys = {name: crypto.unwrap(fresh, bytes.fromhex(w)) for name, w in doc["keys"].items()}
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -87,6 +96,13 @@ class Keyring:
                 self._load()
             self._keys[name] = key
             self._save()
+
+    def remove(self, name: str) -> None:
+        with self._mutex, self._file_lock():
+            if self.path.exists():
+                self._load()
+            if self._keys.pop(name, None) is not None:
+                self._save()
 
     def rewrap(self, new_master: bytes) -> None:
         """Master-key rotation: the same keys, wrapped by a new master key."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from appliance.storage import capture
 from appliance.storage.database import Database, StorageError
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -233,6 +234,7 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX webhook_outbox_due ON webhook_outbox(status, next_attempt)")
+    db.execute("CREATE INDEX webhook_outbox_endpoint ON webhook_outbox(endpoint_id, id)")
     db.execute(
         """CREATE TABLE webhook_attempts (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -243,6 +245,7 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
             duration_ms REAL
         )"""
     )
+    db.execute("CREATE INDEX webhook_attempts_outbox ON webhook_attempts(outbox_id)")
     db.execute(
         """CREATE TABLE request_failures (
             id INTEGER PRIMARY KEY,                  -- one row (id 1): the last failure, for setup/status
@@ -274,6 +277,8 @@ def migrate(database: Database, kind: str, meta: dict[str, str]) -> int:
         for number in range(version + 1, len(steps) + 1):
             with db.atomic():
                 steps[number - 1](db)
+                if kind in capture.CAPTURED_KINDS:  # a rebuilt table loses its triggers: re-create them
+                    capture.install_triggers(db)
                 db.execute(f"PRAGMA user_version = {number}")
         stamped = {k: v for k, v in db.execute("SELECT k, v FROM app_meta").fetchall()}
         wanted = {"kind": kind, **meta}
@@ -281,10 +286,13 @@ def migrate(database: Database, kind: str, meta: dict[str, str]) -> int:
             with db.atomic():
                 for k, v in wanted.items():
                     db.execute("INSERT INTO app_meta (k, v) VALUES (?, ?)", (k, v))
-        elif stamped != wanted:
+        elif {k: stamped.get(k) for k in wanted} != wanted:
             raise StorageError(
                 f"{database.name} belongs to {stamped}, expected {wanted}; refusing to mix data"
             )
         return len(steps)
 
-    return database.write(run, transactional=False)
+    version = database.write(run, transactional=False)
+    if kind in capture.CAPTURED_KINDS:
+        capture.install(database)  # change capture for point-in-time recovery, kept in step
+    return version
