@@ -31,8 +31,7 @@ run: deps
 	$(BIN)/appliance serve --data-dir "$(DATA_DIR)" --port $(PORT)
 
 lint: deps
-	$(BIN)/ruff check appliance tests
-	$(BIN)/ruff format --check appliance tests
+	$(BIN)/ruff check appliance tests bench
 
 types: deps
 	$(BIN)/mypy appliance

@@ -41,6 +41,7 @@ class LimitSettings:
 class StorageSettings:
     synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a killed process
     busy_timeout_ms: int = 5000  # how long a write waits for another process's lock before failing
+    purge_deleted_courses_days: float = 30.0  # soft-deleted courses are hard-deleted after this; 0: never
 
 
 @dataclass
@@ -72,6 +73,13 @@ class BackupSettings:
 
 
 @dataclass
+class EmbedSettings:
+    url_seconds: int = 3 * 3600  # lifetime of a signed embed URL (the cloud's 3 hours)
+    session_seconds: int = 3 * 3600  # lifetime of an embed session JWT (the page refreshes before)
+    refresh_seconds: int = 12 * 3600  # absolute lifetime of a session's refresh-token family
+
+
+@dataclass
 class Settings:
     data_dir: Path
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -80,6 +88,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    embeds: EmbedSettings = field(default_factory=EmbedSettings)
 
     @property
     def base_url(self) -> str:
@@ -96,6 +105,7 @@ SECTIONS = {
     "log": LogSettings,
     "webhooks": WebhookSettings,
     "backup": BackupSettings,
+    "embeds": EmbedSettings,
 }
 
 
@@ -202,6 +212,7 @@ rate_burst = 1200
 [storage]
 synchronous = "FULL"    # FULL: a 2xx write survives power loss. NORMAL: survives a killed process.
 busy_timeout_ms = 5000
+purge_deleted_courses_days = 30  # soft-deleted courses are hard-deleted after this many days; 0: never
 
 [log]
 level = "INFO"

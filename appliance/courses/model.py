@@ -3,7 +3,21 @@
 A course row keeps its editable draft as JSON (`{start, finish, screens}`) and the content of its
 last published revision separately. Screens carry a `type` name from SCREEN_TYPES and a `content`
 object whose shape depends on the type; the wire form adds the cloud's type object and display
-settings.
+settings. Content shapes (text fields are plain text unless named `html`, which is sanitised HTML):
+
+    text        {"html": "<p>...</p>"}
+    process     {"steps": [{"title": str, "description": str}, ...]}
+    checklist   {"items": [{"title": str, "description"?: str}, ...]}
+    flashcards  {"cards": [{"front": str, "back": str}, ...]}
+    list        {"items": [{"title": str, "description"?: str}, ...]}
+    quiz        {"questions": [{"id": int, "question": str,
+                                "answers": [{"id": int, "text": str, "correct": bool}, ...],
+                                "feedback": {"correct": str, "incorrect": str}}, ...]}
+                plus screen fields "scored": true and "passing_grade": 0-100
+    media       {"url": str, "alt": str, "caption"?: str}
+
+Every screen also has "id" (unique in the course), "type", "title" and optional "description" and
+"objective" (the learning objective it serves, for generated courses).
 """
 
 from __future__ import annotations

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import anyio
+import sqlite_utils
 from litestar import Request
 from litestar.di import Provide
 
 from appliance.errors import ApiError, forbidden
 from appliance.runtime import Runtime
 from appliance.server.context import RequestContext
+from appliance.storage import erasure
 from appliance.storage.database import Database
 from appliance.workspaces import service
 from appliance.workspaces.service import Principal
@@ -42,6 +46,19 @@ def require_entitlement(request: Request[Any, Any, Any], name: str) -> None:
     workspace = service.get_workspace(provide_runtime(request).control, principal.workspace_id)
     if not workspace["entitlements"].get(name, False):
         raise forbidden(name)
+
+
+async def erase_subject(
+    request: Request[Any, Any, Any], kind: str, subject_id: str, delete_rows: Callable[[sqlite_utils.Database], Any]
+) -> None:
+    """Hard-delete a subject: rows, WAL, backups and its file keys (appliance.storage.erasure).
+
+    It takes a second or more (VACUUM, rewriting log segments), so it runs in a worker thread."""
+    principal = provide_principal(request)
+    runtime = provide_runtime(request)
+    await anyio.to_thread.run_sync(
+        lambda: erasure.erase(runtime, principal.workspace_id, principal.environment, kind, subject_id, delete_rows)
+    )
 
 
 def set_target(request: Request[Any, Any, Any], target: str) -> None:

@@ -4,6 +4,8 @@ Clients and users are created implicitly when a partner passes `identifier` / `c
 (embeds, generation, duplication); `ensure_identity` is that one place. Updating metadata replaces
 it (no merge). Deleting a client removes every object it owns; deleting a user handles its
 courses by `action`: reallocate (to `reallocateTo`), delete, or ignore (the default: leave them).
+Deletion is hard deletion (appliance.storage.erasure): the rows are gone from the live database,
+its WAL, the PITR log and snapshots, and stay gone after any restore.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from litestar.params import QueryParameter
 
 from appliance.errors import ApiError, not_found
 from appliance.headless.common import as_str, loose_body, page_window
-from appliance.headless.deps import set_target
+from appliance.headless.deps import erase_subject, set_target
 from appliance.security.audit import now_iso
 from appliance.storage.database import Database, fetch_all, fetch_one
 
@@ -125,10 +127,16 @@ def delete_user_rows(
     db.execute("DELETE FROM trackings WHERE identifier = ?", [identifier])
     db.execute("DELETE FROM collection_trackings WHERE identifier = ?", [identifier])
     db.execute("DELETE FROM users WHERE identifier = ?", [identifier])
+    db.execute("DELETE FROM webhook_outbox WHERE json_extract(body, '$.data.tracking.identifier') = ?", [identifier])
 
 
 def delete_client_rows(db: sqlite_utils.Database, client_identifier: str) -> None:
     get_client(db, client_identifier)
+    db.execute(
+        """DELETE FROM webhook_outbox WHERE json_extract(body, '$.data.course.clientIdentifier') = ?
+           OR json_extract(body, '$.data.tracking.identifier') IN (SELECT identifier FROM users WHERE client_identifier = ?)""",
+        [client_identifier, client_identifier],
+    )
     for table in ("trackings", "collection_trackings", "courses", "collections", "users", "allowances"):
         db.execute(f"DELETE FROM {table} WHERE client_identifier = ?", [client_identifier])
     db.execute("DELETE FROM clients WHERE client_identifier = ?", [client_identifier])
@@ -177,7 +185,7 @@ class IdentitiesController(Controller):
         self, request: Request[Any, Any, Any], db: Database, client_identifier: str
     ) -> dict[str, Any]:
         set_target(request, "client")
-        await db.awrite(lambda w: delete_client_rows(w, client_identifier))
+        await erase_subject(request, "client", client_identifier, lambda w: delete_client_rows(w, client_identifier))
         return {"message": "All related objects and creators deleted"}
 
     @get("/users", summary="List users", sync_to_thread=False)
@@ -237,5 +245,5 @@ class IdentitiesController(Controller):
         if action not in USER_ACTIONS:
             raise ApiError(422, f"action must be one of {', '.join(USER_ACTIONS)}")
         reallocate_to = as_str(values, "reallocateTo", required=False)
-        await db.awrite(lambda w: delete_user_rows(w, identifier, action, reallocate_to))
+        await erase_subject(request, "user", identifier, lambda w: delete_user_rows(w, identifier, action, reallocate_to))
         return {"message": "Success"}

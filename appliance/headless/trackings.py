@@ -85,6 +85,7 @@ def record_progress(
     language: str | None = None,
     name: str | None = None,
     email: str | None = None,
+    feedback: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Create or advance one learner's tracking; returns the row and the events that just happened
     (`course.commenced` on the first record, `course.completed` on the first completion)."""
@@ -119,7 +120,8 @@ def record_progress(
         events.append("course.completed")
     db.execute(
         """UPDATE trackings SET progress_percent = ?, total_time = total_time + ?, attempts = ?, score = ?,
-           passed = ?, completed = ?, language = coalesce(?, language), updated = ? WHERE id = ?""",
+           passed = ?, completed = ?, language = coalesce(?, language), feedback = coalesce(?, feedback),
+           updated = ? WHERE id = ?""",
         [
             progress,
             max(0, seconds),
@@ -128,6 +130,7 @@ def record_progress(
             best_passed,
             completed_at,
             language,
+            feedback,
             now,
             row["id"],
         ],

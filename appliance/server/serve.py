@@ -13,6 +13,7 @@ from appliance.runtime import Runtime
 from appliance.server import logs
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
+from appliance.courses.retention import RetentionWorker
 from appliance.storage.pitr import start_backup_service
 from appliance.webhooks.worker import DeliveryWorker
 
@@ -55,6 +56,8 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()
     backup = start_backup_service(runtime)  # change shipping, snapshots, rekey requests (issue 7)
+    retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
+    retention.start()
     scheme = "https" if tls else "http"
     logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir))
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process
@@ -66,6 +69,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
         asyncio.run(server.serve())
     finally:
         webhooks.stop()
+        retention.stop()
         backup.stop()  # ships what is left after the last request
         runtime.close()
         logs.event("stopped", signals=received)

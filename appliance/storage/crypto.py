@@ -53,8 +53,9 @@ def derive_from_passphrase(passphrase: str, salt: bytes) -> bytes:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write a file readable only by its owner, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Write a file readable only by its owner, atomically (a private temporary name per writer, so
+    the server and a CLI command can replace the same file at the same moment)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)

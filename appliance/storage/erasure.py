@@ -57,8 +57,9 @@ class ErasureReport:
     seconds: float = 0.0
 
 
-def _scrub_changes(rows: list[Change], deleted: set[tuple[str, str]], images: dict[tuple[str, str], str]
-                   ) -> tuple[list[Change], bool]:
+def _scrub_changes(
+    rows: list[Change], deleted: set[tuple[str, str]], images: dict[tuple[str, str], str]
+) -> tuple[list[Change], bool]:
     out: list[Change] = []
     changed = False
     for row in rows:
@@ -140,8 +141,15 @@ def erase(
                 db.execute(
                     "INSERT INTO erasures (time, workspace_id, environment, database, subject_kind, subject, rows) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [now_iso(), workspace_id, environment, database.name, subject_kind, subject,
-                     json.dumps(ledger)],
+                    [
+                        now_iso(),
+                        workspace_id,
+                        environment,
+                        database.name,
+                        subject_kind,
+                        subject,
+                        json.dumps(ledger),
+                    ],
                 ).lastrowid
                 or 0
             )
@@ -202,7 +210,9 @@ def _scrub_snapshot(
                 f"UPDATE {capture.q(tbl)} SET {sets} WHERE {where}",
                 [*image.values(), *[capture.decode(v) for v in json.loads(pk)]],
             )
-            conn.execute("UPDATE _changes SET row = ? WHERE tbl = ? AND pk = ? AND op IN ('I', 'U')", [row, tbl, pk])
+            conn.execute(
+                "UPDATE _changes SET row = ? WHERE tbl = ? AND pk = ? AND op IN ('I', 'U')", [row, tbl, pk]
+            )
         # the capture triggers fired inside the snapshot: drop what they wrote, keep its sequence
         conn.execute("DELETE FROM _changes WHERE seq > ?", [seq])
         conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = '_changes'", [seq])
@@ -215,9 +225,11 @@ def _scrub_snapshot(
 def ledger_rows(runtime: Runtime, database_name: str) -> list[pitr.LedgerRows]:
     """Every ledger entry for one database, oldest first (what a restore re-applies)."""
     store = objects.keystore(runtime)
-    rows = store.database.read().execute(
-        "SELECT rows FROM erasures WHERE database = ? ORDER BY id", [database_name]
-    ).fetchall()
+    rows = (
+        store.database.read()
+        .execute("SELECT rows FROM erasures WHERE database = ? ORDER BY id", [database_name])
+        .fetchall()
+    )
     return [json.loads(r[0]) for r in rows]
 
 

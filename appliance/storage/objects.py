@@ -107,9 +107,11 @@ class KeyStore:
         ).hexdigest()
 
     def subject_key(self, subject: str, *, create: bool = True) -> bytes:
-        row = self.database.read().execute(
-            "SELECT wrapped FROM subject_keys WHERE subject = ?", [subject]
-        ).fetchone()
+        row = (
+            self.database.read()
+            .execute("SELECT wrapped FROM subject_keys WHERE subject = ?", [subject])
+            .fetchone()
+        )
         if row is not None:
             return crypto.unwrap(self._kek, row[0])
         if not create:
@@ -200,7 +202,9 @@ class ObjectStore:
         object_id = secrets.token_hex(16)
         dek = crypto.new_key()
         prefix = secrets.token_bytes(7)
-        header = MAGIC + bytes.fromhex(object_id) + bytes.fromhex(subject) + crypto.wrap(subject_key, dek) + prefix
+        header = (
+            MAGIC + bytes.fromhex(object_id) + bytes.fromhex(subject) + crypto.wrap(subject_key, dek) + prefix
+        )
         aead = AESGCM(dek)
         path = self._path(workspace_id, environment, object_id)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -244,15 +248,21 @@ class ObjectStore:
 
     def delete(self, workspace_id: int, environment: str, object_id: str) -> None:
         self._path(workspace_id, environment, object_id).unlink(missing_ok=True)
-        self.keys.database.write(lambda db: db.execute("DELETE FROM objects WHERE object_id = ?", [object_id]))
+        self.keys.database.write(
+            lambda db: db.execute("DELETE FROM objects WHERE object_id = ?", [object_id])
+        )
 
-    def shred_subject(self, workspace_id: int, environment: str, subject_kind: str, subject_id: str | int) -> int:
+    def shred_subject(
+        self, workspace_id: int, environment: str, subject_kind: str, subject_id: str | int
+    ) -> int:
         """Crypto-shred a subject: its key goes, so every copy of its files (backups too) is noise.
         The files in the data directory are deleted as well. Returns the number of files."""
         subject = self.keys.subject(workspace_id, environment, subject_kind, subject_id)
-        rows = self.keys.database.read().execute(
-            "SELECT object_id, workspace_id, environment FROM objects WHERE subject = ?", [subject]
-        ).fetchall()
+        rows = (
+            self.keys.database.read()
+            .execute("SELECT object_id, workspace_id, environment FROM objects WHERE subject = ?", [subject])
+            .fetchall()
+        )
         for object_id, ws, env in rows:
             self._path(ws, env, object_id).unlink(missing_ok=True)
         self.keys.database.write(lambda db: db.execute("DELETE FROM objects WHERE subject = ?", [subject]))

@@ -641,8 +641,11 @@ def _prepare_target_dir(runtime: Runtime, target_dir: Path) -> None:
     if (src / objects.KEYSTORE_FILE).exists():
         store = objects.keystore(runtime)
         store.database.write(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)"), transactional=False)
-        _copy_sqlite(src / objects.KEYSTORE_FILE, runtime.keyring.get(objects.KEYSTORE_KEY),
-                     target_dir / objects.KEYSTORE_FILE)
+        _copy_sqlite(
+            src / objects.KEYSTORE_FILE,
+            runtime.keyring.get(objects.KEYSTORE_KEY),
+            target_dir / objects.KEYSTORE_FILE,
+        )
 
 
 def restore(
@@ -781,8 +784,13 @@ def describe(runtime: Runtime) -> list[dict[str, Any]]:
             {
                 "database": t.name,
                 "snapshots": [
-                    {"taken": iso(s.taken_us), "seq": s.seq, "schema": s.schema_version, "key_gen": s.gen,
-                     "bytes": s.path.stat().st_size}
+                    {
+                        "taken": iso(s.taken_us),
+                        "seq": s.seq,
+                        "schema": s.schema_version,
+                        "key_gen": s.gen,
+                        "bytes": s.path.stat().st_size,
+                    }
                     for s in snaps
                 ],
                 "segments": len(segs),
@@ -829,31 +837,32 @@ def verify(runtime: Runtime) -> VerifyReport:
                     checked = []
                     for snap in {snaps[0].path: snaps[0], snaps[-1].path: snaps[-1]}.values():
                         out = Path(tmp) / f"{snap.taken_us}.db"
-                        res = restore_file(runtime.keyring, db_dir, None, out, runtime.keyring.get(t.key_name),
-                                           [])
+                        res = restore_file(
+                            runtime.keyring, db_dir, None, out, runtime.keyring.get(t.key_name), []
+                        )
                         conn = open_file(out, runtime.keyring.get(t.key_name), readonly=True)
                         try:
                             digest = capture.database_digest(conn)
                         finally:
                             conn.close()
                         same = digest == live_digest
-                        if not same and pending == 0 and not _erased_since(runtime, t):
+                        if not same and pending == 0:
                             raise RestoreError(
                                 f"restore from {snap.path.name} differs from the live database "
                                 f"in {', '.join(k for k in digest if digest[k] != live_digest.get(k))}"
                             )
-                        checked.append(f"{snap.path.name}: {res.changes_applied} changes in {res.seconds}s"
-                                       f"{', matches live' if same else ''}")
-            lines.append(f"ok   {t.name}: {len(snaps)} snapshots, {records} logged changes (live seq {live_seq}); "
-                         + "; ".join(checked))
+                        checked.append(
+                            f"{snap.path.name}: {res.changes_applied} changes in {res.seconds}s"
+                            f"{', matches live' if same else ''}"
+                        )
+            lines.append(
+                f"ok   {t.name}: {len(snaps)} snapshots, {records} logged changes (live seq {live_seq}); "
+                + "; ".join(checked)
+            )
         except (RestoreError, StorageError, KeyProblem, OSError, ValueError) as exc:
             ok = False
             lines.append(f"FAIL {t.name}: {exc}")
     return VerifyReport(ok, lines)
-
-
-def _erased_since(runtime: Runtime, target: Target) -> bool:
-    return False  # the scrubbed backups match the live database; kept as a hook for a lazy scrub
 
 
 def remove_stale_temp_files(root: Path) -> int:
@@ -947,7 +956,9 @@ class BackupService:
 
     def _error(self, where: str, exc: Exception) -> None:
         self.stats["errors"] += 1
-        log.error("backup step failed", extra={"fields": {"where": where, "error": f"{type(exc).__name__}: {exc}"}})
+        log.error(
+            "backup step failed", extra={"fields": {"where": where, "error": f"{type(exc).__name__}: {exc}"}}
+        )
 
     def stop(self) -> None:
         """Stop the thread and ship what is left (graceful shutdown)."""

@@ -259,10 +259,44 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _environment_embed_sessions(db: sqlite_utils.Database) -> None:
+    """Embed sessions (D3): one row per exchanged signed URL, and its rotating refresh tokens."""
+    db.execute(
+        """CREATE TABLE embed_sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            family TEXT NOT NULL UNIQUE,             -- the `sid` claim of the session JWTs
+            url_jti TEXT NOT NULL,                   -- the signed URL it was exchanged from
+            kind TEXT NOT NULL,
+            action TEXT NOT NULL,
+            course_id INTEGER,
+            collection_id INTEGER,
+            identifier TEXT,
+            client_identifier TEXT,
+            display TEXT NOT NULL DEFAULT '{}',      -- JSON: name, options, themeId of the signed URL
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,                   -- absolute end of the refresh family
+            last_seen REAL NOT NULL,                 -- unix time of the last tracked call (time spent)
+            revoked TEXT,
+            revoked_reason TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE embed_refresh_tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES embed_sessions(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,         -- SHA-256 of the token; the token is never stored
+            created TEXT NOT NULL,
+            expires REAL NOT NULL,
+            used TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX embed_refresh_session ON embed_refresh_tokens(session_id)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1],
     "audit": [_audit_v1],
-    "environment": [_environment_v1],
+    "environment": [_environment_v1, _environment_embed_sessions],
 }
 
 
