@@ -9,11 +9,11 @@ from typing import Any
 
 import uvicorn
 
+from appliance.courses.retention import RetentionWorker
 from appliance.runtime import Runtime
 from appliance.server import logs
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
-from appliance.courses.retention import RetentionWorker
 from appliance.storage.pitr import start_backup_service
 from appliance.webhooks.worker import DeliveryWorker
 
