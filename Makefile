@@ -4,10 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
+SANDBOX_PORT ?= 8081
+# llama-cpp-python is compiled once (4-8 minutes) and cached as a wheel outside the checkout
+AI_SERVER_VENV ?= $(HOME)/.cache/appliance/venv-aiserver
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary clean-venv
+.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +24,35 @@ $(DEPS_STAMP): pyproject.toml | $(BIN)/python
 
 deps: $(DEPS_STAMP)
 
-run: deps
+# the on-box model runtime, and the small model the tests run
+ai-deps: deps
+	bash build/llama-wheel.sh $(VENV)
+	$(BIN)/python models/install.py smollm2-135m-instruct
+
+# the default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB, assembled and SHA-256 checked)
+model-default: ai-deps
+	$(BIN)/python models/install.py qwen2.5-coder-1.5b-instruct-q4_k_m
+
+# a separate venv running llama-cpp-python's OpenAI-compatible server, for the remote-engine tests
+# (kept apart so its pydantic does not switch on Litestar's pydantic plugin in .venv)
+ai-server-venv: ai-deps
+	@test -x $(AI_SERVER_VENV)/bin/python || $(PYTHON) -m venv $(AI_SERVER_VENV)
+	bash build/llama-wheel.sh $(AI_SERVER_VENV)
+	@$(AI_SERVER_VENV)/bin/python -c "import fastapi, sse_starlette, starlette_context, pydantic_settings, yaml" 2>/dev/null || \
+		$(AI_SERVER_VENV)/bin/pip install --quiet fastapi==0.165.0 pydantic-settings==2.16.3 sse-starlette==3.7.0 \
+		starlette-context==0.3.6 uvicorn==0.54.0 PyYAML==6.0.4
+
+run: model-default
 	@if [ ! -f "$(DATA_DIR)/keyring.json" ]; then $(BIN)/appliance init --data-dir "$(DATA_DIR)"; fi
 	@echo "A fresh test key for this session (older ones stay valid until revoked):"
 	@$(BIN)/appliance key create --data-dir "$(DATA_DIR)" --workspace 1 --mode test
-	@echo "API:      http://127.0.0.1:$(PORT)/v1/headless/courses"
-	@echo "API docs: http://127.0.0.1:$(PORT)/api/docs/"
-	@echo "Health:   http://127.0.0.1:$(PORT)/health"
-	$(BIN)/appliance serve --data-dir "$(DATA_DIR)" --port $(PORT)
+	@echo "Partner sandbox: http://localhost:$(SANDBOX_PORT)/   (start here: embed the demo course)"
+	@echo "API:             http://127.0.0.1:$(PORT)/v1/headless/courses"
+	@echo "API docs:        http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "Health:          http://127.0.0.1:$(PORT)/health"
+	@$(BIN)/appliance sandbox --data-dir "$(DATA_DIR)" --port $(SANDBOX_PORT) --appliance-url http://127.0.0.1:$(PORT) & \
+		SANDBOX=$$!; trap 'kill $$SANDBOX 2>/dev/null' EXIT INT TERM; \
+		$(BIN)/appliance serve --data-dir "$(DATA_DIR)" --port $(PORT)
 
 lint: deps
 	$(BIN)/ruff check appliance tests bench
@@ -36,8 +60,13 @@ lint: deps
 types: deps
 	$(BIN)/mypy appliance
 
-unit: deps
-	$(BIN)/pytest -q
+# embed tests drive Debian's chromium through pip Playwright (never `playwright install`)
+browser-deps: deps
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright==1.65.2
+
+unit: deps browser-deps ai-deps ai-server-venv
+	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) $(BIN)/pytest -q
 
 test: lint types unit
 

@@ -378,6 +378,47 @@ def cmd_keys_rotate_backup(runtime: Runtime, args: argparse.Namespace) -> int:
 # -- end of data protection commands -------------------------------------------------------------
 
 
+# -- embeds (issue 5) --
+@_with_runtime
+def cmd_workspace_origins(runtime: Runtime, args: argparse.Namespace) -> int:
+    from appliance.embeds import origins
+
+    try:
+        result = origins.set_origins(
+            runtime.control, args.workspace, args.env, args.add or [], args.remove or []
+        )
+    except origins.OriginError as exc:
+        raise CliError(str(exc)) from None
+    if args.add or args.remove:
+        runtime.admin_event(
+            f"origins {args.env}", target=f"workspace:{args.workspace}", workspace_id=args.workspace
+        )
+    print(f"workspace {args.workspace} {args.env}: " + (" ".join(result) if result else "(none configured)"))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from appliance.embeds.sandbox import Sandbox
+
+    runtime = _open(args)
+    try:
+        _, header = service.create_api_key(runtime.control, runtime.pepper, args.workspace, "test")
+        runtime.admin_event(
+            "sandbox key create", target=f"workspace:{args.workspace}", workspace_id=args.workspace
+        )
+        appliance_url = args.appliance_url or runtime.settings.base_url
+    finally:
+        runtime.close()
+    sandbox = Sandbox(appliance_url, header, host=args.host, port=args.port)
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.close()
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description="Offline Coassemble Embed backend")
@@ -415,6 +456,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=int, required=True)
     p.add_argument("entitlement", choices=service.ENTITLEMENTS)
     p.add_argument("state", choices=["on", "off"])
+    p = command(
+        ws, "origins", cmd_workspace_origins, "list, add or remove host origins allowed to frame embeds"
+    )
+    p.add_argument("--workspace", type=int, required=True)
+    p.add_argument("--env", choices=["test", "production"], required=True)
+    p.add_argument("--add", action="append", metavar="ORIGIN")
+    p.add_argument("--remove", action="append", metavar="ORIGIN")
+    p = command(sub, "sandbox", cmd_sandbox, "serve a partner host page that embeds this appliance")
+    p.add_argument("--workspace", type=int, default=1)
+    p.add_argument("--host", default="localhost", help="the sandbox's own host name (another origin)")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--appliance-url", help="where the appliance answers (default: its public URL)")
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     p = command(key, "create", cmd_key_create, "create an API key (printed once)")
@@ -429,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(audit, "export", cmd_audit_export, "write entries as JSON lines")
     p.add_argument("--output")
     p.add_argument("--since", type=int, default=0, help="only entries after this sequence number")
+
+    from appliance.ai.models import register_cli as register_model_cli
+
+    register_model_cli(sub)  # model list | verify | add FILE | install NAME (docs/ai.md)
 
     metrics = sub.add_parser("metrics", help="the /metrics endpoint").add_subparsers(
         dest="action", required=True

@@ -89,6 +89,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
+    ai: dict[str, Any] = field(default_factory=dict)  # the [ai] table, read by appliance.ai.config
 
     @property
     def base_url(self) -> str:
@@ -150,6 +151,10 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     settings = Settings(data_dir=data_dir)
+    ai_table = raw.get("ai", {})
+    if not isinstance(ai_table, dict):
+        raise ConfigError(f"{path}: [ai] must be a table")
+    settings.ai = ai_table
     for section, cls in SECTIONS.items():
         target = getattr(settings, section)
         values = raw.get(section, {})

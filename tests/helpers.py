@@ -57,6 +57,10 @@ def create_key(data_dir: Path, workspace_id: int, mode: str) -> str:
     ).stdout.strip()
 
 
+# servers in tests run the small test model (SmolLM2-135M), installed by `make test`
+TEST_ENV = {"APPLIANCE_AI_MODEL": "smollm2-135m-instruct"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,16 +117,17 @@ def start_server(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **TEST_ENV, **(env or {})},
     )
     server = Server(data_dir, port, process, log_path, scheme)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"server exited early:\n{server.log()}")
         try:
-            httpx.get(f"{server.url}/health", timeout=1, verify=False)
-            return server
+            if httpx.get(f"{server.url}/health", timeout=1, verify=False).status_code == 200:
+                return server  # up, with its model loaded
+            time.sleep(0.1)
         except httpx.HTTPError:
             time.sleep(0.1)
     server.stop()

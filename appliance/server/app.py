@@ -13,14 +13,20 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from appliance import __version__
+from appliance.ai import tasks as _job_kinds  # noqa: F401 - registers the job kinds
+from appliance.ai.jobs import AIService
+from appliance.embeds.routes import EMBED_HANDLERS
 from appliance.errors import error_body
 from appliance.headless.collections import CollectionsController
 from appliance.headless.courses import CoursesController
 from appliance.headless.deps import DEPENDENCIES
+from appliance.headless.embeds import EmbedsController, OriginsController
+from appliance.headless.generate import GenerateController, JobsController
 from appliance.headless.identities import IdentitiesController
 from appliance.headless.setup import SetupController
 from appliance.headless.themes import ThemesController
 from appliance.headless.trackings import TrackingsController
+from appliance.headless.translations import TranslationsController
 from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
@@ -38,6 +44,11 @@ HEADLESS_HANDLERS = [
     UsageController,
     SetupController,
     WebhooksController,
+    EmbedsController,
+    OriginsController,
+    GenerateController,
+    JobsController,
+    TranslationsController,
 ]
 SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_URL = "/api/docs/static"
@@ -106,10 +117,14 @@ def health(request: Request[Any, Any, Any]) -> Response[Any]:
         except Exception as exc:
             checks[name] = type(exc).__name__
     up = all(v == "ok" for v in checks.values())
-    body: dict[str, Any] = {"status": "ok" if up else "unavailable"}
+    ai: AIService | None = getattr(request.app.state, "ai", None)
+    ai_status = str(ai.status()) if ai is not None else "off"
+    checks["ai"] = ai_status  # "unavailable" (no model) leaves the appliance up: only AI routes answer 503
+    loading = ai_status == "loading"
+    body: dict[str, Any] = {"status": "loading" if loading and up else "ok" if up else "unavailable"}
     if _metrics_token_ok(request):
         body.update(version=__version__, checks=checks)
-    return Response(body, status_code=200 if up else 503)
+    return Response(body, status_code=200 if up and not loading else 503)
 
 
 @get("/metrics", sync_to_thread=False, include_in_schema=False)
@@ -129,7 +144,7 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return schema
 
 
-def create_litestar(runtime: Runtime, metrics_registry: Metrics) -> Litestar:
+def create_litestar(runtime: Runtime, metrics_registry: Metrics, ai: AIService | None = None) -> Litestar:
     routers = [
         Router(path="/v1/headless", route_handlers=HEADLESS_HANDLERS, dependencies=DEPENDENCIES),
         Router(
@@ -146,6 +161,7 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics) -> Litestar:
             openapi_json,
             create_static_files_router(SWAGGER_URL, directories=[SWAGGER_DIR], include_in_schema=False),
             *routers,
+            *EMBED_HANDLERS,
         ],
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
         openapi_config=OpenAPIConfig(
@@ -169,10 +185,11 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.metrics = metrics_registry
+    app.state.ai = ai
     return app
 
 
-def create_app(runtime: Runtime) -> ASGIApp:
+def create_app(runtime: Runtime, ai: AIService | None = None) -> ASGIApp:
     registry = Metrics()
-    litestar_app: ASGIApp = create_litestar(runtime, registry)  # type: ignore[assignment]
+    litestar_app: ASGIApp = create_litestar(runtime, registry, ai)  # type: ignore[assignment]
     return ApplianceMiddleware(litestar_app, runtime, registry)

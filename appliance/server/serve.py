@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from appliance.ai.jobs import AIService
 from appliance.courses.retention import RetentionWorker
 from appliance.runtime import Runtime
 from appliance.server import logs
@@ -34,7 +35,8 @@ class _TLSConfig(uvicorn.Config):
 def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
     settings = runtime.settings
     logs.setup(settings.log.level)
-    app = create_app(runtime)
+    ai = AIService(runtime)  # the model loads in the background; /health answers 503 until it is ready
+    app = create_app(runtime, ai)
     config = _TLSConfig(
         app,
         host=host,
@@ -56,6 +58,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()
     backup = start_backup_service(runtime)  # change shipping, snapshots, rekey requests (issue 7)
+    ai.start()
     retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
     retention.start()
     scheme = "https" if tls else "http"
@@ -68,6 +71,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     try:
         asyncio.run(server.serve())
     finally:
+        ai.stop()  # cancels running jobs; their records say so
         webhooks.stop()
         retention.stop()
         backup.stop()  # ships what is left after the last request

@@ -293,10 +293,31 @@ def _environment_embed_sessions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX embed_refresh_session ON embed_refresh_tokens(session_id)")
 
 
+def _environment_jobs(db: sqlite_utils.Database) -> None:
+    """Long AI work (generation, translation) as jobs whose record survives a restart."""
+    db.execute(
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,                      -- generate_course | generate_screen | generate_quiz | translate
+            status TEXT NOT NULL,                    -- queued | running | succeeded | failed | cancelled
+            progress REAL NOT NULL DEFAULT 0,        -- 0..1
+            message TEXT NOT NULL DEFAULT '',
+            input TEXT NOT NULL,                     -- JSON request
+            result TEXT,                             -- JSON: what the job made (e.g. {"courseId": 7})
+            error TEXT,
+            actor TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            finished TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX jobs_status ON jobs(status)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1],
     "audit": [_audit_v1],
-    "environment": [_environment_v1, _environment_embed_sessions],
+    "environment": [_environment_v1, _environment_embed_sessions, _environment_jobs],
 }
 
 

@@ -1,0 +1,225 @@
+"""The AI service of a running server: the engine, and long work as jobs.
+
+A job is a row in its environment's `jobs` table (so a restart keeps its record: queued jobs are
+started again, running ones are marked failed) plus, while it runs, a cancel token and the event
+queues of whoever follows it over server-sent events. Jobs run in a small thread pool; the engine
+serialises model calls itself, with its own bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from appliance.ai.config import AIConfig, create_engine
+from appliance.ai.engine import CancelToken, Engine, EngineStatus
+from appliance.ai.errors import Cancelled
+from appliance.runtime import Runtime
+from appliance.security.audit import now_iso
+from appliance.server import logs
+from appliance.storage.database import fetch_all, fetch_one, last_id
+
+FINAL = ("succeeded", "failed", "cancelled")
+Work = Callable[["JobContext"], dict[str, Any]]
+HANDLERS: dict[str, Work] = {}
+
+
+def handler(kind: str) -> Callable[[Work], Work]:
+    """Register the function that does one kind of job (see appliance.ai.tasks)."""
+
+    def register(fn: Work) -> Work:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def job_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "kind": row["kind"], "status": row["status"], "progress": round(row["progress"], 3),
+        "message": row["message"], "result": json.loads(row["result"]) if row["result"] else None,
+        "error": row["error"], "created": row["created"], "updated": row["updated"], "finished": row["finished"],
+    }
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: its input, the engine, its database, progress and cancel."""
+
+    service: AIService
+    workspace_id: int
+    environment: str
+    job_id: int
+    params: dict[str, Any]
+    cancel: CancelToken
+    _report: Callable[[float, str, dict[str, Any] | None], None]
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine
+
+    @property
+    def db(self) -> Any:
+        return self.service.runtime.environment(self.workspace_id, self.environment)
+
+    def progress(self, fraction: float, message: str, data: dict[str, Any] | None = None) -> None:
+        if self.cancel.cancelled:
+            raise Cancelled("cancelled")
+        self._report(fraction, message, data)
+
+
+@dataclass
+class _Live:
+    cancel: CancelToken = field(default_factory=CancelToken)
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+    listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = field(default_factory=list)
+
+
+class AIService:
+    def __init__(self, runtime: Runtime, engine: Engine | None = None, workers: int = 2) -> None:
+        self.runtime = runtime
+        self._engine = engine
+        self._engine_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-job")
+        self._live: dict[tuple[int, str, int], _Live] = {}
+        self._lock = threading.Lock()
+
+    # -- the engine -----------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = create_engine(AIConfig.from_mapping(self.runtime.settings.ai))
+            return self._engine
+
+    def start(self) -> None:
+        """Begin loading the model in the background and pick up jobs a restart interrupted."""
+        engine = self.engine
+        logs.event("ai engine", engine=engine.name, status=str(engine.status()))
+        self.recover()
+
+    def status(self) -> EngineStatus:
+        return self._engine.status() if self._engine is not None else EngineStatus.LOADING
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def submit(self, workspace_id: int, environment: str, kind: str, params: dict[str, Any], actor: str) -> int:
+        if kind not in HANDLERS:
+            raise ValueError(f"unknown job kind {kind}")
+        database = self.runtime.environment(workspace_id, environment)
+
+        def insert(w: sqlite_utils.Database) -> int:
+            now = now_iso()
+            cursor = w.execute(
+                "INSERT INTO jobs (kind, status, input, actor, created, updated) VALUES (?, 'queued', ?, ?, ?, ?)",
+                [kind, json.dumps(params), actor, now, now],
+            )
+            return last_id(cursor)
+
+        job_id = database.write(insert)
+        self._start(workspace_id, environment, job_id, kind, params)
+        return job_id
+
+    def _start(self, workspace_id: int, environment: str, job_id: int, kind: str, params: dict[str, Any]) -> None:
+        live = _Live()
+        key = (workspace_id, environment, job_id)
+        with self._lock:
+            self._live[key] = live
+        self._pool.submit(self._run, key, kind, params, live)
+
+    def _update(self, key: tuple[int, str, int], **values: Any) -> dict[str, Any]:
+        database = self.runtime.environment(key[0], key[1])
+        values["updated"] = now_iso()
+        columns = ", ".join(f"{k} = ?" for k in values)
+
+        def job(w: sqlite_utils.Database) -> dict[str, Any]:
+            w.execute(f"UPDATE jobs SET {columns} WHERE id = ?", [*values.values(), key[2]])
+            row = fetch_one(w, "SELECT * FROM jobs WHERE id = ?", [key[2]])
+            assert row is not None
+            return job_to_wire(row)
+
+        return database.write(job)
+
+    def _publish(self, live: _Live, event: dict[str, Any]) -> None:
+        for loop, queue in list(live.listeners):
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    def _run(self, key: tuple[int, str, int], kind: str, params: dict[str, Any], live: _Live) -> None:
+        def report(fraction: float, message: str, data: dict[str, Any] | None) -> None:
+            self._update(key, progress=max(0.0, min(1.0, fraction)), message=message[:200])
+            self._publish(live, {"type": "progress", "progress": round(fraction, 3), "message": message,
+                                 "data": data})
+
+        try:
+            if live.cancel.cancelled:
+                raise Cancelled("cancelled")
+            self._update(key, status="running")
+            ctx = JobContext(self, key[0], key[1], key[2], params, live.cancel, report)
+            result = HANDLERS[kind](ctx)
+            row = self._update(key, status="succeeded", progress=1.0, result=json.dumps(result), finished=now_iso())
+            live.future.set_result(row)
+        except Cancelled:
+            row = self._update(key, status="cancelled", error="cancelled", finished=now_iso())
+            live.future.set_result(row)
+        except Exception as exc:
+            from appliance.ai.http import public_message  # one mapping of errors to words
+
+            row = self._update(key, status="failed", error=public_message(exc), finished=now_iso())
+            live.future.set_exception(exc)
+            logs.event("ai job failed", level=30, job=key[2], kind=kind, error=type(exc).__name__)
+        self._publish(live, {"type": row["status"], "job": row})
+        with self._lock:
+            self._live.pop(key, None)
+
+    def future(self, workspace_id: int, environment: str, job_id: int) -> Future[dict[str, Any]] | None:
+        with self._lock:
+            live = self._live.get((workspace_id, environment, job_id))
+        return live.future if live else None
+
+    def get(self, workspace_id: int, environment: str, job_id: int) -> dict[str, Any] | None:
+        row = fetch_one(self.runtime.environment(workspace_id, environment).read(),
+                        "SELECT * FROM jobs WHERE id = ?", [job_id])
+        return job_to_wire(row) if row else None
+
+    def cancel(self, workspace_id: int, environment: str, job_id: int) -> bool:
+        with self._lock:
+            live = self._live.get((workspace_id, environment, job_id))
+        if live is None:
+            return False
+        live.cancel.cancel()
+        return True
+
+    def listen(self, workspace_id: int, environment: str, job_id: int) -> asyncio.Queue[dict[str, Any]] | None:
+        """Events of a running job for this event loop; None when the job is not running."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        with self._lock:
+            live = self._live.get((workspace_id, environment, job_id))
+            if live is None:
+                return None
+            live.listeners.append((asyncio.get_running_loop(), queue))
+        return queue
+
+    def recover(self) -> None:
+        """After a restart: a job that was running is failed (its work is lost); queued ones run."""
+        for workspace_id, environment in self.runtime.environment_ids():
+            database = self.runtime.environment(workspace_id, environment)
+            database.write(lambda w: w.execute(
+                "UPDATE jobs SET status = 'failed', error = 'interrupted by a restart', finished = ?, updated = ? "
+                "WHERE status = 'running'", [now_iso(), now_iso()]))
+            for row in fetch_all(database.read(), "SELECT id, kind, input FROM jobs WHERE status = 'queued'"):
+                if row["kind"] in HANDLERS:
+                    self._start(workspace_id, environment, row["id"], row["kind"], json.loads(row["input"]))
+
+    def stop(self) -> None:
+        with self._lock:
+            for live in self._live.values():
+                live.cancel.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._engine is not None:
+            self._engine.close()

@@ -1,0 +1,114 @@
+"""The job kinds: each reads its input, calls appliance.ai.generation, and writes the result with
+the course service in one transaction (nothing half-written when a job fails or is cancelled)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from appliance.ai.generation import (
+    CourseBrief,
+    generate_course,
+    generate_quiz,
+    generate_screen,
+    translate_screen,
+)
+from appliance.ai.jobs import JobContext, handler
+from appliance.courses import service as courses
+from appliance.errors import not_found
+from appliance.headless.identities import ensure_identity
+from appliance.security.audit import now_iso
+from appliance.storage.database import fetch_one
+
+
+@handler("generate_course")
+def run_generate_course(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    brief = CourseBrief(prompt=p["prompt"], audience=p.get("audience") or "employees",
+                        familiarity=p.get("familiarity") or "beginner", tone=p.get("tone") or "professional",
+                        screen_count=int(p.get("screenCount") or 5), source=p.get("source"))
+    title, description, content = generate_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
+
+    def save(w: sqlite_utils.Database) -> int:
+        ensure_identity(w, p.get("identifier"), p.get("clientIdentifier"))
+        return courses.create(w, title=title, description=description, content=content,
+                              identifier=p.get("identifier"), client_identifier=p.get("clientIdentifier"))
+
+    return {"courseId": ctx.db.write(save)}
+
+
+def _course_context(ctx: JobContext, course_id: int) -> tuple[dict[str, Any], str]:
+    row = fetch_one(ctx.db.read(), "SELECT * FROM courses WHERE id = ?", [course_id])
+    if row is None or row["deleted"] is not None:
+        raise not_found("Course")
+    return json.loads(row["draft"]), f"{row['title']}: {row['description']}"
+
+
+def _append(ctx: JobContext, course_id: int, screen: dict[str, Any]) -> dict[str, Any]:
+    def save(w: sqlite_utils.Database) -> None:
+        row = courses.get_row(w, course_id)
+        content = json.loads(row["draft"])
+        screen["id"] = max((s.get("id", 0) for s in content["screens"]), default=0) + 1
+        content["screens"].append(screen)
+        courses.save_draft(w, course_id, content)
+
+    ctx.db.write(save)
+    return {"courseId": course_id, "screenId": screen["id"]}
+
+
+@handler("generate_screen")
+def run_generate_screen(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    _content, context = _course_context(ctx, p["courseId"])
+    title = p.get("title") or (p.get("prompt") or "New screen")[:80]
+    topic = f"{context}. {p.get('prompt') or ''}".strip()
+    screen = generate_screen(ctx.engine, p["type"], title, topic, source=p.get("content"), cancel=ctx.cancel)
+    ctx.progress(0.9, "screen generated", {"screen": screen})
+    return _append(ctx, p["courseId"], screen)
+
+
+@handler("generate_quiz")
+def run_generate_quiz(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    content, context = _course_context(ctx, p["courseId"])
+    source = p.get("content")
+    if not source:  # from the course's own content
+        source = "\n".join(json.dumps(s.get("content", {}), ensure_ascii=False)[:800] for s in content["screens"])
+    topic = f"{context}. {p.get('prompt') or ''}".strip()
+    screen = generate_quiz(ctx.engine, topic, int(p.get("questionCount") or 3), source=source, cancel=ctx.cancel)
+    ctx.progress(0.9, "quiz generated", {"screen": screen})
+    return _append(ctx, p["courseId"], screen)
+
+
+@handler("translate")
+def run_translate(ctx: JobContext) -> dict[str, Any]:
+    """Translate a course into a language variant (a course row with `translation_of`), or
+    re-sync an existing variant from its source, overwriting it."""
+    p = ctx.params
+    source_id, language = int(p["courseId"]), str(p["language"])
+    content, _context = _course_context(ctx, source_id)
+    source_row = courses.get_row(ctx.db.read(), source_id)
+    screens = content["screens"]
+    translated = []
+    for index, screen in enumerate(screens):
+        translated.append(translate_screen(ctx.engine, screen, language, cancel=ctx.cancel))
+        ctx.progress((index + 1) / (len(screens) + 1), f"screen {index + 1} of {len(screens)}")
+    variant_content = {**content, "screens": translated}
+
+    def save(w: sqlite_utils.Database) -> int:
+        existing = fetch_one(w, "SELECT id FROM courses WHERE translation_of = ? AND language = ?", [source_id, language])
+        if existing is not None:
+            w.execute("UPDATE courses SET draft = ?, deleted = NULL, updated = ? WHERE id = ?",
+                      [json.dumps(variant_content), now_iso(), existing["id"]])
+            return int(existing["id"])
+        variant = courses.create(
+            w, title=source_row["title"], description=source_row["description"], content=variant_content,
+            identifier=source_row["identifier"], client_identifier=source_row["client_identifier"],
+            theme_id=source_row["theme_id"], language=language, translation_of=source_id,
+        )
+        w.execute("UPDATE courses SET default_language = 0 WHERE id = ?", [variant])
+        return variant
+
+    return {"courseId": source_id, "variantId": ctx.db.write(save), "language": language}

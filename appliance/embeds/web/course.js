@@ -1,0 +1,24 @@
+// Entry of /embed/course/<token>: the learner player (action view). Edit tokens get the builder
+// (not part of this release: the page says so).
+import { html, render } from "./vendor/index.js";
+import { boot, applyTheme } from "./lib/boot.js";
+import { Player } from "./player/player.js";
+import { embedTransport } from "./player/embed-transport.js";
+
+boot("course", async ({ app, session, context, host, setLanguage }) => {
+  if (context.action !== "view") {
+    const t = setLanguage(context.options.language);
+    render(html`<main class="cover"><h1>Builder</h1><p>The course builder is not available in this release.</p>
+      ${context.testMode ? html`<span class="test-mode">${t("testMode")}</span>` : null}</main>`, app);
+    host.post("session", "ready", {});
+    return;
+  }
+  const { course, tracking } = await session.get("/embed/api/course");
+  const t = setLanguage(context.options.language || course.language);
+  applyTheme(course.theme, context.options);
+  document.title = course.title;
+  render(html`<${Player} course=${course} tracking=${tracking} options=${context.options}
+      testMode=${context.testMode} transport=${embedTransport(session, course.id)}
+      emit=${(type, event, data) => host.post(type, event, data)} t=${t} />`, app);
+  host.post("session", "ready", { courseId: course.id, screens: course.screens.length });
+});

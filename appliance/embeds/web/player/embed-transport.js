@@ -1,0 +1,11 @@
+// The player's transport inside an embed: the session API (Bearer JWT), one course.
+export function embedTransport(session, courseId) {
+  const track = (event, body) => session.post("/embed/api/track", { event, courseId, ...body });
+  return {
+    start: (b = {}) => track("start", b),
+    progress: (b) => track("progress", b),
+    attempt: (b) => track("attempt", b),
+    complete: (b = {}) => track("complete", b),
+    feedback: (b) => track("feedback", b),
+  };
+}

@@ -1,0 +1,216 @@
+// The learner player. It knows nothing about HTTP: everything it records goes through a
+// *transport* (see docs/embeds.md), so the same player runs in the embed (EmbedTransport, the
+// session API) and in a SCORM package (a SCORM-API transport):
+//
+//   transport.start()                                   -> Promise<{tracking}>
+//   transport.progress({progress, screenId, screenIndex, seconds}) -> Promise<{tracking}>
+//   transport.attempt({screenId, screenIndex, answers, seconds})   -> Promise<{score, passed, results}>
+//        (quiz screens; for other screens `answers` is omitted and the result has no score)
+//   transport.complete({seconds})                       -> Promise<{tracking}>
+//   transport.feedback({feedback})                      -> Promise<{tracking}>
+//
+// Host events go through `emit(type, event, data)` (lib/host.js), separately from the transport.
+import { html, useState, useEffect, useRef, useCallback } from "../vendor/index.js";
+import { SCREENS } from "./screens.js";
+
+function Progress({ value, t }) {
+  return html`<div class="progress" role="progressbar" aria-label=${t("progress")}
+      aria-valuemin="0" aria-valuemax="100" aria-valuenow=${value}>
+    <div class="progress-bar" style=${{ width: `${value}%` }}></div>
+  </div>`;
+}
+
+export function Player({ course, tracking, options, testMode, transport, emit, t }) {
+  const screens = course.screens || [];
+  const total = screens.length;
+  const alreadyDone = Boolean(tracking && tracking.completed);
+  const [phase, setPhase] = useState("start");
+  const [index, setIndex] = useState(0);
+  const [states, setStates] = useState({});
+  const [done, setDone] = useState({});
+  const [progress, setProgress] = useState(tracking ? tracking.progress : 0);
+  const [summary, setSummary] = useState(tracking || null);
+  const [feedbackSent, setFeedbackSent] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const lastReport = useRef(Date.now());
+  const heading = useRef(null);
+  const maxProgress = useRef(tracking ? tracking.progress : 0);
+
+  const seconds = () => {
+    const now = Date.now();
+    const s = Math.round((now - lastReport.current) / 1000);
+    lastReport.current = now;
+    return s;
+  };
+  const screen = screens[index];
+
+  useEffect(() => { if (heading.current) heading.current.focus(); }, [phase, index]);
+
+  const enterScreen = (i) => {
+    emit("screen", "start", { screenId: screens[i].id, screenIndex: i, type: screens[i].type });
+    setIndex(i);
+    setPhase("screen");
+  };
+
+  const start = async () => {
+    setBusy(true);
+    try { await transport.start({ seconds: seconds() }); } finally { setBusy(false); }
+    emit("course", "start", { progress: maxProgress.current });
+    const resumeAt = alreadyDone ? 0 : Math.min(total - 1, Math.floor((maxProgress.current / 100) * total));
+    if (total === 0) return finish();
+    enterScreen(Math.max(0, resumeAt));
+  };
+
+  const markDone = useCallback((i, value) => {
+    setDone((d) => {
+      if (value && !d[i]) emit("screen", "complete", { screenId: screens[i].id, screenIndex: i, type: screens[i].type });
+      return d[i] === value ? d : { ...d, [i]: value };
+    });
+  }, [screens]);
+
+  const report = async (i) => {
+    const value = Math.round(((i + 1) / total) * 100);
+    if (value > maxProgress.current) {
+      maxProgress.current = value;
+      setProgress(value);
+      emit("course", "progress", { progress: value, screenId: screens[i].id, screenIndex: i });
+      if (value < 100) await transport.progress({ progress: value, screenId: screens[i].id, screenIndex: i, seconds: seconds() });
+    }
+  };
+
+  const finish = async () => {
+    setBusy(true);
+    try {
+      const result = await transport.complete({ seconds: seconds() });
+      const tr = (result && result.tracking) || {};
+      setSummary(tr);
+      setProgress(100);
+      setPhase("finish");
+      emit("course", "completed", { progress: 100, score: tr.score ?? null, passed: tr.passed ?? null });
+    } finally { setBusy(false); }
+  };
+
+  const next = async () => {
+    if (!screen || busy || !done[index]) return;
+    emit("screen", "end", { screenId: screen.id, screenIndex: index });
+    if (screen.type !== "quiz") {
+      transport.attempt({ screenId: screen.id, screenIndex: index, seconds: seconds() }).catch(() => {});
+    }
+    setBusy(true);
+    try {
+      await report(index);
+    } catch (error) {
+      // progress only ever grows and the next report carries it again: a lost report must not
+      // stop the learner (the session layer already handled an expired session)
+      console.warn("progress report failed", error);
+    } finally {
+      setBusy(false);
+    }
+    if (index + 1 < total) enterScreen(index + 1);
+    else await finish();
+  };
+
+  const previous = () => {
+    if (index === 0 || busy) return;
+    emit("screen", "end", { screenId: screen.id, screenIndex: index });
+    enterScreen(index - 1);
+  };
+
+  const check = async (chosen) => {
+    setBusy(true);
+    try {
+      const answers = {};
+      for (const [q, a] of Object.entries(chosen)) answers[q] = a;
+      const result = await transport.attempt({ screenId: screen.id, screenIndex: index, answers, seconds: seconds() });
+      setStates((s) => ({ ...s, [index]: { ...(s[index] || {}), result } }));
+      emit("screen", "answer", { screenId: screen.id, screenIndex: index, score: result.score, passed: result.passed });
+      if (!result.passed) emit("screen", "failed", { screenId: screen.id, screenIndex: index, score: result.score });
+    } finally { setBusy(false); }
+  };
+
+  const retry = () => {
+    setStates((s) => ({ ...s, [index]: {} }));
+    setDone((d) => ({ ...d, [index]: false }));
+    emit("screen", "retry", { screenId: screen.id, screenIndex: index });
+  };
+
+  const sendFeedback = async (value) => {
+    await transport.feedback({ feedback: value });
+    setFeedbackSent(true);
+    emit("course", "feedback", { feedback: value });
+  };
+
+  useEffect(() => {
+    const onKey = (e) => {
+      if (phase !== "screen") return;
+      const tag = (e.target && e.target.tagName) || "";
+      if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) && e.target.type !== "checkbox" && e.target.type !== "radio") return;
+      if (e.key === "ArrowRight" && !e.altKey) { e.preventDefault(); next(); }
+      if (e.key === "ArrowLeft" && !e.altKey) { e.preventDefault(); previous(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  });
+
+  const back = options.back === "event"
+    ? html`<button type="button" class="back" onClick=${() => emit("back", "back", {})} aria-label=${t("backToHost")}>← ${t("backToHost")}</button>`
+    : null;
+  const badge = testMode ? html`<span class="test-mode" role="note">${t("testMode")}</span>` : null;
+  const header = html`<header class="bar">
+    ${back}<span class="course-title">${course.title}</span>${badge}
+    <${Progress} value=${progress} t=${t} />
+  </header>`;
+
+  if (phase === "start") {
+    const start_ = course.start || {};
+    const resuming = !alreadyDone && maxProgress.current > 0;
+    return html`<div class="player">${header}
+      <main class="cover start" aria-labelledby="title">
+        <h1 id="title" tabindex="-1" ref=${heading}>${course.title}</h1>
+        ${start_.display_description !== false && course.description ? html`<p class="lead">${course.description}</p>` : null}
+        ${start_.display_duration !== false ? html`<p class="meta">${t("minutes", { n: Math.max(1, total) })} · ${total} ✦</p>` : null}
+        <button type="button" class="primary big" disabled=${busy} onClick=${start}>
+          ${resuming ? t("resume") : start_.button_label && t.language === "en" ? start_.button_label : t("start")}
+        </button>
+      </main></div>`;
+  }
+
+  if (phase === "finish") {
+    const f = course.finish || {};
+    const showFeedback = options.feedback === true || (options.feedback !== false && f.display_feedback);
+    const scoreLine = summary && summary.score != null
+      ? html`<p class="score"><strong>${t("score")}: ${Math.round(summary.score)}%</strong>${summary.passed != null ? ` · ${summary.passed ? t("passed") : t("failed")}` : ""}</p>`
+      : null;
+    return html`<div class="player">${header}
+      <main class="cover finish" aria-labelledby="title">
+        <h1 id="title" tabindex="-1" ref=${heading}>${f.display_title === false ? t("done") : (f.title || t("done"))}</h1>
+        ${f.display_description !== false && f.description ? html`<p class="lead">${f.description}</p>` : null}
+        ${scoreLine}
+        ${showFeedback ? (feedbackSent
+          ? html`<p role="status">${t("feedbackThanks")}</p>`
+          : html`<div class="feedback-pick" role="group" aria-label=${t("feedbackPrompt")}>
+              <p>${t("feedbackPrompt")}</p>
+              ${[1, 2, 3, 4, 5].map((n) => html`<button type="button" class="secondary" key=${n} aria-label=${`${n} / 5`} onClick=${() => sendFeedback(n)}>${"★".repeat(n)}</button>`)}
+            </div>`) : null}
+      </main></div>`;
+  }
+
+  const Screen = SCREENS[screen.type] || SCREENS.text;
+  const state = states[index] || {};
+  const setState = (value) => setStates((s) => ({ ...s, [index]: value }));
+  const ready = Boolean(done[index]);
+  return html`<div class="player">${header}
+    <main class=${`screen screen-${screen.type}`} aria-labelledby="screen-title" data-screen-id=${screen.id}>
+      <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
+      <h2 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h2>
+      ${screen.description ? html`<p class="lead">${screen.description}</p>` : null}
+      <${Screen} key=${`${screen.id}-${index}`} screen=${screen} state=${state} setState=${setState} t=${t}
+        done=${(v) => markDone(index, v)} onCheck=${check} onRetry=${retry} />
+    </main>
+    <nav class="nav" aria-label="Course navigation">
+      <button type="button" class="secondary" onClick=${previous} disabled=${index === 0 || busy}>${t("previous")}</button>
+      <button type="button" class="primary" onClick=${next} disabled=${!ready || busy}
+        aria-keyshortcuts="ArrowRight">${index + 1 === total ? t("finish") : t("next")}</button>
+    </nav>
+  </div>`;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build the one-file executable build/dist/appliance with PyInstaller (entry: appliance.cli:main).
+#
+# Usage: bash build/binary.sh [--force]          (run from anywhere; `make binary` calls it)
+#
+# - PyInstaller is pinned below and installed into the venv ($APPLIANCE_VENV, default .venv) if missing.
+# - The vendored web assets (appliance/server/static/**) are bundled as data, at the same relative path,
+#   so `Path(__file__).parent / "static"` resolves inside the unpacked binary.
+# - sqlcipher3 needs no hook: its `_sqlite3` extension (SQLCipher statically linked) is found by analysis.
+# - Idempotent: a stamp (sha256 of everything that goes into the build: appliance/**, this script,
+#   pyproject.toml, the installed distributions and their versions) sits next to the binary; when it
+#   matches, the build is skipped. --force (or APPLIANCE_BINARY_FORCE=1) rebuilds anyway.
+# - The on-box AI engine's heavy dependencies (llama_cpp, numpy, ...) are excluded: nothing on the
+#   server's import path needs them and the local engine imports llama_cpp lazily, so the binary builds
+#   (and runs) whether or not llama-cpp-python is installed. A binary with the local engine is separate work.
+set -euo pipefail
+shopt -s inherit_errexit
+
+PYINSTALLER_VERSION="6.22.3"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${APPLIANCE_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+WORK="$ROOT/build/work"
+DIST="$ROOT/build/dist"
+BINARY="$DIST/appliance"
+STAMP="$DIST/.appliance.stamp"
+# Not on the server's import path at run time: the local AI engine's stack, test and build tools, and
+# polyfactory/faker (litestar imports them only for OpenAPI `create_examples`, which the app leaves off).
+EXCLUDES=(llama_cpp numpy jinja2 polyfactory faker tkinter _tkinter IPython pytest _pytest mypy ruff PyInstaller)
+FORCE="${APPLIANCE_BINARY_FORCE:-0}"
+[[ "${1:-}" == "--force" ]] && FORCE=1
+
+if [[ ! -x "$PY" ]]; then
+    echo "binary: no python at $PY (run 'make deps' or 'make test' first)" >&2
+    exit 2
+fi
+
+# One build at a time (several test runs may share this tree); the lock is released on exit.
+mkdir -p "$WORK" "$DIST"
+exec 9>"$DIST/.build.lock"
+flock 9
+
+installed="$("$PY" -c 'import importlib.metadata as m
+try: print(m.version("pyinstaller"))
+except m.PackageNotFoundError: print("")')"
+if [[ "$installed" != "$PYINSTALLER_VERSION" ]]; then
+    echo "binary: installing pyinstaller==$PYINSTALLER_VERSION into $VENV"
+    "$PY" -m pip install --quiet --prefer-binary "pyinstaller==$PYINSTALLER_VERSION"
+fi
+
+# Everything that changes the output. File list sorted, byte contents hashed; caches are skipped.
+stamp_value() {
+    (
+        cd "$ROOT"
+        find appliance -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z |
+            xargs -0 sha256sum
+        sha256sum build/binary.sh pyproject.toml
+        "$PY" -c 'import importlib.metadata as m, sys
+print(sys.version)
+for d in sorted(str(x.metadata["Name"]) + "==" + x.version for x in m.distributions()): print(d)'
+        printf '%s\n' "${EXCLUDES[@]}"
+    ) | sha256sum | cut -d' ' -f1
+}
+
+want="$(stamp_value)"
+if [[ "$FORCE" != 1 && -x "$BINARY" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    echo "binary: $BINARY is up to date (nothing under appliance/ changed); --force rebuilds"
+    exit 0
+fi
+
+entry="$WORK/appliance_entry.py"
+cat >"$entry" <<'EOF'
+import sys
+
+from appliance.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
+EOF
+
+args=(
+    --onefile --clean --noconfirm --log-level WARN
+    --name appliance
+    --distpath "$WORK/dist" --workpath "$WORK" --specpath "$WORK"
+    --paths "$ROOT"
+    --add-data "$ROOT/appliance/server/static:appliance/server/static"
+    --add-data "$ROOT/appliance/embeds/web:appliance/embeds/web"
+    --collect-submodules appliance.embeds
+    --collect-submodules appliance.server
+    --collect-submodules appliance.headless
+    --hidden-import sqlcipher3.dbapi2
+    --copy-metadata litestar
+)
+for m in "${EXCLUDES[@]}"; do args+=(--exclude-module "$m"); done
+
+echo "binary: building $BINARY with PyInstaller $PYINSTALLER_VERSION"
+rm -f "$STAMP"
+start=$SECONDS
+(cd "$ROOT" && "$PY" -m PyInstaller "${args[@]}" "$entry")
+# Smoke check: the frozen program starts and imports the CLI and storage; then a rename, so a running
+# binary is never overwritten in place and build/dist/appliance is never half-written.
+"$WORK/dist/appliance" --version >/dev/null
+mv -f "$WORK/dist/appliance" "$BINARY"
+echo "$want" >"$STAMP"
+size=$(stat -c %s "$BINARY")
+echo "binary: built $BINARY ($((size / 1024 / 1024)) MB, $size bytes) in $((SECONDS - start)) s"

@@ -1,0 +1,254 @@
+"""Real processes for the embed tests: the appliance served on `localhost:P`, a partner host page
+(the sandbox) on `127.0.0.1:Q` (a different site), and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from appliance.embeds.sandbox import Sandbox
+from tests.helpers import Install, free_port, init_data_dir
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+SESSION_SECONDS = 10  # short, so the page refreshes its session several times during the run
+
+ALL_TYPES = {
+    "start": {"button_label": "Start", "display_description": True, "display_duration": True},
+    "finish": {"title": "All done", "description": "Thanks.", "display_feedback": True},
+    "screens": [
+        {
+            "id": 1,
+            "type": "text",
+            "title": "Text",
+            "content": {"html": "<p>Hello <strong>world</strong></p>"},
+        },
+        {
+            "id": 2,
+            "type": "process",
+            "title": "Process",
+            "content": {
+                "steps": [
+                    {"title": "Plan", "description": "Think first"},
+                    {"title": "Do", "description": "Then act"},
+                ]
+            },
+        },
+        {
+            "id": 3,
+            "type": "checklist",
+            "title": "Checklist",
+            "content": {"items": [{"title": "One"}, {"title": "Two"}]},
+        },
+        {
+            "id": 4,
+            "type": "flashcards",
+            "title": "Flashcards",
+            "content": {"cards": [{"front": "CPU", "back": "Processor"}, {"front": "RAM", "back": "Memory"}]},
+        },
+        {
+            "id": 5,
+            "type": "list",
+            "title": "List",
+            "content": {"items": [{"title": "Alpha"}, {"title": "Beta"}]},
+        },
+        {
+            "id": 6,
+            "type": "media",
+            "title": "Media",
+            "content": {
+                "url": "data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22 width=%22320%22 height=%22120%22%3E%3Crect width=%22320%22 height=%22120%22 fill=%22%233b2db0%22/%3E%3C/svg%3E",
+                "alt": "A diagram",
+                "caption": "Figure 1",
+            },
+        },
+        {
+            "id": 7,
+            "type": "quiz",
+            "title": "Quiz",
+            "scored": True,
+            "passing_grade": 100,
+            "content": {
+                "questions": [
+                    {
+                        "id": 1,
+                        "question": "2 + 2?",
+                        "answers": [
+                            {"id": 1, "text": "4", "correct": True},
+                            {"id": 2, "text": "5", "correct": False},
+                        ],
+                        "feedback": {"correct": "Yes, four.", "incorrect": "It is four."},
+                    },
+                    {
+                        "id": 2,
+                        "question": "Pick the even numbers",
+                        "answers": [
+                            {"id": 1, "text": "2", "correct": True},
+                            {"id": 2, "text": "3", "correct": False},
+                            {"id": 3, "text": "6", "correct": True},
+                        ],
+                        "feedback": {"correct": "Right.", "incorrect": "2 and 6."},
+                    },
+                ]
+            },
+        },
+    ],
+}
+
+
+@dataclass
+class Appliance:
+    install: Install
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    all_types_course: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return self.url
+
+    def api(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": key or self.install.test_key},
+            timeout=30,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _seed_all_types(install: Install) -> int:
+    from appliance import config
+    from appliance.courses import service as courses
+    from appliance.runtime import open_runtime
+
+    runtime = open_runtime(config.load(install.data_dir))
+    try:
+        db = runtime.environment(install.workspace_id, "test")
+
+        def job(w):  # type: ignore[no-untyped-def]
+            course_id = courses.create(
+                w, title="Every screen type", content=ALL_TYPES, description="One of each."
+            )
+            courses.publish(w, course_id)
+            return course_id
+
+        return int(db.write(job))
+    finally:
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    install = init_data_dir(tmp_path_factory.mktemp("embeds") / "data")
+    course_id = _seed_all_types(install)
+    port = free_port()
+    log_path = install.data_dir.parent / "server.log"
+    env = {
+        **os.environ,
+        "APPLIANCE_SERVER_PUBLIC_URL": f"http://localhost:{port}",
+        "APPLIANCE_EMBEDS_SESSION_SECONDS": str(SESSION_SECONDS),
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "appliance",
+                "serve",
+                "--data-dir",
+                str(install.data_dir),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    app = Appliance(install, port, process, log_path, course_id)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(app.log()) from None
+            time.sleep(0.1)
+    yield app
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def host(appliance: Appliance) -> Iterator[Sandbox]:
+    """The partner's page on 127.0.0.1 (the appliance is on localhost: another site)."""
+    sandbox = Sandbox(f"http://127.0.0.1:{appliance.port}", appliance.install.test_key, host="127.0.0.1")
+    sandbox.start()
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):  # type: ignore[no-untyped-def]
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture()
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture()
+def blocked_3pc_context(playwright_instance, tmp_path):  # type: ignore[no-untyped-def]
+    """A regular profile with 'Block third-party cookies' set explicitly."""
+    (tmp_path / "Default").mkdir()
+    (tmp_path / "Default" / "Preferences").write_text(json.dumps({"profile": {"cookie_controls_mode": 1}}))
+    ctx = playwright_instance.chromium.launch_persistent_context(
+        str(tmp_path), executable_path=CHROMIUM, args=CHROMIUM_ARGS
+    )
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
