@@ -70,8 +70,11 @@ unit: deps browser-deps ai-deps ai-server-venv
 
 test: lint types unit
 
-bench: deps
+bench: model-default
 	$(BIN)/python bench/run.py
+	$(BIN)/python -m appliance.ai.bench --models qwen2.5-coder-1.5b-instruct-q4_k_m smollm2-135m-instruct --stock --threads 2
+	$(BIN)/python bench/course.py --screens 10
+	@if [ -f bench/documents.py ]; then $(BIN)/python bench/documents.py; fi
 
 binary: deps
 	bash build/binary.sh

@@ -80,6 +80,23 @@ class EmbedSettings:
 
 
 @dataclass
+class DocumentSettings:
+    """Uploaded documents (appliance.documents); see docs/documents.md."""
+
+    max_bytes: int = 32 * 1024 * 1024  # the upload route's body limit (the global limit does not apply)
+    max_pages: int = 1000
+    max_chars: int = 5_000_000  # extracted text
+    max_zip_entries: int = 2000  # DOCX/PPTX archives
+    max_uncompressed_bytes: int = 256 * 1024 * 1024
+    max_expansion_ratio: float = 100.0  # uncompressed / compressed, over the whole archive
+    extract_timeout_seconds: float = 60.0  # per file; the reader process is killed after this
+    extract_memory_mb: int = 1024  # address-space cap of the reader process; 0: none
+    summary_min_pages: int = 100  # from this many pages (or more text than fits) summarise by sections
+    max_summary_sections: int = 16  # model calls for the section summaries of one document
+    support_threshold: float = 0.5  # share of a screen's terms found in the source to count as supported
+
+
+@dataclass
 class Settings:
     data_dir: Path
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -89,6 +106,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
     ai: dict[str, Any] = field(default_factory=dict)  # the [ai] table, read by appliance.ai.config
 
     @property
@@ -107,6 +125,7 @@ SECTIONS = {
     "webhooks": WebhookSettings,
     "backup": BackupSettings,
     "embeds": EmbedSettings,
+    "documents": DocumentSettings,
 }
 
 
@@ -174,6 +193,11 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
     if settings.server.tls_min_version not in {"1.2", "1.3"}:
         raise ConfigError("server.tls_min_version must be 1.2 or 1.3")
     _check_webhooks(settings.webhooks)
+    docs = settings.documents
+    if min(docs.max_bytes, docs.max_pages, docs.max_zip_entries, docs.max_summary_sections) < 1 or min(
+        docs.extract_timeout_seconds, docs.max_expansion_ratio
+    ) <= 0:
+        raise ConfigError("documents limits and extract_timeout_seconds must be positive")
     if min(settings.backup.retention_days, settings.backup.ship_interval_seconds) <= 0:
         raise ConfigError("backup.retention_days and backup.ship_interval_seconds must be positive")
     return settings
@@ -240,4 +264,11 @@ path = ""                   # snapshots + change log; empty: <data dir>/backups.
 retention_days = 7          # point-in-time recovery window
 ship_interval_seconds = 1   # changes reach the encrypted log within about this long
 snapshot_interval_hours = 24
+
+[documents]
+max_bytes = 33554432        # uploads of documents (this route's own body limit, see docs/documents.md)
+max_pages = 1000
+max_uncompressed_bytes = 268435456  # DOCX/PPTX: zip bombs are refused before anything is inflated
+max_expansion_ratio = 100
+extract_timeout_seconds = 60
 """

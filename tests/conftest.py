@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Install, Server, init_data_dir, start_server
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, Install, Server, init_data_dir, start_server
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,19 @@ def server(install: Install) -> Iterator[Server]:
 @pytest.fixture()
 def fresh_install(tmp_path: Path) -> Install:
     return init_data_dir(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[object]:
+    """One sync Playwright for the whole run: two at once refuse to start (they share an event loop)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):  # type: ignore[no-untyped-def]
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

@@ -57,6 +57,18 @@ def create_key(data_dir: Path, workspace_id: int, mode: str) -> str:
     ).stdout.strip()
 
 
+# Debian's chromium driven by pip Playwright (never `playwright install`): lab-notes-browser-sqlcipher
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 # servers in tests run the small test model (SmolLM2-135M), installed by `make test`
 TEST_ENV = {"APPLIANCE_AI_MODEL": "smollm2-135m-instruct"}
 

@@ -109,7 +109,11 @@ class AIService:
         return self._engine.status() if self._engine is not None else EngineStatus.LOADING
 
     # -- jobs -----------------------------------------------------------------------------------
-    def submit(self, workspace_id: int, environment: str, kind: str, params: dict[str, Any], actor: str) -> int:
+    def submit(
+        self, workspace_id: int, environment: str, kind: str, params: dict[str, Any], actor: str
+    ) -> tuple[int, Future[dict[str, Any]]]:
+        """Record and start a job; returns its id and a future of its final row (an exception for a
+        failed job), valid even if the job finishes before the caller looks."""
         if kind not in HANDLERS:
             raise ValueError(f"unknown job kind {kind}")
         database = self.runtime.environment(workspace_id, environment)
@@ -123,15 +127,17 @@ class AIService:
             return last_id(cursor)
 
         job_id = database.write(insert)
-        self._start(workspace_id, environment, job_id, kind, params)
-        return job_id
+        return job_id, self._start(workspace_id, environment, job_id, kind, params)
 
-    def _start(self, workspace_id: int, environment: str, job_id: int, kind: str, params: dict[str, Any]) -> None:
+    def _start(
+        self, workspace_id: int, environment: str, job_id: int, kind: str, params: dict[str, Any]
+    ) -> Future[dict[str, Any]]:
         live = _Live()
         key = (workspace_id, environment, job_id)
         with self._lock:
             self._live[key] = live
         self._pool.submit(self._run, key, kind, params, live)
+        return live.future
 
     def _update(self, key: tuple[int, str, int], **values: Any) -> dict[str, Any]:
         database = self.runtime.environment(key[0], key[1])

@@ -7,13 +7,16 @@ from typing import Annotated, Any
 
 import msgspec
 import sqlite_utils
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import QueryParameter
 
 from appliance.courses import service
+from appliance.embeds.sessions import signer_of
 from appliance.errors import ApiError
 from appliance.headless.common import check_owner, page_window
-from appliance.headless.deps import require_entitlement, set_target
+from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
+from appliance.scorm import package as scorm
+from appliance.scorm.manifest import VERSIONS
 from appliance.storage.database import Database, fetch_all
 
 Identifier = Annotated[str | None, QueryParameter(name="identifier")]
@@ -166,9 +169,48 @@ class CoursesController(Controller):
         set_target(request, f"course:{course_id}")
         return service.content_manifest(db.read(), course_id)
 
-    @get("/course/scorm/{course_id:int}", summary="Export a SCORM package", sync_to_thread=False)
-    def course_scorm(self, request: Request[Any, Any, Any], db: Database, course_id: int) -> None:
+    @get(
+        "/course/scorm/{course_id:int}",
+        summary="Export a SCORM package",
+        description="A zip (application/zip): `type` dynamic (default) or static, `version` 1.2 or 2004 "
+        "(default). Test packages expire 30 days after export. See docs/scorm.md.",
+        sync_to_thread=True,
+        media_type="application/zip",
+    )
+    def course_scorm(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        kind: Annotated[str, QueryParameter(name="type")] = "dynamic",
+        version: str = "2004",
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
+    ) -> Response[bytes]:
         set_target(request, f"course:{course_id}")
         require_entitlement(request, "scorm")
-        service.get_row(db.read(), course_id)
-        raise ApiError(501, "SCORM export is not available in this release of the appliance yet")
+        if kind not in scorm.KINDS:
+            raise ApiError(422, "type must be dynamic or static")
+        if version not in VERSIONS:
+            raise ApiError(422, "version must be 1.2 or 2004")
+        reader = db.read()
+        row = _owned(reader, course_id, identifier, client_identifier)
+        if row["deleted"] is not None or row["translation_of"] is not None:
+            raise ApiError(404, "Course not found")
+        principal = provide_principal(request)
+        runtime = provide_runtime(request)
+        body, filename = scorm.build_package(
+            reader,
+            signer_of(runtime),
+            workspace_id=principal.workspace_id,
+            environment=principal.environment,
+            course_id=course_id,
+            kind=kind,
+            version=version,
+            base_url=runtime.settings.base_url,
+        )
+        return Response(
+            body,
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )

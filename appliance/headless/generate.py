@@ -73,23 +73,13 @@ async def run_job(
     """Start a job; answer 202 with it for `Prefer: respond-async`, otherwise wait for it."""
     principal = provide_principal(request)
     service = ai_of(request)
-    job_id = await anyio.to_thread.run_sync(
+    job_id, future = await anyio.to_thread.run_sync(
         lambda: service.submit(principal.workspace_id, principal.environment, kind, params, principal.actor)
     )
     if "respond-async" in request.headers.get("prefer", ""):
         job = service.get(principal.workspace_id, principal.environment, job_id)
-        return Response(
-            job,
-            status_code=202,
-            headers={"location": f"{request.url.path.split('/headless/')[0]}/headless/jobs/{job_id}"},
-        )
-    future = service.future(principal.workspace_id, principal.environment, job_id)
-    if future is None:  # finished before we looked
-        job = service.get(principal.workspace_id, principal.environment, job_id) or {}
-        if job.get("status") != "succeeded":
-            raise ApiError(502, job.get("error") or "The AI job failed")
-        result: dict[str, Any] = job["result"]
-        return result
+        base = request.url.path.split("/headless/")[0]
+        return Response(job, status_code=202, headers={"location": f"{base}/headless/jobs/{job_id}"})
     try:
         row = await asyncio.wrap_future(future)
     except Exception as exc:

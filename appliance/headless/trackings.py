@@ -86,6 +86,7 @@ def record_progress(
     name: str | None = None,
     email: str | None = None,
     feedback: str | None = None,
+    scorm: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Create or advance one learner's tracking; returns the row and the events that just happened
     (`course.commenced` on the first record, `course.completed` on the first completion)."""
@@ -121,7 +122,7 @@ def record_progress(
     db.execute(
         """UPDATE trackings SET progress_percent = ?, total_time = total_time + ?, attempts = ?, score = ?,
            passed = ?, completed = ?, language = coalesce(?, language), feedback = coalesce(?, feedback),
-           updated = ? WHERE id = ?""",
+           scorm = max(scorm, ?), updated = ? WHERE id = ?""",
         [
             progress,
             max(0, seconds),
@@ -131,6 +132,7 @@ def record_progress(
             completed_at,
             language,
             feedback,
+            int(scorm),
             now,
             row["id"],
         ],

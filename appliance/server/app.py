@@ -15,6 +15,9 @@ from litestar.static_files import create_static_files_router
 from appliance import __version__
 from appliance.ai import tasks as _job_kinds  # noqa: F401 - registers the job kinds
 from appliance.ai.jobs import AIService
+from appliance.documents import tasks as _document_job_kinds  # noqa: F401 - registers the document job kinds
+from appliance.documents.routes import DocumentsController
+from appliance.embeds.builder import BUILDER_HANDLERS
 from appliance.embeds.routes import EMBED_HANDLERS
 from appliance.errors import error_body
 from appliance.headless.collections import CollectionsController
@@ -30,6 +33,7 @@ from appliance.headless.translations import TranslationsController
 from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
+from appliance.scorm.api import SCORM_HANDLERS
 from appliance.server import logs
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp
@@ -49,6 +53,7 @@ HEADLESS_HANDLERS = [
     GenerateController,
     JobsController,
     TranslationsController,
+    DocumentsController,
 ]
 SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_URL = "/api/docs/static"
@@ -162,6 +167,8 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics, ai: AIService |
             create_static_files_router(SWAGGER_URL, directories=[SWAGGER_DIR], include_in_schema=False),
             *routers,
             *EMBED_HANDLERS,
+            *SCORM_HANDLERS,
+            *BUILDER_HANDLERS,
         ],
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
         openapi_config=OpenAPIConfig(

@@ -93,6 +93,8 @@ class ApplianceMiddleware:
         self.metrics = metrics
         limits = runtime.settings.limits
         self.max_body = limits.max_body_bytes
+        # document uploads (POST .../documents) have their own limit, [documents] max_bytes
+        self.document_body = runtime.settings.documents.max_bytes + 64 * 1024
         self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
         self.access_log = runtime.settings.log.access_log
 
@@ -159,12 +161,12 @@ class ApplianceMiddleware:
                 await send_audited(_error_start(status, ctx.request_id, extra))
                 await send_audited({"type": "http.response.body", "body": _error_bytes(status, message)})
                 return
-            await self.app(scope, self._limited_receive(receive), send_audited)
+            await self.app(scope, self._limited_receive(receive, self._body_limit(method, path)), send_audited)
         except BodyTooLarge:
             if not state["started"]:
                 await send_audited(_error_start(413, ctx.request_id, {}))
                 await send_audited(
-                    {"type": "http.response.body", "body": _error_bytes(413, self._too_large())}
+                    {"type": "http.response.body", "body": _error_bytes(413, self._too_large(self._body_limit(method, path)))}
                 )
         finally:
             if ctx.principal is not None and state["status"] >= 400 and not state["audit_failed"]:
@@ -196,8 +198,13 @@ class ApplianceMiddleware:
         except Exception:  # noqa: S110 - diagnostics must never break the request path
             pass
 
-    def _too_large(self) -> str:
-        return f"The request body is larger than the limit of {self.max_body} bytes"
+    def _too_large(self, limit: int | None = None) -> str:
+        return f"The request body is larger than the limit of {limit or self.max_body} bytes"
+
+    def _body_limit(self, method: str, path: str) -> int:
+        if method == "POST" and path.rstrip("/").endswith("/documents"):
+            return self.document_body
+        return self.max_body
 
     def _precheck(
         self, ctx: RequestContext, method: str, path: str, headers: dict[str, str], client: str | None
@@ -206,8 +213,8 @@ class ApplianceMiddleware:
         if length is not None:
             if not length.isdigit():
                 return 400, "Invalid Content-Length header", {}
-            if int(length) > self.max_body:
-                return 413, self._too_large(), {}
+            if int(length) > self._body_limit(method, path):
+                return 413, self._too_large(self._body_limit(method, path)), {}
         auth = headers.get("authorization")
         caller = "k:" + hashlib.sha256(auth.encode()).hexdigest()[:16] if auth else f"ip:{client}"
         wait = self.limiter.allow(caller)
@@ -230,7 +237,7 @@ class ApplianceMiddleware:
                 return 403, "Your plan does not include API access (api entitlement)", {}
         return None
 
-    def _limited_receive(self, receive: Receive) -> Receive:
+    def _limited_receive(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def wrapped() -> Message:
@@ -238,10 +245,8 @@ class ApplianceMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge(
-                        detail=f"The request body is larger than the limit of {self.max_body} bytes"
-                    )
+                if seen > limit:
+                    raise BodyTooLarge(detail=self._too_large(limit))
             return message
 
         return wrapped

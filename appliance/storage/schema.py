@@ -314,10 +314,83 @@ def _environment_jobs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX jobs_status ON jobs(status)")
 
 
+def _environment_documents(db: sqlite_utils.Database) -> None:
+    """Uploaded documents (appliance.documents): the record, its text chunks with an external-content
+    FTS5 index kept in step by triggers (rebuilt after a restore), and cached section summaries.
+    The original file is in the object store under the document's own subject key."""
+    db.execute(
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,                -- random; the object-store subject id
+            filename TEXT NOT NULL,
+            type TEXT NOT NULL,                      -- pdf | docx | pptx | text | markdown
+            title TEXT NOT NULL DEFAULT '',
+            pages INTEGER NOT NULL,
+            chars INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            object_id TEXT NOT NULL,                 -- the encrypted original
+            owner TEXT,                              -- identifier of the author who uploaded it
+            created TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX documents_owner ON documents(owner)")
+    db.execute(
+        """CREATE TABLE document_chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            page_start INTEGER NOT NULL,
+            page_end INTEGER NOT NULL,
+            heading TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            UNIQUE (document_id, seq)
+        )"""
+    )
+    db.execute(
+        """CREATE VIRTUAL TABLE document_chunks_fts USING fts5(
+            heading, text, content='document_chunks', content_rowid='id', tokenize='porter unicode61'
+        )"""
+    )
+    db.execute(
+        """CREATE TRIGGER document_chunks_ai AFTER INSERT ON document_chunks BEGIN
+            INSERT INTO document_chunks_fts (rowid, heading, text) VALUES (new.id, new.heading, new.text);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER document_chunks_ad AFTER DELETE ON document_chunks BEGIN
+            INSERT INTO document_chunks_fts (document_chunks_fts, rowid, heading, text)
+            VALUES ('delete', old.id, old.heading, old.text);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER document_chunks_au AFTER UPDATE ON document_chunks BEGIN
+            INSERT INTO document_chunks_fts (document_chunks_fts, rowid, heading, text)
+            VALUES ('delete', old.id, old.heading, old.text);
+            INSERT INTO document_chunks_fts (rowid, heading, text) VALUES (new.id, new.heading, new.text);
+        END"""
+    )
+    db.execute(
+        """CREATE TABLE document_sections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            page_start INTEGER NOT NULL,
+            page_end INTEGER NOT NULL,
+            chunk_start INTEGER NOT NULL,
+            chunk_end INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL,
+            UNIQUE (document_id, seq)
+        )"""
+    )
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1],
     "audit": [_audit_v1],
-    "environment": [_environment_v1, _environment_embed_sessions, _environment_jobs],
+    "environment": [_environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents],
 }
 
 

@@ -68,7 +68,7 @@ def engine() -> Iterator[object]:
     from appliance.ai.local import LocalEngine
 
     eng = LocalEngine(
-        TEST_MODEL, models_dir=REPO_MODELS_DIR, n_threads=THREADS, n_ctx=2048, queue_size=8, timeout=60
+        TEST_MODEL, models_dir=REPO_MODELS_DIR, n_threads=THREADS, n_ctx=2048, queue_size=8, timeout=300
     )
     assert eng.wait_ready(60).value == "ready", eng.info()
     yield eng

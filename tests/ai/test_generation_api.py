@@ -44,6 +44,14 @@ def test_generate_course_returns_the_created_course(ai_server: tuple[Server, Ins
     assert c.get(f"/v1/headless/courses/{course['id']}").json()["title"] == course["title"]
     users = {u["identifier"] for u in c.get("/v1/headless/users").json()}
     assert "author-1" in users
+    # stored encrypted: the generated title is in no file as plaintext
+    for path in install.data_dir.rglob("*"):
+        if path.is_file():
+            assert course["title"].encode() not in path.read_bytes(), path
+    # audited: the call is in the audit log, by key id, with its status
+    entries = [json.loads(line) for line in cli("audit", "export", data_dir=install.data_dir).stdout.splitlines()]
+    assert any(e["route"] == "/v1/headless/generate/course" and e["status"] == 200 and e["method"] == "POST"
+               and e["actor"].startswith("apikey:") for e in entries)
 
 
 def test_generate_validation_and_the_screen_cap(ai_server: tuple[Server, Install]) -> None:
@@ -200,3 +208,48 @@ def test_a_job_interrupted_by_a_crash_keeps_its_record(tmp_path) -> None:  # typ
         assert record["status"] == "failed" and "restart" in record["error"]
     finally:
         again.stop()
+
+
+def test_concurrent_generation_does_not_crash(ai_server: tuple[Server, Install]) -> None:
+    """Two generations at once: the engine serialises them (unserialised llama.cpp calls crash)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, install = ai_server
+
+    def generate(topic: str) -> int:
+        with server.client(install.test_key) as c:
+            return c.post("/v1/headless/generate/course", json={"prompt": topic, "screenCount": 1}, timeout=600).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(generate, ["Ladder safety", "Manual handling", "Hand washing"]))
+    assert statuses == [200, 200, 200]
+    assert server.process.poll() is None
+    assert server.client().get("/health").status_code == 200
+
+
+def test_queue_full_and_timeout_are_clear_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    install = init_data_dir(tmp_path / "data")
+    server = start_server(install.data_dir, env={"APPLIANCE_AI_QUEUE_SIZE": "1", "APPLIANCE_AI_TIMEOUT_SECONDS": "3"})
+    try:
+        text = "Please make this paragraph about workplace safety a lot longer and friendlier. " * 8
+
+        def refine(_: int) -> httpx.Response:
+            with server.client(install.test_key) as c:
+                return c.post("/v1/headless/generate/refine", json={"text": text, "operation": "expand"}, timeout=120)
+
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(refine, range(8)))
+        busy = [r for r in responses if r.status_code == 503]
+        assert busy, [r.status_code for r in responses]
+        assert all(r.json()["code"] == "SERVICE_UNAVAILABLE" and int(r.headers["retry-after"]) >= 1 for r in busy)
+        assert {r.status_code for r in responses} <= {200, 503, 504}
+        slow = server.client(install.test_key).post("/v1/headless/generate/course",
+                                                    json={"prompt": "Forklifts", "screenCount": 25}, timeout=120)
+        assert slow.status_code == 504 and slow.json()["code"] == "GATEWAY_TIMEOUT"
+        assert server.client(install.test_key).get("/v1/headless/courses").status_code == 200  # nothing else hurt
+        titles = [x["title"] for x in server.client(install.test_key).get("/v1/headless/courses").json()]
+        assert titles == ["New starter induction"]  # the timed-out job wrote nothing
+    finally:
+        server.stop()

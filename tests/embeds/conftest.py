@@ -16,18 +16,9 @@ import httpx
 import pytest
 
 from appliance.embeds.sandbox import Sandbox
-from tests.helpers import Install, free_port, init_data_dir
+from appliance.server.tls import make_self_signed
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, TEST_ENV, Install, free_port, init_data_dir
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SESSION_SECONDS = 10  # short, so the page refreshes its session several times during the run
 
@@ -163,13 +154,23 @@ def _seed_all_types(install: Install) -> int:
 
 
 @pytest.fixture(scope="session")
-def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+def receiver_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for a local HTTPS webhook receiver that only this appliance trusts."""
+    return make_self_signed(tmp_path_factory.mktemp("embed-receiver"))
+
+
+@pytest.fixture(scope="session")
+def appliance(tmp_path_factory: pytest.TempPathFactory, receiver_cert: tuple[Path, Path]) -> Iterator[Appliance]:
     install = init_data_dir(tmp_path_factory.mktemp("embeds") / "data")
     course_id = _seed_all_types(install)
     port = free_port()
     log_path = install.data_dir.parent / "server.log"
     env = {
         **os.environ,
+        **TEST_ENV,
+        "APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1",
+        "APPLIANCE_WEBHOOKS_CA_FILE": str(receiver_cert[0]),
+        "APPLIANCE_WEBHOOKS_POLL_SECONDS": "0.1",
         "APPLIANCE_SERVER_PUBLIC_URL": f"http://localhost:{port}",
         "APPLIANCE_EMBEDS_SESSION_SECONDS": str(SESSION_SECONDS),
     }
@@ -211,21 +212,6 @@ def host(appliance: Appliance) -> Iterator[Sandbox]:
     sandbox.start()
     yield sandbox
     sandbox.close()
-
-
-@pytest.fixture(scope="session")
-def playwright_instance() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_instance):  # type: ignore[no-untyped-def]
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture()

@@ -1,16 +1,14 @@
-// Entry of /embed/course/<token>: the learner player (action view). Edit tokens get the builder
-// (not part of this release: the page says so).
+// Entry of /embed/course/<token>: the learner player (action view); edit tokens get the builder
+// (builder/builder.js).
 import { html, render } from "./vendor/index.js";
 import { boot, applyTheme } from "./lib/boot.js";
 import { Player } from "./player/player.js";
 import { embedTransport } from "./player/embed-transport.js";
 
 boot("course", async ({ app, session, context, host, setLanguage }) => {
-  if (context.action !== "view") {
-    const t = setLanguage(context.options.language);
-    render(html`<main class="cover"><h1>Builder</h1><p>The course builder is not available in this release.</p>
-      ${context.testMode ? html`<span class="test-mode">${t("testMode")}</span>` : null}</main>`, app);
-    host.post("session", "ready", {});
+  if (context.action === "edit") {
+    const { mountBuilder } = await import("./builder/builder.js");
+    await mountBuilder({ app, session, context, host, setLanguage });
     return;
   }
   const { course, tracking } = await session.get("/embed/api/course");

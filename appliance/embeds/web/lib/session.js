@@ -94,11 +94,31 @@ export function createSession({ kind, onExpired, onRefreshed }) {
     throw new Error("expired");
   }
 
+  // a raw authenticated request (uploads, server-sent events read as a stream, ETag headers): the
+  // Response itself, after the same refresh-once-on-401 as `call`
+  async function raw(path, init = {}) {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (expired) throw new Error("expired");
+      const response = await fetch(path, {
+        ...init,
+        credentials: "omit",
+        cache: "no-store",
+        headers: { ...(init.headers || {}), Authorization: `Bearer ${jwt}` },
+      });
+      if (response.status === 401 && attempt === 0) { await refresh(); continue; }
+      if (response.status === 401) { expire("unauthorised"); throw new Error("expired"); }
+      return response;
+    }
+    throw new Error("expired");
+  }
+
   return {
     open,
     refresh,
+    raw,
     get: (path) => call("GET", path),
     post: (path, body) => call("POST", path, body),
+    put: (path, body) => call("PUT", path, body),
     get expired() { return expired; },
   };
 }
