@@ -329,21 +329,13 @@ def test_author_generates_a_course_from_a_prompt_and_a_learner_plays_it(page, sa
 
 def test_author_turns_a_pdf_into_a_course(page, sandbox, server, artifacts) -> None:  # type: ignore[no-untyped-def]
     fixtures = pytest.importorskip("tests.documents.fixtures")
-    pdf = fixtures.make_pdf(
-        [
-            ["Handling ladders safely", "Always check a ladder for damage before you climb it.",
-             "Keep three points of contact with the ladder at all times."],
-            ["Storing ladders", "Store ladders flat, in a dry place, away from heat.",
-             "Never leave a ladder standing unattended in a walkway."],
-        ],
-        title="Ladder safety",
-    )
+    pdf = fixtures.long_pdf(104)  # 100+ pages: summarised section by section before the plan
     course = _new_course(server, author="author-doc")
     frame = _open(page, sandbox, course=course, action="edit", identifier="author-doc", client="acme",
                   options={"flow": "document", "publishing": True})
     frame.get_by_role("heading", name="Turn a document into a course").wait_for()
     frame.get_by_label("Document file").set_input_files(
-        files=[{"name": "ladders.pdf", "mimeType": "application/pdf", "buffer": pdf}]
+        files=[{"name": "handbook.pdf", "mimeType": "application/pdf", "buffer": pdf}]
     )
     frame.get_by_label("Number of screens").fill("1")
     frame.get_by_role("button", name="Create the course").click()
