@@ -12,7 +12,7 @@ from litestar import Controller, Request, delete, get, post, put
 from appliance.errors import not_found
 from appliance.headless.deps import set_target
 from appliance.security.audit import now_iso
-from appliance.storage.database import Database, last_id
+from appliance.storage.database import Database, fetch_all, fetch_one, last_id
 
 Hex = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{3,8}$")]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
@@ -52,11 +52,10 @@ def theme_to_wire(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get(db: sqlite_utils.Database, theme_id: int) -> dict[str, Any]:
-    cursor = db.execute("SELECT * FROM themes WHERE id = ?", [theme_id])
-    row = cursor.fetchone()
+    row = fetch_one(db, "SELECT * FROM themes WHERE id = ?", [theme_id])
     if row is None:
         raise not_found("Theme")
-    return theme_to_wire(dict(zip([d[0] for d in cursor.description], row, strict=True)))
+    return theme_to_wire(row)
 
 
 def _values(data: ThemeInput) -> list[Any]:
@@ -74,9 +73,7 @@ class ThemesController(Controller):
 
     @get("/themes", summary="List themes", sync_to_thread=False)
     def list_themes(self, db: Database) -> list[dict[str, Any]]:
-        cursor = db.read().execute("SELECT * FROM themes ORDER BY id")
-        names = [d[0] for d in cursor.description]
-        return [theme_to_wire(dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
+        return [theme_to_wire(r) for r in fetch_all(db.read(), "SELECT * FROM themes ORDER BY id")]
 
     @get("/themes/{theme_id:int}", summary="Get one theme", sync_to_thread=False)
     def get_theme(self, request: Request[Any, Any, Any], db: Database, theme_id: int) -> dict[str, Any]:

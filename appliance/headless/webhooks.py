@@ -17,7 +17,7 @@ from litestar import Controller, Request, delete, get, post
 from appliance.errors import ApiError, not_found
 from appliance.headless.common import page_window
 from appliance.headless.deps import provide_runtime, set_target
-from appliance.storage.database import Database
+from appliance.storage.database import Database, fetch_all
 from appliance.webhooks import outbox
 from appliance.webhooks.allow import AllowList, NotAllowed, check_url
 from appliance.webhooks.signer import new_secret
@@ -47,14 +47,8 @@ def endpoint_to_wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rows(db: sqlite_utils.Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = db.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def _endpoint(db: sqlite_utils.Database, endpoint_id: int) -> dict[str, Any]:
-    rows = _rows(db, "SELECT * FROM webhook_endpoints WHERE id = ?", [endpoint_id])
+    rows = fetch_all(db, "SELECT * FROM webhook_endpoints WHERE id = ?", [endpoint_id])
     if not rows:
         raise not_found("Webhook endpoint")
     return rows[0]
@@ -75,7 +69,7 @@ class WebhooksController(Controller):
 
     @get("/webhooks", summary="List webhook endpoints and the events", sync_to_thread=False)
     def list_webhooks(self, db: Database) -> dict[str, Any]:
-        rows = _rows(db.read(), "SELECT * FROM webhook_endpoints ORDER BY id", [])
+        rows = fetch_all(db.read(), "SELECT * FROM webhook_endpoints ORDER BY id", [])
         return {"events": list(outbox.EVENTS), "endpoints": [endpoint_to_wire(r) for r in rows]}
 
     @post("/webhooks", summary="Register a webhook endpoint (the secret is shown once)", status_code=200)
@@ -153,14 +147,14 @@ class WebhooksController(Controller):
         limit, offset = page_window(page, length)
         r = db.read()
         _endpoint(r, endpoint_id)
-        rows = _rows(
+        rows = fetch_all(
             r,
             "SELECT * FROM webhook_outbox WHERE endpoint_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
             [endpoint_id, limit, offset],
         )
         result = []
         for row in rows:
-            attempts = _rows(
+            attempts = fetch_all(
                 r,
                 "SELECT time, status_code, error, duration_ms FROM webhook_attempts WHERE outbox_id = ?"
                 " ORDER BY id DESC LIMIT ?",

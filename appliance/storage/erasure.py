@@ -41,6 +41,7 @@ import sqlite_utils
 from appliance.security.audit import now_iso
 from appliance.storage import capture, objects, pitr
 from appliance.storage.capture import Change
+from appliance.storage.database import fetch_all
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
@@ -235,8 +236,7 @@ def ledger_rows(runtime: Runtime, database_name: str) -> list[pitr.LedgerRows]:
 
 def ledger(runtime: Runtime) -> list[dict[str, Any]]:
     store = objects.keystore(runtime)
-    cursor = store.database.read().execute(
-        "SELECT id, time, workspace_id, environment, database, subject_kind, subject, rows FROM erasures ORDER BY id"
+    return fetch_all(
+        store.database.read(),
+        "SELECT id, time, workspace_id, environment, database, subject_kind, subject, rows FROM erasures ORDER BY id",
     )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -29,7 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.security.audit import now_iso
-from appliance.storage.database import last_id
+from appliance.storage.database import fetch_one, last_id
 
 EVENTS = ("course.created", "course.commenced", "course.completed")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -149,10 +149,9 @@ def emit(
 
 def sample_data(w: sqlite_utils.Database, event: str) -> dict[str, Any]:
     """Data for a test delivery: a real course of the environment if there is one, a sample learner."""
-    cursor = w.execute("SELECT * FROM courses WHERE deleted IS NULL ORDER BY id LIMIT 1")
-    row = cursor.fetchone()
+    row = fetch_one(w, "SELECT * FROM courses WHERE deleted IS NULL ORDER BY id LIMIT 1")
     if row is not None:
-        course = course_summary(dict(zip([d[0] for d in cursor.description], row, strict=True)))
+        course = course_summary(row)
     else:
         course = {"id": 0, "title": "Sample course", "key": "sample-course", "clientIdentifier": None}
     data: dict[str, Any] = {"course": course}

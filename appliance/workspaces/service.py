@@ -16,7 +16,7 @@ import sqlite_utils
 
 from appliance.security import apikeys
 from appliance.security.audit import now_iso
-from appliance.storage.database import Database, last_id
+from appliance.storage.database import Database, fetch_all, last_id
 
 ENVIRONMENTS = ("test", "production")
 ENTITLEMENTS = (
@@ -133,9 +133,7 @@ def list_api_keys(control: Database, workspace_id: int | None = None) -> list[di
     if workspace_id is not None:
         sql += " WHERE workspace_id = ?"
         params.append(workspace_id)
-    cursor = control.read().execute(sql + " ORDER BY id", params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return fetch_all(control.read(), sql + " ORDER BY id", params)
 
 
 def revoke_api_key(control: Database, key_id: str) -> None:

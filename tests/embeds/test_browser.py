@@ -92,7 +92,7 @@ def test_learner_completes_demo_course(page, host, appliance: Appliance, artifac
         attempts = next(s for s in screens if s["identifier"] == "learner-1")["attempts"]
         assert {a["screen"] for a in attempts} == {1, 2, 3, 4}
     assert "embed session refused" not in appliance.log()
-    assert "/embed/api/session/refresh" in appliance.log() or True  # paths are logged, tokens never
+    assert "/embed/api/session/refresh" in appliance.log()  # the silent refresh happened (its path is logged)
 
 
 def test_every_screen_type_and_phone_width(browser, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
