@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .errors import SchemaError
+from .errors import InvalidOutput, SchemaError
 
 # Strict JSON string characters (upstream llama.cpp): no raw control characters inside strings.
 # llama-cpp-python 0.3.36 emits ``char ::= [^"\\] | ...`` which lets raw newlines through and makes
@@ -186,7 +186,7 @@ class LazyGrammarSampler:
         self._L.llama_sampler_apply(self.chain, ctypes.byref(self.cur))
         sel = int(self.cur.selected)
         if sel < 0 or sel >= int(self.cur.size):
-            raise RuntimeError("sampler chain selected no token")
+            raise InvalidOutput("the sampler selected no token")
         return int(self.cur.data[sel].id)
 
     def legal(self, token: int) -> bool:
@@ -210,8 +210,8 @@ class LazyGrammarSampler:
             self._fill(idx)
             self._L.llama_sampler_apply(self.grammar, ctypes.byref(self.cur))
             tok = self._pick()
-            if not self.legal(tok):  # cannot happen unless the grammar is dead; never accept it
-                raise RuntimeError("grammar allows no token here")
+            if not self.legal(tok):  # the grammar is dead here; never accept the token, resample instead
+                raise InvalidOutput("the grammar allows no token here")
         if self.grammar is not None:
             self._L.llama_sampler_accept(self.grammar, tok)
         self._L.llama_sampler_accept(self.chain, tok)  # penalty history sees only the final token

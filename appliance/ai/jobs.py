@@ -20,7 +20,7 @@ import sqlite_utils
 
 from appliance.ai.config import AIConfig, create_engine
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
-from appliance.ai.errors import Cancelled
+from appliance.ai.errors import AIError, Cancelled
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
 from appliance.server import logs
@@ -178,7 +178,9 @@ class AIService:
 
             row = self._update(key, status="failed", error=public_message(exc), finished=now_iso())
             live.future.set_exception(exc)
-            logs.event("ai job failed", level=30, job=key[2], kind=kind, error=type(exc).__name__)
+            # AI errors carry our own words (never prompt or document text): log them for the operator
+            detail = str(exc)[:300] if isinstance(exc, AIError) else ""
+            logs.event("ai job failed", level=30, job=key[2], kind=kind, error=type(exc).__name__, detail=detail)
         self._publish(live, {"type": row["status"], "job": row})
         with self._lock:
             self._live.pop(key, None)

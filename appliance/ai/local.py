@@ -201,23 +201,24 @@ class LocalEngine(Engine):
         sampling: SamplingParams = DEFAULT_SAMPLING,
     ) -> Any:
         # The grammar guarantees syntax and most constraints; the few it cannot express (e.g. number
-        # ranges) are checked here, with up to VALIDATION_RETRIES fresh samples on a violation.
+        # ranges) are checked here. A violation, a dead grammar state or a truncated answer (a small
+        # model sometimes loops until max_tokens) gets up to VALIDATION_RETRIES fresh samples.
         deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
         attempt = 0
         while True:
-            c = self.complete(
-                messages,
-                schema=schema,
-                max_tokens=max_tokens,
-                timeout=max(0.1, deadline - time.monotonic()),
-                cancel=cancel,
-                sampling=sampling,
-            )
             try:
+                c = self.complete(
+                    messages,
+                    schema=schema,
+                    max_tokens=max_tokens,
+                    timeout=max(0.1, deadline - time.monotonic()),
+                    cancel=cancel,
+                    sampling=sampling,
+                )
                 return parse_and_validate(c.text, schema, c.stats.stop_reason)
             except InvalidOutput:
                 attempt += 1
-                if c.stats.stop_reason != "eog" or sampling.temperature <= 0 or attempt > VALIDATION_RETRIES:
+                if sampling.temperature <= 0 or attempt > VALIDATION_RETRIES:
                     raise
                 seed = None if sampling.seed is None else sampling.seed + 7919 * attempt
                 sampling = dataclasses.replace(sampling, seed=seed)

@@ -206,7 +206,7 @@ def test_a_long_pdf_becomes_a_course_covering_every_section(docs_server: tuple[S
                        "clientIdentifier": "acme"}, headers={"Prefer": "respond-async"})
     assert job.status_code == 202, job.text
     events = _follow(c, job.json()["id"])
-    assert events[-1]["type"] == "succeeded", events[-1]
+    assert events[-1]["type"] == "succeeded", (events[-1]["job"].get("error"), server.log()[-3000:])
     progress = [e for e in events if e["type"] == "progress" and e.get("data")]
     first_screen = next(i for i, e in enumerate(progress) if "screen" in e["data"])
     sections = [e["data"] for e in progress[:first_screen] if "section" in e["data"]]
