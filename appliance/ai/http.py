@@ -14,6 +14,10 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (errors.PromptTooLong, 413, "The prompt and source text are too long for the model's context"),
     (errors.InvalidOutput, 502, "The model's answer did not pass validation; retry"),
     (errors.SchemaError, 500, "Internal error in the generation schema"),
+    (errors.NarrationUnavailable, 503, "Narration is not installed on this appliance: the text-to-speech runtime "
+     "(piper-tts and its voice) was not found; ask the operator to run `make tts-deps` or set [ai] tts_python"),
+    (errors.NarrationFailed, 502, "Text-to-speech failed (the narration worker stopped or ran out of time); "
+     "retry, or narrate fewer screens at once"),
 ]
 
 

@@ -84,6 +84,16 @@ class MediaContent(msgspec.Struct):
     caption: Short = ""
 
 
+class Narration(msgspec.Struct, forbid_unknown_fields=True):
+    """A screen's narration clip (appliance.ai.narration): an object in the encrypted store."""
+
+    id: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+    duration: Annotated[float, msgspec.Meta(ge=0, le=36000)]
+    voice: Short = ""
+    hash: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    chars: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
 CONTENT_TYPES.update(
     text=TextContent, process=ProcessContent, checklist=ItemsContent, list=ItemsContent,
     flashcards=FlashcardsContent, quiz=QuizContent, media=MediaContent,
@@ -173,6 +183,11 @@ def validate_screen(screen: Any) -> dict[str, Any]:
     for optional in ("description", "objective", "scored", "passing_grade", "asset", "object", "unsupported"):
         if optional in screen:
             result[optional] = screen[optional]
+    if screen.get("narration") is not None:
+        try:
+            result["narration"] = msgspec.to_builtins(msgspec.convert(screen["narration"], Narration))
+        except msgspec.ValidationError as exc:
+            raise ApiError(422, f"screen {title!r} narration: {exc}") from None
     if kind == "quiz":
         result["scored"] = bool(screen.get("scored", True))
         grade = screen.get("passing_grade", 50)

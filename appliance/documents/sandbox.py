@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import sys
 import threading
 from dataclasses import asdict
 from typing import Any
 
 from appliance.documents.extract import Block, DocumentError, Extracted, Limits, extract
+from appliance.isolation import ChildNotStarted, ChildTimeout, run_isolated
 
 MAX_ANSWER = 64 * 1024 * 1024
 
@@ -58,20 +58,16 @@ def extract_isolated(
     if getattr(sys, "frozen", False):
         return _in_thread(data, filename, limits, timeout)
     header = json.dumps({"filename": filename, "limits": asdict(limits), "memory_mb": memory_mb}).encode()
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
     try:
-        done = subprocess.run(  # cwd: the child imports this package from where the server did
+        done = run_isolated(  # cwd: the child imports this package from where the server did
             [sys.executable, "-m", "appliance.documents.sandbox"],
-            input=struct.pack(">I", len(header)) + header + data,
-            capture_output=True,
+            struct.pack(">I", len(header)) + header + data,
             timeout=timeout,
-            env=env,
             cwd=PACKAGE_ROOT,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
+    except ChildTimeout:
         raise DocumentError(422, f"Reading the document took longer than {timeout:g} seconds; it was stopped") from None
-    except OSError:
+    except ChildNotStarted:
         raise DocumentError(503, "The document reader could not be started; retry shortly") from None
     try:
         answer: dict[str, Any] = json.loads(done.stdout[:MAX_ANSWER])

@@ -17,6 +17,8 @@ owned by another client (its `clientIdentifier` differs from the token's) is ref
   screen is streamed as it is generated), `ai/screen`, `ai/quiz`, `ai/refine`, `ai/translate`
   (`options.translations: true` and the `api_advanced` + `translations` entitlements); jobs are
   followed at `GET jobs/{id}` and `GET jobs/{id}/events` (server-sent events, read with fetch).
+* Narration (`options.narrations: true`, the `narrations` entitlement): `POST ai/narrate` (job
+  `narrate_course`), `GET narration/{screen id}` (a draft screen's clip, for the preview).
 * Documents (`appliance.documents`): `POST documents` (raw body, `X-Filename`), `POST
   documents/course` (document or presentation → this course; unsupported screens flagged).
 """
@@ -36,6 +38,7 @@ import sqlite_utils
 from litestar import Controller, Request, Response, get, post, put
 from litestar.response import ServerSentEvent
 
+from appliance.ai import narration
 from appliance.ai.generation import (
     GENERATED_TYPES,
     MAX_SCREENS,
@@ -160,7 +163,9 @@ def capabilities(request: Request[Any, Any, Any], session: EmbedSession) -> dict
         and _entitled(request, session, "api_advanced")
         and _entitled(request, session, "translations"),
         "documents": ai and _documents_module() is not None,
-        "narrations": False,  # no on-box text-to-speech yet (docs/embeds.md)
+        "narrations": ai_service is not None
+        and _option(session, "narrations") is True
+        and _entitled(request, session, "narrations"),
     }
 
 
@@ -531,6 +536,39 @@ class BuilderApi(Controller):
         if language == row["language"]:
             raise ApiError(422, f"The course is already in {language}")
         return await self._submit(request, session, "translate", {"courseId": course_id, "language": language})
+
+    @post("/ai/narrate", status_code=202)
+    async def ai_narrate(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Narrate this course's screens (`{screenIds?, force?}`) with the on-box voice."""
+        session = builder_session(request)
+        course_id = _target(request, session)
+        _require(request, session, "narrations", "Narration is not enabled for this builder")
+        row = _owned_row(session.db.read(), session, course_id)
+        body = await _json(request)
+        screen_ids = body.get("screenIds")
+        if screen_ids is not None and (
+            not isinstance(screen_ids, list) or len(screen_ids) > 200
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in screen_ids)
+        ):
+            raise ApiError(422, "screenIds must be a list of screen ids")
+        settings = _runtime(request).settings.ai
+        await anyio.to_thread.run_sync(lambda: narration.require_installed(settings))
+        params = {"courseId": course_id, "screenIds": screen_ids, "force": body.get("force") is True,
+                  "clientIdentifier": row["client_identifier"]}
+        return await self._submit(request, session, narration.KIND, params)
+
+    @get("/narration/{screen_id:int}")
+    async def narration_clip(self, request: Request[Any, Any, Any], screen_id: int) -> Response[bytes]:
+        """A draft screen's narration (WAV), for the builder's preview."""
+        session = builder_session(request)
+        course_id = _target(request, session)
+        row = _owned_row(session.db.read(), session, course_id)
+        runtime = _runtime(request)
+        content = json.loads(row["draft"])
+        data = await anyio.to_thread.run_sync(
+            lambda: narration.screen_clip(runtime, session.workspace_id, session.environment, content, screen_id)
+        )
+        return Response(data, media_type="audio/wav", headers=narration.AUDIO_HEADERS)
 
     # -- documents --------------------------------------------------------------------------------
     @post("/documents", status_code=201)

@@ -60,6 +60,7 @@ def learner_screen(screen: dict[str, Any], index: int) -> dict[str, Any]:
         content = {"questions": questions}
     elif kind == "media":
         content = {**content, "kind": _media_kind(content)}
+    narration = screen.get("narration")
     return {
         "id": screen.get("id", index + 1),
         "index": index,
@@ -71,6 +72,9 @@ def learner_screen(screen: dict[str, Any], index: int) -> dict[str, Any]:
         "passing_grade": screen.get("passing_grade", 0),
         "completable": kind in ("checklist", "flashcards", "quiz"),
         "content": content,
+        # the clip itself is fetched by screen id over the session (never by object id)
+        "narration": {"duration": narration.get("duration"), "voice": narration.get("voice")}
+        if isinstance(narration, dict) and narration.get("id") else None,
     }
 
 

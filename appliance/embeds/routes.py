@@ -5,7 +5,8 @@
   URL path and never reaches a log (the middleware redacts token-like path segments).
 * `POST /embed/api/session` `{token}`: signed-URL token -> session JWT + refresh token (JSON).
 * `POST /embed/api/session/refresh` `{refreshToken}`: rotation with reuse detection.
-* Bearer-authenticated: `GET /embed/api/course`, `POST /embed/api/track`, `GET /embed/api/collection`,
+* Bearer-authenticated: `GET /embed/api/course`, `GET /embed/api/course/narration/{screen id}` (the
+  screen's narration, WAV), `POST /embed/api/track`, `GET /embed/api/collection`,
   `GET /embed/api/analytics`, `GET /embed/api/draft` (edit sessions only).
 * `POST /embed/csp-report`: CSP violation reports (logged, e.g. a host outside frame-ancestors).
 
@@ -19,9 +20,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.static_files import create_static_files_router
 
+from appliance.ai import narration
+from appliance.courses import service as courses
 from appliance.embeds import origins, player, sessions
 from appliance.embeds.sessions import EmbedSession, SessionInvalid
 from appliance.embeds.tokens import URL_TYP, TokenInvalid
@@ -250,6 +254,24 @@ class EmbedApi(Controller):
             ),
             "tracking": player.tracking_state(reader, target, session.claims.get("identifier")),
         }
+
+    @get("/course/narration/{screen_id:int}")
+    async def narration(self, request: Request[Any, Any, Any], screen_id: int) -> Response[bytes]:
+        """A screen's narration (WAV) of the published course this session may read (`?id=` picks a
+        collection's course). Fetched with the Bearer header and played from a blob: URL."""
+        session = _session(request, ("course", "collection"), "view")
+        raw = request.query_params.get("id")
+        target = _course_of(session, int(raw) if raw and raw.isdigit() else None)
+        context_of(request).target = f"course:{target}"
+        row = courses.get_row(session.db.read(), target)
+        if row["deleted"] is not None:
+            raise ApiError(404, "Course not found")
+        content = player.published_content(row)
+        runtime = _runtime(request)
+        data = await anyio.to_thread.run_sync(
+            lambda: narration.screen_clip(runtime, session.workspace_id, session.environment, content, screen_id)
+        )
+        return Response(data, media_type="audio/wav", headers=narration.AUDIO_HEADERS)
 
     @post("/track", status_code=200)
     async def track(self, request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Usage is computed from trackings, never stored twice. A learner counts once per calendar month
 (UTC) as an identified recipient, or as an anonymous one when the player had no identifier
 (identifiers starting with `anonymous:`). Test learners never count: every learner in the test
-environment, and users marked `testMode` in production.
+environment, and users marked `testMode` in production. `narration_tokens` are the characters
+finished narration jobs read out (their job records), in both environments.
 """
 
 from __future__ import annotations
@@ -46,11 +47,25 @@ def current_period(now: datetime | None = None) -> tuple[str, str]:
     return start.isoformat().replace("+00:00", "Z"), end.isoformat().replace("+00:00", "Z")
 
 
+def narration_usage(db: sqlite_utils.Database, client: str | None, period: tuple[str, str]) -> int:
+    """Characters read out by finished narration jobs (appliance.ai.narration), in every environment
+    (only test *learners* are free)."""
+    sql = """SELECT coalesce(sum(json_extract(result, '$.narrationTokens')), 0) FROM jobs
+             WHERE kind = 'narrate_course' AND status = 'succeeded' AND finished >= ? AND finished < ?"""
+    params: list[Any] = [period[0], period[1]]
+    if client is not None:
+        sql += " AND json_extract(input, '$.clientIdentifier') = ?"
+        params.append(client)
+    return int(db.execute(sql, params).fetchone()[0])
+
+
 def usage(
     db: sqlite_utils.Database, environment: str, metric: str, client: str | None, period: tuple[str, str]
 ) -> int:
+    if metric == NARRATION:
+        return narration_usage(db, client, period)
     if environment == "test" or metric not in (IDENTIFIED, ANONYMOUS):
-        return 0  # test learners never count; narration and images are counted by their features
+        return 0  # test learners never count; images are counted by their feature
     anonymous = "LIKE" if metric == ANONYMOUS else "NOT LIKE"
     sql = f"""SELECT count(DISTINCT t.identifier) FROM trackings t LEFT JOIN users u ON u.identifier = t.identifier
               WHERE t.commenced >= ? AND t.commenced < ? AND t.identifier {anonymous} ?

@@ -5,7 +5,8 @@ Each entry's `hash` is HMAC-SHA256(audit MAC key, prev hash + canonical JSON of 
 Removing entries from the end leaves a valid chain, so the head (seq and hash) is also written,
 MAC'd, to `audit.head` once a second; `verify` checks the database still reaches that head.
 Entries are committed by the audit database's writer thread in groups before the response is sent;
-a request whose entry cannot be committed fails with 503 (see server.middleware).
+a request whose entry cannot be committed fails with 503, or 507 when the disk is full (see
+server.middleware and storage.diskfull).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sqlite_utils
 
 from appliance.storage.crypto import write_secret_file
 from appliance.storage.database import Database
+from appliance.storage.diskfull import is_disk_full
 
 GENESIS = "0" * 64
 HEAD_FILE = "audit.head"
@@ -45,7 +47,13 @@ FIELDS = (
 
 
 class AuditUnavailable(Exception):
-    """The audit log cannot be written; the caller must fail the request."""
+    """The audit log cannot be written; the caller must fail the request.
+
+    `disk_full` says why, when it is the disk: the request then fails with 507, not 503."""
+
+    def __init__(self, message: str = "", *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
 
 
 def now_iso() -> str:
@@ -116,14 +124,14 @@ class AuditLog:
         try:
             head = self.database.write(self._job_for(event))
         except Exception as exc:
-            raise AuditUnavailable(str(exc)) from None
+            raise AuditUnavailable(str(exc), disk_full=is_disk_full(exc)) from None
         self._note_head(head)
 
     async def record(self, event: AuditEvent) -> None:
         try:
             head = await self.database.awrite(self._job_for(event))
         except Exception as exc:
-            raise AuditUnavailable(type(exc).__name__) from None
+            raise AuditUnavailable(type(exc).__name__, disk_full=is_disk_full(exc)) from None
         self._note_head(head)
 
     async def ensure_writable(self) -> None:
@@ -134,7 +142,7 @@ class AuditLog:
         try:
             await self.database.awrite(lambda db: None)
         except Exception as exc:
-            raise AuditUnavailable(type(exc).__name__) from None
+            raise AuditUnavailable(type(exc).__name__, disk_full=is_disk_full(exc)) from None
 
     def _note_head(self, head: tuple[int, str]) -> None:
         with self._head_lock:

@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from appliance import __version__
+from appliance.ai import narration as _narration  # noqa: F401 - registers the narrate_course job kind
 from appliance.ai import tasks as _job_kinds  # noqa: F401 - registers the job kinds
 from appliance.ai.jobs import AIService
 from appliance.documents import tasks as _document_job_kinds  # noqa: F401 - registers the document job kinds
@@ -26,6 +27,7 @@ from appliance.headless.deps import DEPENDENCIES
 from appliance.headless.embeds import EmbedsController, OriginsController
 from appliance.headless.generate import GenerateController, JobsController
 from appliance.headless.identities import IdentitiesController
+from appliance.headless.narration import NarrationController
 from appliance.headless.setup import SetupController
 from appliance.headless.themes import ThemesController
 from appliance.headless.trackings import TrackingsController
@@ -37,6 +39,7 @@ from appliance.scorm.api import SCORM_HANDLERS
 from appliance.server import logs
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp
+from appliance.storage import diskfull
 from appliance.storage.crypto import keyed_hash
 
 HEADLESS_HANDLERS = [
@@ -54,6 +57,7 @@ HEADLESS_HANDLERS = [
     JobsController,
     TranslationsController,
     DocumentsController,
+    NarrationController,
 ]
 SWAGGER_DIR = Path(__file__).parent / "static" / "swagger-ui"
 SWAGGER_URL = "/api/docs/static"
@@ -88,6 +92,10 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if diskfull.is_disk_full(exc):  # SQLITE_FULL or ENOSPC/EDQUOT: a clear 507, not a 500
+        runtime: Runtime = request.app.state.runtime
+        runtime.disk.report(exc, "request")
+        return _error_response(diskfull.STATUS, diskfull.MESSAGE, {"retry-after": diskfull.RETRY_AFTER})
     logs.event("unhandled error", level=40, error=type(exc).__name__, path=request.url.path)
     return _error_response(500, "Internal error; the request id in X-Request-Id identifies it in the logs")
 
@@ -122,6 +130,8 @@ def health(request: Request[Any, Any, Any]) -> Response[Any]:
         except Exception as exc:
             checks[name] = type(exc).__name__
     up = all(v == "ok" for v in checks.values())
+    # reads are served while the disk is full, so the appliance stays "ok"; token holders see it
+    checks["disk"] = "ok" if runtime.disk.writable() else "full"
     ai: AIService | None = getattr(request.app.state, "ai", None)
     ai_status = str(ai.status()) if ai is not None else "off"
     checks["ai"] = ai_status  # "unavailable" (no model) leaves the appliance up: only AI routes answer 503
@@ -139,7 +149,9 @@ def metrics(request: Request[Any, Any, Any]) -> Response[Any]:
             401, "The metrics endpoint needs its bearer token", {"www-authenticate": "Bearer"}
         )
     registry: Metrics = request.app.state.metrics
-    return Response(registry.render(), media_type="text/plain; version=0.0.4")
+    runtime: Runtime = request.app.state.runtime
+    disk = f"# TYPE appliance_disk_full gauge\nappliance_disk_full {0 if runtime.disk.writable() else 1}\n"
+    return Response(registry.render() + disk, media_type="text/plain; version=0.0.4")
 
 
 @get("/api/docs/json", sync_to_thread=False, include_in_schema=False)

@@ -2,7 +2,9 @@
 
 In order: request id, body-size limit, rate limit, API-key authentication for the headless
 prefixes, then the Litestar app. The audit entry is committed when the response starts, before
-any byte reaches the client; if it cannot be committed the client gets 503 instead (fail-closed).
+any byte reaches the client; if it cannot be committed the client gets 503 instead (fail-closed),
+or 507 when the disk is full. While the data disk is full (storage.diskfull) requests that change
+data are refused with 507 before they start; reads go on, audited in the released space reserve.
 One JSON access-log line and the metrics are written when the response ends.
 """
 
@@ -26,6 +28,7 @@ from appliance.security.audit import AuditEvent, AuditUnavailable
 from appliance.server import logs
 from appliance.server.context import RequestContext
 from appliance.server.metrics import Metrics
+from appliance.storage import diskfull
 from appliance.workspaces import service
 from appliance.workspaces.service import Principal
 
@@ -117,21 +120,24 @@ class ApplianceMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 try:
-                    await self.runtime.audit.record(
-                        self._event(ctx, method, path, status, headers, client_addr, started)
-                    )
-                except AuditUnavailable:
+                    await self._record(self._event(ctx, method, path, status, headers, client_addr, started))
+                except AuditUnavailable as exc:
                     self.metrics.count("audit_failures")
                     state["audit_failed"] = True
-                    status = 503
-                    message = _error_start(503, ctx.request_id, {})
-                    state["status"] = status
+                    if exc.disk_full:  # fail-closed as ever, but say why
+                        changed = status < 400 and method not in SAFE_METHODS
+                        failure = diskfull.STATUS
+                        text = diskfull.UNCONFIRMED if changed else diskfull.MESSAGE
+                        extra = {"retry-after": diskfull.RETRY_AFTER}
+                    else:
+                        failure, text, extra = 503, AUDIT_DOWN, {}
+                    state["status"] = failure
                     state["started"] = True
-                    await send(message)
+                    await send(_error_start(failure, ctx.request_id, extra))
                     await send(
                         {
                             "type": "http.response.body",
-                            "body": _error_bytes(503, AUDIT_DOWN),
+                            "body": _error_bytes(failure, text),
                             "more_body": False,
                         }
                     )
@@ -152,10 +158,18 @@ class ApplianceMiddleware:
         try:
             refusal = self._precheck(ctx, method, path, headers, client_addr)
             if refusal is None and method not in SAFE_METHODS:
-                try:
-                    await self.runtime.audit.ensure_writable()
-                except AuditUnavailable:
-                    refusal = 503, AUDIT_DOWN, {}
+                if not self.runtime.disk.writable():
+                    self.metrics.count("disk_full_refusals")
+                    refusal = diskfull.STATUS, diskfull.MESSAGE, {"retry-after": diskfull.RETRY_AFTER}
+                else:
+                    try:
+                        await self.runtime.audit.ensure_writable()
+                    except AuditUnavailable as exc:
+                        refusal = (
+                            (diskfull.STATUS, diskfull.MESSAGE, {"retry-after": diskfull.RETRY_AFTER})
+                            if exc.disk_full
+                            else (503, AUDIT_DOWN, {})
+                        )
             if refusal is not None:
                 status, message, extra = refusal
                 await send_audited(_error_start(status, ctx.request_id, extra))
@@ -183,6 +197,17 @@ class ApplianceMiddleware:
                     ms=round(elapsed * 1000, 2),
                     actor=ctx.actor,
                 )
+
+    async def _record(self, event: AuditEvent) -> None:
+        """Commit a request's audit entry. If the disk just filled up, the episode starts (which
+        frees the space reserve) and the entry is tried once more before the request fails."""
+        try:
+            await self.runtime.audit.record(event)
+        except AuditUnavailable as exc:
+            if not exc.disk_full:
+                raise
+            self.runtime.disk.report(exc, "audit")
+            await self.runtime.audit.record(event)
 
     def _remember_failure(
         self, principal: Principal, method: str, path: str, status: int, body: bytes

@@ -54,6 +54,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
         ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
+    runtime.disk.prepare()  # the space reserve the audit log falls back on when the disk fills
     runtime.audit.start_anchoring()
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()

@@ -13,6 +13,7 @@ never open one file with two SQLite libraries in one process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -25,6 +26,8 @@ import sqlite_utils
 import sqlite_utils.db
 from sqlcipher3 import dbapi2 as sqlcipher
 
+from appliance.storage.diskfull import DiskFull, DiskMonitor, as_disk_full, describe, is_disk_full
+
 # sqlite-utils catches sqlite3.* exceptions; make it catch sqlcipher3's instead. We never let
 # sqlite-utils open a path itself (that would be an unkeyed file), only our own connections.
 sqlite_utils.db.sqlite3 = sqlcipher  # type: ignore[attr-defined]
@@ -33,6 +36,7 @@ PLAIN_SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_GROUP = 256
 
 T = TypeVar("T")
+log = logging.getLogger("appliance.storage")
 DatabaseError = sqlcipher.DatabaseError
 IntegrityError = sqlcipher.IntegrityError
 
@@ -137,6 +141,11 @@ class Database:
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        # the data directory's disk-full state (set by the Runtime): writes are refused while it is
+        # full, and a write that fails for lack of space starts an episode. The audit log opts out
+        # of the refusal: it writes into the space reserve so reads stay audited.
+        self.disk: DiskMonitor | None = None
+        self.refuse_when_full = True
         # run on the writer thread inside every group transaction, just before COMMIT (change capture)
         self.before_commit: list[Callable[[sqlite_utils.Database], None]] = []
         self._thread = threading.Thread(target=self._run, name=f"writer:{name}", daemon=True)
@@ -148,6 +157,9 @@ class Database:
         if self._closed:
             raise StorageError(f"database {self.name} is closed")
         job = _Job(fn, transactional=transactional)
+        if self.disk is not None and self.refuse_when_full and not self.disk.writable():
+            job.future.set_exception(DiskFull())
+            return job.future
         self._jobs.put(job)
         return job.future
 
@@ -163,7 +175,7 @@ class Database:
             if job is None:
                 break
             if not job.transactional:
-                self._run_alone(job)
+                self._guarded(self._run_alone, [job])
                 continue
             group = [job]
             stop = False
@@ -176,16 +188,40 @@ class Database:
                     stop = True
                     break
                 if not nxt.transactional:
-                    self._commit_group(group)
+                    self._guarded(self._commit_group, group)
                     group = []
-                    self._run_alone(nxt)
+                    self._guarded(self._run_alone, [nxt])
                     break
                 group.append(nxt)
             if group:
-                self._commit_group(group)
+                self._guarded(self._commit_group, group)
             if stop:
                 break
         self._writer.conn.close()
+
+    def _guarded(self, step: Callable[..., None], jobs: list[_Job]) -> None:
+        """The writer thread outlives any failure: a job still waiting gets the error."""
+        try:
+            if step == self._run_alone:
+                step(jobs[0])
+            else:
+                step(jobs)
+        except BaseException as exc:  # the thread must not die, and no caller may hang
+            log.error(
+                "database writer step failed",
+                extra={"fields": {"database": self.name, "error": describe(exc)}},
+            )
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+
+    def _failed(self, exc: BaseException) -> BaseException:
+        """What a failed write's caller gets; a disk-full failure starts the episode."""
+        if is_disk_full(exc):
+            if self.disk is not None:
+                self.disk.report(exc, f"database {self.name}")
+            return as_disk_full(exc)
+        return exc
 
     def _run_alone(self, job: _Job) -> None:
         if not job.future.set_running_or_notify_cancel():
@@ -193,7 +229,7 @@ class Database:
         try:
             job.future.set_result(job.fn(self._writer))
         except BaseException as exc:
-            job.future.set_exception(exc)
+            job.future.set_exception(self._failed(exc))
 
     def _commit_group(self, group: list[_Job]) -> None:
         conn = self._writer.conn
@@ -208,9 +244,13 @@ class Database:
                 try:
                     result = job.fn(self._writer)
                 except Exception as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O error):
+                        # the jobs before this one are gone too, and the next ones would each
+                        # autocommit on their own. The group fails as one.
+                        raise
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
                     outcomes.append((job, None, exc))
                 else:
                     conn.execute("RELEASE job")
@@ -219,16 +259,39 @@ class Database:
                 hook(self._writer)
             conn.execute("COMMIT")
         except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback()
+            failure = self._failed(exc)
             for job in live:
-                job.future.set_exception(exc)
+                job.future.set_exception(failure)
             return
         for job, result, error in outcomes:
             if error is None:
                 job.future.set_result(result)
             else:
-                job.future.set_exception(error)
+                job.future.set_exception(self._failed(error))
+
+    def _rollback(self) -> None:
+        """End a failed group transaction; if even ROLLBACK fails, start on a fresh connection."""
+        conn = self._writer.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return
+        except Exception as exc:
+            log.error(
+                "rollback failed; reopening the writer connection",
+                extra={"fields": {"database": self.name, "error": describe(exc)}},
+            )
+        try:
+            fresh = connect(self.path, self._key, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+        except Exception as exc:  # keep the old one; the next group tries again
+            log.error("could not reopen the writer connection", extra={"fields": {"database": self.name, "error": describe(exc)}})
+            return
+        try:
+            conn.close()  # an open transaction that never committed is discarded with it
+        except Exception:  # noqa: S110 - already failing; the fresh connection takes over
+            pass
+        self._writer = sqlite_utils.Database(fresh)
 
     # -- reads ----------------------------------------------------------------------------------
     def read(self) -> sqlite_utils.Database:

@@ -91,6 +91,7 @@ class KeyStore:
             name="keystore",
             synchronous=runtime.settings.storage.synchronous.upper(),
         )
+        self.database.disk = runtime.disk
         self._kek = keyring.create(SUBJECT_KEK)
         self._id_key = keyring.create(SUBJECT_ID_KEY)
 
@@ -211,30 +212,35 @@ class ObjectStore:
         stream = _chunks(data)
         size = 0
         tmp = path.with_name(f".tmp-{object_id}")
-        with open(tmp, "wb") as f:
-            f.write(header)
-            index = 0
-            current = next(stream, b"")
-            while True:
-                following = next(stream, None)
-                last = following is None
-                nonce = prefix + struct.pack(">I", index) + (b"\x01" if last else b"\x00")
-                sealed = aead.encrypt(nonce, current, header)
-                f.write(struct.pack(">I", len(sealed)) + sealed)
-                size += len(current)
-                if following is None:
-                    break
-                current, index = following, index + 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        self.keys.database.write(
-            lambda db: db.execute(
-                "INSERT INTO objects (object_id, subject, workspace_id, environment, bytes, created) "
-                "VALUES (?, ?, ?, ?, ?, datetime('now'))",
-                [object_id, subject, workspace_id, environment, size],
+        try:  # a failed write (disk full) leaves no partial or orphaned file behind
+            with open(tmp, "wb") as f:
+                f.write(header)
+                index = 0
+                current = next(stream, b"")
+                while True:
+                    following = next(stream, None)
+                    last = following is None
+                    nonce = prefix + struct.pack(">I", index) + (b"\x01" if last else b"\x00")
+                    sealed = aead.encrypt(nonce, current, header)
+                    f.write(struct.pack(">I", len(sealed)) + sealed)
+                    size += len(current)
+                    if following is None:
+                        break
+                    current, index = following, index + 1
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            self.keys.database.write(
+                lambda db: db.execute(
+                    "INSERT INTO objects (object_id, subject, workspace_id, environment, bytes, created) "
+                    "VALUES (?, ?, ?, ?, ?, datetime('now'))",
+                    [object_id, subject, workspace_id, environment, size],
+                )
             )
-        )
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            raise
         return object_id
 
     def iter_plain(self, workspace_id: int, environment: str, object_id: str) -> Iterator[bytes]:

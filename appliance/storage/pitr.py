@@ -47,7 +47,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlcipher3 import dbapi2 as sqlcipher
 
-from appliance.storage import capture
+from appliance.storage import capture, diskfull
 from appliance.storage.capture import Change
 from appliance.storage.crypto import KeyProblem
 from appliance.storage.database import Database, StorageError, connect
@@ -287,13 +287,17 @@ def take_snapshot(runtime: Runtime, target: Target, reason: str = "manual") -> S
             raise
         finally:
             src.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         final = snap_dir / f"{taken:020d}-{seq}-v{version}-g{gen}.snap"
-        os.replace(tmp, final)
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:  # e.g. ENOSPC from a delayed allocation at fsync
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(snap_dir)
         log.info(
             "snapshot taken",
@@ -420,18 +424,30 @@ def append_to_log(runtime: Runtime, db_dir: Path, db_name: str, rows: list[Chang
     if file_header and current is not None:
         path = current.path
         with open(path, "ab") as f:
-            f.write(_encrypt_record(key, file_header, rows))
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.tell()
+            try:
+                f.write(_encrypt_record(key, file_header, rows))
+                f.flush()
+                os.fsync(f.fileno())
+            except BaseException:
+                # a partial record (disk full) would hide every record appended after it: cut it off
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fileno(), size)
+                    os.fsync(f.fileno())
+                raise
         return path
     created = now_us()
     file_header = _segment_header(db_name, key_name, created)
     path = log_dir / f"{rows[0][0]:020d}-{created}.seg"
-    with open(path, "wb") as f:
-        f.write(file_header + _encrypt_record(key, file_header, rows))
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_dir(log_dir)
+    try:
+        with open(path, "wb") as f:
+            f.write(file_header + _encrypt_record(key, file_header, rows))
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(log_dir)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -889,6 +905,7 @@ class BackupService:
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._last_prune = 0.0
+        self._backup_disk_full = False  # a full backup disk (not the data disk) is logged once
         self.stats: dict[str, float] = {"shipped": 0, "ship_seconds": 0.0, "ticks": 0, "errors": 0}
         self.on_tick: list[Callable[[], None]] = []
 
@@ -926,11 +943,14 @@ class BackupService:
 
     def tick(self) -> None:
         self.stats["ticks"] += 1
+        if not self.runtime.disk.writable():
+            return  # the data disk is full: shipping and snapshots wait (they would use the reserve)
         try:
             all_targets = targets(self.runtime)
         except Exception as exc:
             self._error("list", exc)
             return
+        failed = False
         for t in all_targets:
             try:
                 started = time.perf_counter()
@@ -939,7 +959,11 @@ class BackupService:
                 if self._snapshot_due(t):
                     take_snapshot(self.runtime, t, "scheduled")
             except Exception as exc:  # disk full, backup path gone...: retried next tick
+                failed = True
                 self._error(t.name, exc)
+        if self._backup_disk_full and not failed:
+            self._backup_disk_full = False
+            log.warning("backup disk has space again: shipping and snapshots resume")
         if time.monotonic() - self._last_prune > 3600:
             self._last_prune = time.monotonic()
             try:
@@ -956,6 +980,17 @@ class BackupService:
 
     def _error(self, where: str, exc: Exception) -> None:
         self.stats["errors"] += 1
+        if diskfull.is_disk_full(exc):  # once per episode, not once a second
+            root = backup_root(self.runtime)
+            if self.runtime.disk.same_disk(root):
+                self.runtime.disk.report(exc, f"backup {where}")
+            elif not self._backup_disk_full:
+                self._backup_disk_full = True
+                log.error(
+                    "backup disk full: shipping and snapshots wait for space (changes stay in the databases)",
+                    extra={"fields": {"event": "backup_disk_full", "where": where, "error": diskfull.describe(exc)}},
+                )
+            return
         log.error(
             "backup step failed", extra={"fields": {"where": where, "error": f"{type(exc).__name__}: {exc}"}}
         )

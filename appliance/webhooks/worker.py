@@ -270,6 +270,8 @@ class DeliveryWorker:
 
     def poll_once(self) -> int:
         """Hand every due row (up to the free slots) to the pool; returns how many were started."""
+        if not self.runtime.disk.writable():
+            return 0  # the disk is full: an attempt's outcome could not be recorded, so none is made
         now = time.monotonic()
         if now >= self._rescan_at:
             self._open_all()

@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +13,15 @@ import pytest
 
 from appliance.embeds.sandbox import Sandbox
 from appliance.server.tls import make_self_signed
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, TEST_ENV, Install, free_port, init_data_dir
+from tests.helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Install,
+    Server,
+    free_port,
+    init_data_dir,
+    start_server,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SESSION_SECONDS = 10  # short, so the page refreshes its session several times during the run
@@ -108,10 +112,12 @@ ALL_TYPES = {
 @dataclass
 class Appliance:
     install: Install
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    server: Server
     all_types_course: int = 0
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def url(self) -> str:
@@ -122,14 +128,10 @@ class Appliance:
         return self.url
 
     def api(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": key or self.install.test_key},
-            timeout=30,
-        )
+        return self.server.client(key or self.install.test_key)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.server.log()
 
 
 def _seed_all_types(install: Install) -> int:
@@ -164,45 +166,16 @@ def appliance(tmp_path_factory: pytest.TempPathFactory, receiver_cert: tuple[Pat
     install = init_data_dir(tmp_path_factory.mktemp("embeds") / "data")
     course_id = _seed_all_types(install)
     port = free_port()
-    log_path = install.data_dir.parent / "server.log"
     env = {
-        **os.environ,
-        **TEST_ENV,
         "APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1",
         "APPLIANCE_WEBHOOKS_CA_FILE": str(receiver_cert[0]),
         "APPLIANCE_WEBHOOKS_POLL_SECONDS": "0.1",
         "APPLIANCE_SERVER_PUBLIC_URL": f"http://localhost:{port}",
         "APPLIANCE_EMBEDS_SESSION_SECONDS": str(SESSION_SECONDS),
     }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "appliance",
-                "serve",
-                "--data-dir",
-                str(install.data_dir),
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    app = Appliance(install, port, process, log_path, course_id)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(app.log()) from None
-            time.sleep(0.1)
-    yield app
-    process.terminate()
-    process.wait(timeout=30)
+    server = start_server(install.data_dir, port=port, env=env)
+    yield Appliance(install, server, course_id)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,7 @@ unzipped package, driven in Debian's Chromium through Playwright."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Install, create_key, free_port, init_data_dir
+from tests.helpers import Install, Server, create_key, free_port, init_data_dir, start_server
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -99,22 +95,20 @@ SEED_COURSE = {
 @dataclass
 class Appliance:
     install: Install
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    server: Server
     production_key: str
     ids: dict[str, int] = field(default_factory=dict)
     expired_token: str = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     def api(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": key or self.install.test_key}, timeout=60)
+        return self.server.client(key or self.install.test_key, timeout=60)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.server.log()
 
 
 def _seed(install: Install) -> tuple[dict[str, int], str]:
@@ -160,28 +154,9 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     ids, expired = _seed(install)
     production_key = create_key(install.data_dir, install.workspace_id, "production")
     port = free_port()
-    log_path = install.data_dir.parent / "server.log"
-    env = {**os.environ, "APPLIANCE_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--data-dir", str(install.data_dir), "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    app = Appliance(install, port, process, log_path, production_key, ids, expired)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{app.url}/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(app.log()) from None
-            time.sleep(0.1)
-    yield app
-    process.terminate()
-    process.wait(timeout=30)
+    server = start_server(install.data_dir, port=port, env={"APPLIANCE_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    yield Appliance(install, server, production_key, ids, expired)
+    server.stop()
 
 
 def unzip(body: bytes, target: Path) -> None:

@@ -7,7 +7,7 @@ def test_health_tells_anonymous_callers_only_up_or_down(server: Server, install:
     anonymous = server.client().get("/health")
     assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok"}
     detailed = server.client().get("/health", headers={"Authorization": f"Bearer {install.metrics_token}"})
-    assert detailed.json()["checks"] == {"control": "ok", "audit": "ok", "ai": "ready"}
+    assert detailed.json()["checks"] == {"control": "ok", "audit": "ok", "ai": "ready", "disk": "ok"}
 
 
 def test_metrics_need_the_token(server: Server, install: Install) -> None:

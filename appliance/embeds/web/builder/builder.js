@@ -283,6 +283,8 @@ function Builder({ session, context, host, t, initial }) {
       <button type="button" class="secondary" onClick=${undo} disabled=${!history.length || conflict} aria-keyshortcuts="Control+Z">Undo</button>
       ${caps.publish ? html`<button type="button" class="primary" onClick=${publish} disabled=${publishing || conflict || busy}>Publish</button>
         <button type="button" class="secondary" onClick=${revert} disabled=${!state.course.hasPublished || conflict || busy}>Revert to published</button>` : null}
+      ${caps.narrations ? html`<button type="button" class="secondary" onClick=${() => startJob("/ai/narrate", {}, "Narrating the course")}
+        disabled=${busy || conflict || !screens.length}>Narrate</button>` : null}
       ${context.testMode ? html`<span class="test-mode" role="note">${t("testMode")}</span>` : null}
     </header>
     ${conflict ? html`<div class="conflict" role="alert"><p>${message}</p>
@@ -482,6 +484,11 @@ function Preview({ session, q, context, t }) {
     attempt: async (b) => (b.answers ? session.post(q("/preview/grade"), b) : {}),
     complete: async () => ({ tracking: { progress: 100, score: null, passed: null } }),
     feedback: async () => ({ tracking }),
+    narration: async (screenId) => {
+      const response = await session.raw(q(`/narration/${screenId}`));
+      if (!response.ok) throw new Error("narration unavailable");
+      return URL.createObjectURL(await response.blob());
+    },
   };
   return html`<div class="preview" aria-label="Preview as a learner">
     <p class="hint preview-note">Preview: nothing is recorded. <button type="button" class="tool" onClick=${() => { setCourse(null); setRound(round + 1); }}>Restart preview</button></p>

@@ -8,6 +8,8 @@
 //        (quiz screens; for other screens `answers` is omitted and the result has no score)
 //   transport.complete({seconds})                       -> Promise<{tracking}>
 //   transport.feedback({feedback})                      -> Promise<{tracking}>
+//   transport.narration(screenId)     (optional)        -> Promise<blob: URL of the screen's WAV>
+//        (screens with `narration` get an audio control when the transport has this method)
 //
 // Host events go through `emit(type, event, data)` (lib/host.js), separately from the transport.
 import { html, useState, useEffect, useRef, useCallback } from "../vendor/index.js";
@@ -18,6 +20,31 @@ function Progress({ value, t }) {
       aria-valuemin="0" aria-valuemax="100" aria-valuenow=${value}>
     <div class="progress-bar" style=${{ width: `${value}%` }}></div>
   </div>`;
+}
+
+// A screen's narration: a native audio player (keyboard operable, labelled) on a blob: URL.
+function Narration({ screen, transport, t }) {
+  const [url, setUrl] = useState(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    let live = true;
+    let made = null;
+    setUrl(null);
+    setFailed(false);
+    transport.narration(screen.id).then((u) => {
+      made = u;
+      if (live) setUrl(u); else URL.revokeObjectURL(u);
+    }).catch(() => { if (live) setFailed(true); });
+    return () => { live = false; if (made) URL.revokeObjectURL(made); };
+  }, [screen.id]);
+  const label = t("narration");
+  const seconds = Math.round((screen.narration && screen.narration.duration) || 0);
+  const length = seconds ? ` (${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")})` : "";
+  return html`<section class="narration" aria-label=${label}>
+    <span class="narration-label" id="narration-label">${label}${length}</span>
+    ${url ? html`<audio controls preload="metadata" src=${url} aria-labelledby="narration-label"></audio>`
+      : html`<span class="hint" role="status">${failed ? t("narrationFailed") : t("loading")}</span>`}
+  </section>`;
 }
 
 export function Player({ course, tracking, options, testMode, transport, emit, t }) {
@@ -204,6 +231,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
       <h2 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h2>
       ${screen.description ? html`<p class="lead">${screen.description}</p>` : null}
+      ${screen.narration && transport.narration ? html`<${Narration} key=${`n-${screen.id}`} screen=${screen} transport=${transport} t=${t} />` : null}
       <${Screen} key=${`${screen.id}-${index}`} screen=${screen} state=${state} setState=${setState} t=${t}
         done=${(v) => markDone(index, v)} onCheck=${check} onRetry=${retry} />
     </main>
