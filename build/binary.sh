@@ -85,6 +85,7 @@ args=(
     --paths "$ROOT"
     --add-data "$ROOT/appliance/server/static:appliance/server/static"
     --add-data "$ROOT/appliance/embeds/web:appliance/embeds/web"
+    --add-data "$ROOT/appliance/ai/tts_worker.py:appliance/ai"  # run by the TTS venv's python, by path
     --collect-submodules appliance.embeds
     --collect-submodules appliance.server
     --collect-submodules appliance.headless

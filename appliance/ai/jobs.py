@@ -168,15 +168,15 @@ class AIService:
             self._update(key, status="running")
             ctx = JobContext(self, key[0], key[1], key[2], params, live.cancel, report)
             result = HANDLERS[kind](ctx)
-            row = self._update(key, status="succeeded", progress=1.0, result=json.dumps(result), finished=now_iso())
+            row = self._settle(key, status="succeeded", progress=1.0, result=json.dumps(result), finished=now_iso())
             live.future.set_result(row)
         except Cancelled:
-            row = self._update(key, status="cancelled", error="cancelled", finished=now_iso())
+            row = self._settle(key, status="cancelled", error="cancelled", finished=now_iso())
             live.future.set_result(row)
         except Exception as exc:
             from appliance.ai.http import public_message  # one mapping of errors to words
 
-            row = self._update(key, status="failed", error=public_message(exc), finished=now_iso())
+            row = self._settle(key, status="failed", error=public_message(exc), finished=now_iso())
             live.future.set_exception(exc)
             # AI errors carry our own words (never prompt or document text): log them for the operator
             detail = str(exc)[:300] if isinstance(exc, AIError) else ""
@@ -184,6 +184,22 @@ class AIService:
         self._publish(live, {"type": row["status"], "job": row})
         with self._lock:
             self._live.pop(key, None)
+
+    def _settle(self, key: tuple[int, str, int], **fields: Any) -> dict[str, Any]:
+        """Record a job's end. When the record cannot be written (a full disk) the waiters still get
+        the outcome; the row stays 'running' and the next start marks it failed (recover())."""
+        try:
+            return self._update(key, **fields)
+        except Exception as exc:
+            logs.event("ai job end not recorded", level=40, job=key[2], status=fields["status"],
+                       error=type(exc).__name__)
+            try:
+                row = self.get(*key) or {"id": key[2]}
+            except Exception:
+                row = {"id": key[2]}
+            result = json.loads(fields["result"]) if fields.get("result") else row.get("result")
+            return {**row, "status": fields["status"], "error": fields.get("error"), "result": result,
+                    "finished": fields.get("finished")}
 
     def future(self, workspace_id: int, environment: str, job_id: int) -> Future[dict[str, Any]] | None:
         with self._lock:

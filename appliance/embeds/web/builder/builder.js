@@ -198,7 +198,15 @@ function Builder({ session, context, host, t, initial }) {
     if (!response.ok) throw new Error(data.message || "Upload failed");
     return data;
   };
-  const refine = caps.ai ? (text, operation) => session.post(q("/ai/refine"), { text, operation, tone: "friendly" }) : null;
+  // refine answers synchronously, which can take longer than a session call's 20 s limit on a busy
+  // model: a raw request, bounded by the server's AI timeout instead
+  const refine = caps.ai ? async (text, operation) => {
+    const response = await session.raw(q("/ai/refine"), { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text, operation, tone: "friendly" }) });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.message || "The text could not be refined");
+    return data;
+  } : null;
 
   // -- publishing -------------------------------------------------------------------------------
   const [publishing, setPublishing] = useState(false);
@@ -324,7 +332,12 @@ function Builder({ session, context, host, t, initial }) {
           </select>
           <button type="button" class="primary" onClick=${addScreen} disabled=${conflict}>Add screen</button>
         </div>
-        ${caps.ai ? html`<${AiScreenTools} state=${state} busy=${busy || conflict} run=${startJob} />` : null}
+        ${caps.ai ? html`<${AiScreenTools} state=${state} busy=${busy || conflict}
+          run=${(path, body, label) => startJob(path, body, label, async () => {
+            const next = await reload();  // the new screen is the last one: select it
+            setSelected(Math.max(0, next.course.screens.length - 1));
+            return next;
+          })} />` : null}
       </aside>
       <section class="editor" aria-label="Screen editor">
         ${current ? html`<h2>Screen ${Math.min(selected, screens.length - 1) + 1}: ${TYPE_NAMES[current.type]}</h2>
@@ -338,7 +351,7 @@ function Builder({ session, context, host, t, initial }) {
       const done = await startJob("/ai/course", body, "Generating the course");
       if (done) setView("edit");
     }} />` : null}
-    ${view === "document" || view === "presentation" ? html`<${DocumentFlow} kind=${view} caps=${caps} session=${session} q=${q} busy=${busy || conflict}
+    ${view === "document" || view === "presentation" ? html`<${DocumentFlow} key=${view} kind=${view} caps=${caps} session=${session} q=${q} busy=${busy || conflict}
       run=${async (body) => {
         const done = await startJob("/documents/course", body, view === "document" ? "Turning the document into a course" : "Converting the presentation",
           async (final) => { const next = await session.post(`/embed/api/builder/jobs/${final.id}/apply`, {}); adopt(next, false); setSaveStatus("saved"); return next; });
@@ -396,7 +409,7 @@ function AiCourse({ busy, run }) {
 function DocumentFlow({ kind, caps, session, q, busy, run }) {
   const [file, setFile] = useState(null);
   const [prompt, setPrompt] = useState("");
-  const [count, setCount] = useState(5);
+  const [count, setCount] = useState(kind === "document" ? 5 : "");  // presentations: "" = one screen per slide group
   const [status, setStatus] = useState("");
   const noun = kind === "document" ? "document" : "presentation";
   if (!caps.documents) {
@@ -408,16 +421,20 @@ function DocumentFlow({ kind, caps, session, q, busy, run }) {
     const data = await response.json().catch(() => ({}));
     if (!response.ok) { setStatus(data.message || "The upload failed"); return; }
     setStatus("Uploaded; writing the course…");
-    await run({ documentId: data.documentId ?? data.id, kind, prompt: prompt.trim() || undefined, screenCount: count });
+    await run({ documentId: data.documentId ?? data.id, kind, prompt: prompt.trim() || undefined, screenCount: count || undefined });
     setStatus("");
   };
   return html`<main class="panel" aria-labelledby="doc-title">
     <h2 id="doc-title">${kind === "document" ? "Turn a document into a course" : "Convert a presentation"}</h2>
-    <p class="hint">${kind === "document" ? "PDF, Word, text or Markdown." : "PowerPoint (one screen per group of slides) or PDF."} Only the text is read; screens the document does not support are flagged for you to check.</p>
+    <p class="hint">${kind === "document" ? "PDF, Word, text or Markdown." : "PowerPoint (.pptx): one screen per group of slides (a new group at each section title, or after three slides)."} Only the text is read; screens the document does not support are flagged for you to check.</p>
     <div class="field"><label for="doc-file">${kind === "document" ? "Document file" : "Presentation file"}</label>
-      <input id="doc-file" type="file" accept=${kind === "document" ? ".pdf,.docx,.txt,.md" : ".pptx,.pdf"} onChange=${(e) => setFile(e.target.files[0] || null)} /></div>
+      <input id="doc-file" type="file" accept=${kind === "document" ? ".pdf,.docx,.txt,.md" : ".pptx"} onChange=${(e) => setFile(e.target.files[0] || null)} /></div>
     <${Field} label="Anything to focus on? (optional)" multiline value=${prompt} onInput=${setPrompt} />
-    <${Field} label="Number of screens" type="number" min="1" max="25" value=${count} onInput=${(v) => setCount(Math.max(1, Math.min(25, v || 1)))} />
+    ${kind === "document"
+      ? html`<${Field} label="Number of screens" type="number" min="1" max="25" value=${count} onInput=${(v) => setCount(Math.max(1, Math.min(25, v || 1)))} />`
+      : html`<${Field} label="Number of screens (optional)" type="number" min="1" max="25" value=${count}
+          hint="Leave empty for one screen per slide group; a number makes that many balanced groups."
+          onInput=${(v) => setCount(v ? Math.max(1, Math.min(25, v)) : "")} />`}
     <button type="button" class="primary" disabled=${busy || !file} onClick=${go}>Create the course</button>
     <p role="status">${status}</p>
   </main>`;
@@ -433,7 +450,7 @@ function Translate({ state, busy, run, open, courseId }) {
       ${v.id !== courseId ? html`<button type="button" class="secondary" onClick=${() => open(v.id)}>Review ${v.language}</button>` : html` <em>(open)</em>`}
     </li>`)}</ul>
     <${Field} label="Translate into (language code)" value=${language} onInput=${setLanguage} />
-    <button type="button" class="primary" disabled=${busy || !language.trim()} onClick=${() => run(language.trim())}>Translate</button>
+    <button type="button" class="primary" disabled=${busy || !language.trim()} onClick=${() => run(language.trim())}>Translate the course</button>
   </main>`;
 }
 

@@ -13,13 +13,14 @@ const fieldId = (name) => `f-${name}-${++uid}`;
 
 export function Field({ label, value, onInput, multiline, type, hint, max, min, ...rest }) {
   const [id] = useState(() => fieldId(label.replace(/\W+/g, "-").toLowerCase()));
-  const common = { id, value: value ?? "", onInput: (e) => onInput(type === "number" ? Number(e.target.value) : e.target.value), ...rest };
+  const common = { id, value: value ?? "", onInput: (e) => onInput(type === "number" ? Number(e.target.value) : e.target.value),
+    "aria-describedby": hint ? `${id}-hint` : undefined, ...rest };
   return html`<div class="field">
     <label for=${id}>${label}</label>
     ${multiline
       ? html`<textarea rows="3" ...${common}></textarea>`
       : html`<input type=${type || "text"} max=${max} min=${min} ...${common} />`}
-    ${hint ? html`<small class="hint">${hint}</small>` : null}
+    ${hint ? html`<small class="hint" id=${`${id}-hint`}>${hint}</small>` : null}
   </div>`;
 }
 
@@ -114,24 +115,43 @@ export function RichText({ value, onChange, label, refine }) {
   </div>`;
 }
 
-// AI refine of the selected text (or the whole field when nothing is selected).
+// AI refine of the selected text (or the whole field when nothing is selected). The selection is
+// remembered while it is inside the field, so it survives focus moving to this menu (Shift+Tab from
+// the text, or a click); a click elsewhere in the field forgets it.
 function RefineMenu({ refine, target, onChange }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
+  const [id] = useState(() => fieldId("refine"));
+  const saved = useRef(null);
+  useEffect(() => {
+    const remember = () => {
+      const el = target.current;
+      const selection = window.getSelection();
+      if (!el || !selection || !selection.rangeCount) return;
+      const range = selection.getRangeAt(0);
+      if (!el.contains(range.commonAncestorContainer)) return;  // focus went elsewhere: keep it
+      saved.current = selection.isCollapsed ? null : range.cloneRange();
+    };
+    document.addEventListener("selectionchange", remember);
+    return () => document.removeEventListener("selectionchange", remember);
+  }, []);
   const run = async (operation) => {
     const el = target.current;
     const selection = window.getSelection();
     let range = null;
     if (selection && selection.rangeCount && el.contains(selection.getRangeAt(0).commonAncestorContainer)
         && !selection.isCollapsed) range = selection.getRangeAt(0).cloneRange();
+    else if (saved.current && !saved.current.collapsed && el.contains(saved.current.commonAncestorContainer)) range = saved.current;
     const text = range ? range.toString() : el.innerText;
     if (!text.trim()) return;
     setBusy(true); setError("");
     try {
       const result = await refine(text, operation);
       if (range) {
+        const node = document.createTextNode(result.text);  // text, never markup
         range.deleteContents();
-        range.insertNode(document.createTextNode(result.text));
+        range.insertNode(node);
+        saved.current = null;
       } else {
         el.innerHTML = "";
         for (const part of result.text.split(/\n+/)) {
@@ -146,14 +166,16 @@ function RefineMenu({ refine, target, onChange }) {
     } finally { setBusy(false); }
   };
   return html`<span class="refine">
-    <label class="sr-only" for="refine-op">Refine with AI</label>
-    <select id="refine-op" disabled=${busy} onChange=${(e) => { const op = e.target.value; e.target.value = ""; if (op) run(op); }}>
+    <label class="sr-only" for=${id}>Refine with AI</label>
+    <select id=${id} disabled=${busy} aria-describedby=${error ? id + "-error" : undefined}
+      onChange=${(e) => { const op = e.target.value; e.target.value = ""; if (op) run(op); }}>
       <option value="">${busy ? "Refining…" : "✨ Refine…"}</option>
       <option value="shorten">Shorten</option><option value="expand">Expand</option>
       <option value="simplify">Simplify</option><option value="fix_grammar">Fix grammar</option>
       <option value="change_tone">Friendlier tone</option>
     </select>
-    ${error ? html`<span class="error" role="alert">${error}</span>` : null}
+    <span class="sr-only" role="status">${busy ? "Refining the text…" : ""}</span>
+    ${error ? html`<span class="error" id=${id + "-error"} role="alert">${error}</span>` : null}
   </span>`;
 }
 
