@@ -78,16 +78,40 @@ def learner_screen(screen: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
-def course_for_player(db: sqlite_utils.Database, course_id: int, theme_id: int | None) -> dict[str, Any]:
+def played_row(db: sqlite_utils.Database, course_id: int, language: str | None) -> dict[str, Any]:
+    """The course row a learner sees: the published language variant the embed's `language` option
+    names (exact code, else its primary subtag: fr-CA finds fr), else the variant set as the
+    default (POST translation/default), else the course itself. Trackings stay on the course
+    itself; their `language` says which variant was played."""
     row = courses.get_row(db, course_id)
     if row["deleted"] is not None:
         raise not_found("Course")
+    variants = fetch_all(
+        db,
+        "SELECT * FROM courses WHERE translation_of = ? AND deleted IS NULL AND published_content IS NOT NULL "
+        "ORDER BY id",
+        [course_id],
+    )
+    if language:
+        wanted = language.lower()
+        for match in (wanted, wanted.split("-")[0]):
+            for candidate in [row, *variants]:
+                if str(candidate["language"] or "").lower() == match:
+                    return candidate
+    return next((v for v in variants if v["default_language"]), row)
+
+
+def course_for_player(
+    db: sqlite_utils.Database, course_id: int, theme_id: int | None, language: str | None = None
+) -> dict[str, Any]:
+    source = courses.get_row(db, course_id)
+    row = played_row(db, course_id, language)
     content = published_content(row)
-    theme = courses.load_theme(db, theme_id if theme_id is not None else row["theme_id"])
+    theme = courses.load_theme(db, theme_id if theme_id is not None else source["theme_id"])
     start = content.get("start") or DEFAULT_START
     finish = content.get("finish") or DEFAULT_FINISH
     return {
-        "id": row["id"],
+        "id": course_id,  # the player tracks the course itself, whichever variant it shows
         "title": row["title"],
         "description": row["description"],
         "image": row["image"],
@@ -186,12 +210,12 @@ def track(
     name: str | None,
 ) -> dict[str, Any]:
     """Apply one player event (start | progress | attempt | complete | feedback) to the tracking."""
-    row = courses.get_row(db, course_id)
+    row = played_row(db, course_id, language)  # quizzes are graded against the variant played
     content = published_content(row)
     common: dict[str, Any] = {
         "client_identifier": client_identifier,
         "seconds": seconds,
-        "language": language,
+        "language": row["language"] if row["id"] != course_id else language,
         "name": name,
     }
     result: dict[str, Any] = {}

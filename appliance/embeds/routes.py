@@ -25,7 +25,6 @@ from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.static_files import create_static_files_router
 
 from appliance.ai import narration
-from appliance.courses import service as courses
 from appliance.embeds import origins, player, sessions
 from appliance.embeds.sessions import EmbedSession, SessionInvalid
 from appliance.embeds.tokens import URL_TYP, TokenInvalid
@@ -250,7 +249,7 @@ class EmbedApi(Controller):
         theme_id = session.claims.get("themeId")
         return {
             "course": player.course_for_player(
-                reader, target, theme_id if isinstance(theme_id, int) else None
+                reader, target, theme_id if isinstance(theme_id, int) else None, _language_option(session)
             ),
             "tracking": player.tracking_state(reader, target, session.claims.get("identifier")),
         }
@@ -263,9 +262,7 @@ class EmbedApi(Controller):
         raw = request.query_params.get("id")
         target = _course_of(session, int(raw) if raw and raw.isdigit() else None)
         context_of(request).target = f"course:{target}"
-        row = courses.get_row(session.db.read(), target)
-        if row["deleted"] is not None:
-            raise ApiError(404, "Course not found")
+        row = player.played_row(session.db.read(), target, _language_option(session))
         content = player.published_content(row)
         runtime = _runtime(request)
         data = await anyio.to_thread.run_sync(
@@ -283,8 +280,7 @@ class EmbedApi(Controller):
         if not identifier:
             raise ApiError(403, "This embed session has no learner to track")
         event = str(body.get("event", ""))
-        options = session.options
-        language = options.get("language") if isinstance(options.get("language"), str) else None
+        language = _language_option(session)
 
         def job(w: Any) -> dict[str, Any]:
             seconds = sessions.elapsed_seconds(w, session, body.get("seconds"))
@@ -327,6 +323,12 @@ class EmbedApi(Controller):
         if row is None:
             raise ApiError(404, "Course not found")
         return {"id": row["id"], "title": row["title"], "content": json.loads(row["draft"])}
+
+
+def _language_option(session: EmbedSession) -> str | None:
+    """The embed's `language` option: which language variant the learner sees (player.played_row)."""
+    value = session.options.get("language")
+    return value[:35] if isinstance(value, str) and value else None
 
 
 def _course_of(session: EmbedSession, requested: int | None) -> int:

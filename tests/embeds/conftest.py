@@ -114,6 +114,7 @@ class Appliance:
     install: Install
     server: Server
     all_types_course: int = 0
+    bilingual_course: int = 0  # published in English with a published French variant
 
     @property
     def port(self) -> int:
@@ -134,7 +135,36 @@ class Appliance:
         return self.server.log()
 
 
-def _seed_all_types(install: Install) -> int:
+def _quiz_course(title: str, question: str, answers: tuple[str, str]) -> dict:  # type: ignore[type-arg]
+    return {
+        "screens": [
+            {"id": 1, "type": "text", "title": title, "content": {"body": f"<p>{title}</p>"}},
+            {
+                "id": 2,
+                "type": "quiz",
+                "title": question,
+                "scored": True,
+                "passing_grade": 100,
+                "content": {
+                    "questions": [
+                        {
+                            "id": 1,
+                            "question": question,
+                            "answers": [
+                                {"id": 1, "text": answers[0], "correct": True},
+                                {"id": 2, "text": answers[1], "correct": False},
+                            ],
+                            "feedback": {"correct": f"{answers[0]}!", "incorrect": f"{answers[1]}?"},
+                        }
+                    ]
+                },
+            },
+        ]
+    }
+
+
+def _seed(install: Install) -> tuple[int, int]:
+    """(the every-screen-type course, a bilingual course), published in the test environment."""
     from appliance import config
     from appliance.courses import service as courses
     from appliance.runtime import open_runtime
@@ -148,9 +178,19 @@ def _seed_all_types(install: Install) -> int:
                 w, title="Every screen type", content=ALL_TYPES, description="One of each."
             )
             courses.publish(w, course_id)
-            return course_id
+            english = courses.create(
+                w, title="Fire safety", content=_quiz_course("Fire safety", "Which exit?", ("Green", "Red"))
+            )
+            courses.publish(w, english)
+            french = courses.create(
+                w, title="Sécurité incendie", language="fr", translation_of=english,
+                content=_quiz_course("Sécurité incendie", "Quelle sortie ?", ("Verte", "Rouge")),
+            )
+            w.execute("UPDATE courses SET default_language = 0 WHERE id = ?", [french])
+            courses.publish(w, french)
+            return course_id, english
 
-        return int(db.write(job))
+        return db.write(job)  # type: ignore[no-any-return]
     finally:
         runtime.close()
 
@@ -164,7 +204,7 @@ def receiver_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 @pytest.fixture(scope="session")
 def appliance(tmp_path_factory: pytest.TempPathFactory, receiver_cert: tuple[Path, Path]) -> Iterator[Appliance]:
     install = init_data_dir(tmp_path_factory.mktemp("embeds") / "data")
-    course_id = _seed_all_types(install)
+    course_id, bilingual = _seed(install)
     port = free_port()
     env = {
         "APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1",
@@ -174,7 +214,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory, receiver_cert: tuple[Pat
         "APPLIANCE_EMBEDS_SESSION_SECONDS": str(SESSION_SECONDS),
     }
     server = start_server(install.data_dir, port=port, env=env)
-    yield Appliance(install, server, course_id)
+    yield Appliance(install, server, course_id, bilingual)
     server.stop()
 
 

@@ -203,7 +203,7 @@ def test_author_refines_selected_text_and_the_result_is_sanitised(page, sandbox,
                 return body
             # the model's answer failed validation twice over: the builder says so, the author retries
             assert response.status == 502 and attempt == 0, response.text()
-            frame.locator(".refine").get_by_role("alert").get_by_text(RETRY).wait_for()
+            frame.locator(".refine [role=alert]", has_text=RETRY).wait_for()
         raise AssertionError("unreachable")
 
     def saved_html(expect: Callable[[str], bool]) -> str:
