@@ -92,7 +92,9 @@ bench: model-default
 	$(BIN)/python bench/course.py --screens 10
 	@if [ -f bench/documents.py ]; then $(BIN)/python bench/documents.py; fi
 
+# the binary bundles the local engine: llama-cpp-python (the cached portable wheel) must be in .venv
 binary: deps
+	bash build/llama-wheel.sh $(VENV)
 	bash build/binary.sh
 
 clean-venv:

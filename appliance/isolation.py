@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TMPDIR")
 
@@ -26,11 +26,17 @@ class ChildNotStarted(Exception):
 
 
 def run_isolated(
-    argv: Sequence[str], stdin: bytes, *, timeout: float, cwd: str | None = None
+    argv: Sequence[str],
+    stdin: bytes,
+    *,
+    timeout: float,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `argv` with `stdin`; the finished process (any exit status), or ChildTimeout /
-    ChildNotStarted. stdout and stderr are captured whole: bound what the child may write."""
-    env = {k: v for k, v in os.environ.items() if k in ENV_KEYS}
+    ChildNotStarted. stdout and stderr are captured whole: bound what the child may write.
+    `env`: variables the child needs beyond ENV_KEYS (never secrets)."""
+    env = {**{k: v for k, v in os.environ.items() if k in ENV_KEYS}, **(env or {})}
     try:
         return subprocess.run(
             list(argv), input=stdin, capture_output=True, timeout=timeout, env=env, cwd=cwd, check=False

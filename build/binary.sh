@@ -8,11 +8,20 @@
 #   so `Path(__file__).parent / "static"` resolves inside the unpacked binary.
 # - sqlcipher3 needs no hook: its `_sqlite3` extension (SQLCipher statically linked) is found by analysis.
 # - Idempotent: a stamp (sha256 of everything that goes into the build: appliance/**, this script,
-#   pyproject.toml, the installed distributions and their versions) sits next to the binary; when it
-#   matches, the build is skipped. --force (or APPLIANCE_BINARY_FORCE=1) rebuilds anyway.
-# - The on-box AI engine's heavy dependencies (llama_cpp, numpy, ...) are excluded: nothing on the
-#   server's import path needs them and the local engine imports llama_cpp lazily, so the binary builds
-#   (and runs) whether or not llama-cpp-python is installed. A binary with the local engine is separate work.
+#   build/hooks/*, models/manifest.json, pyproject.toml, the installed distributions and their versions,
+#   llama-cpp-python's included) sits next to the binary; when it matches, the build is skipped.
+#   --force (or APPLIANCE_BINARY_FORCE=1) rebuilds anyway.
+# - The on-box AI engine is bundled: build/hooks/hook-llama_cpp.py does what `--collect-all llama_cpp`
+#   does (its ctypes-loaded lib/*.so are invisible to analysis otherwise: "Shared library with base name
+#   'llama' not found") without llama_cpp.server and the duplicate .so copies; numpy, jinja2 and
+#   diskcache, which llama_cpp imports, are found by analysis. llama-cpp-python must be installed in the
+#   venv (build/llama-wheel.sh: the portable AVX2/FMA/F16C build, GGML_NATIVE=OFF, so the binary runs on
+#   any x86-64-v3 CPU); its version is in the stamp (installed distributions).
+#   The binary carries the build host's libgomp/libstdc++ and needs its glibc or newer: build on the oldest
+#   target OS. The model files stay outside, in the models dir (docs/ai.md).
+# - models/manifest.json (the pinned manifest) is bundled, so `appliance model list|verify|add` work.
+# - The document reader is the binary itself: the entry script below runs it for the hidden first
+#   argument `_document-reader` (appliance/documents/sandbox.py), before the CLI is imported.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -24,14 +33,19 @@ WORK="$ROOT/build/work"
 DIST="$ROOT/build/dist"
 BINARY="$DIST/appliance"
 STAMP="$DIST/.appliance.stamp"
-# Not on the server's import path at run time: the local AI engine's stack, test and build tools, and
-# polyfactory/faker (litestar imports them only for OpenAPI `create_examples`, which the app leaves off).
-EXCLUDES=(llama_cpp numpy jinja2 polyfactory faker tkinter _tkinter IPython pytest _pytest mypy ruff PyInstaller)
+# Not on the server's import path at run time: test and build tools, llama-cpp-python's own OpenAI server
+# (the appliance has its own routes), and polyfactory/faker (litestar imports them only for OpenAPI
+# `create_examples`, which the app leaves off).
+EXCLUDES=(llama_cpp.server polyfactory faker tkinter _tkinter IPython pytest _pytest mypy ruff PyInstaller)
 FORCE="${APPLIANCE_BINARY_FORCE:-0}"
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
 if [[ ! -x "$PY" ]]; then
     echo "binary: no python at $PY (run 'make deps' or 'make test' first)" >&2
+    exit 2
+fi
+if ! "$PY" -c 'import llama_cpp' 2>/dev/null; then
+    echo "binary: llama-cpp-python is not installed in $VENV (run 'bash build/llama-wheel.sh $VENV')" >&2
     exit 2
 fi
 
@@ -54,7 +68,7 @@ stamp_value() {
         cd "$ROOT"
         find appliance -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z |
             xargs -0 sha256sum
-        sha256sum build/binary.sh pyproject.toml
+        sha256sum build/binary.sh build/hooks/*.py pyproject.toml models/manifest.json
         "$PY" -c 'import importlib.metadata as m, sys
 print(sys.version)
 for d in sorted(str(x.metadata["Name"]) + "==" + x.version for x in m.distributions()): print(d)'
@@ -72,6 +86,11 @@ entry="$WORK/appliance_entry.py"
 cat >"$entry" <<'EOF'
 import sys
 
+if sys.argv[1:2] == ["_document-reader"]:  # appliance.documents.sandbox.READER_ARG: the sandboxed reader
+    from appliance.documents.sandbox import child_entry
+
+    sys.exit(child_entry())
+
 from appliance.cli import main
 
 if __name__ == "__main__":
@@ -86,6 +105,9 @@ args=(
     --add-data "$ROOT/appliance/server/static:appliance/server/static"
     --add-data "$ROOT/appliance/embeds/web:appliance/embeds/web"
     --add-data "$ROOT/appliance/ai/tts_worker.py:appliance/ai"  # run by the TTS venv's python, by path
+    --add-data "$ROOT/models/manifest.json:models"  # <_MEIPASS>/models: where appliance.ai.models looks
+    --additional-hooks-dir "$ROOT/build/hooks"
+    --hidden-import llama_cpp  # imported lazily (appliance.ai.local), so analysis must be told
     --collect-submodules appliance.embeds
     --collect-submodules appliance.server
     --collect-submodules appliance.headless

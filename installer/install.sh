@@ -6,6 +6,8 @@
 #
 # - system user and group `appliance` (no shell, no login)
 # - /var/lib/appliance (0700, the data directory), /etc/appliance (0750, appliance.env)
+# - /var/lib/appliance/models (0700): the binary's models dir (model files stay outside the binary;
+#   add one with `sudo -u appliance appliance model add FILE --data-dir /var/lib/appliance`)
 # - the one-file binary to /usr/local/bin/appliance (default source: ../build/dist/appliance, or
 #   ./appliance next to this script in a release bundle)
 # - `appliance init` as that user when the data directory is not initialised; its output (the first
@@ -21,6 +23,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 USER_NAME="appliance"
 DATA_DIR="/var/lib/appliance"
+MODELS_DIR="$DATA_DIR/models"  # the binary's default: <data dir>/models (docs/ai.md)
 ETC_DIR="/etc/appliance"
 ENV_FILE="$ETC_DIR/appliance.env"
 BIN_PATH="/usr/local/bin/appliance"
@@ -38,7 +41,7 @@ start=1
 dry=0
 configured=0  # host, port or TLS given: (re)write appliance.env; otherwise an existing one is kept
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "install: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
@@ -104,6 +107,7 @@ if ! getent passwd "$USER_NAME" >/dev/null; then
         --shell /usr/sbin/nologin --comment "Coassemble appliance" "$USER_NAME"
 fi
 run install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$DATA_DIR"
+run install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$MODELS_DIR"
 run install -d -m 0750 -o root -g "$USER_NAME" "$ETC_DIR"
 run install -d -m 0755 "$DOC_DIR"
 [[ -f "$HERE/README.md" ]] && run install -m 0644 "$HERE/README.md" "$DOC_DIR/README.md"
@@ -153,6 +157,8 @@ else
     put_file "$ENV_FILE" 0640 "root:$USER_NAME" <<EOF
 # Written by installer/install.sh; read by appliance.service. Any APPLIANCE_* setting may go here
 # (docs/configuration.md). For the CLI, export APPLIANCE_DATA_DIR or pass --data-dir.
+# On-box AI models live in $MODELS_DIR (the default for this data directory; move them with
+# [ai] models_dir in $DATA_DIR/appliance.toml, which the CLI reads too, rather than here).
 APPLIANCE_DATA_DIR=$DATA_DIR
 APPLIANCE_SERVER_HOST=$host
 APPLIANCE_SERVER_PORT=$port
@@ -173,5 +179,7 @@ probe="$host"
 [[ "$host" == "0.0.0.0" || "$host" == "::" || -z "$host" ]] && probe="127.0.0.1"
 echo "install: done. Service: systemctl status appliance; logs: journalctl -u appliance"
 echo "install: API $scheme://$probe:$port/v1/headless/courses   health $scheme://$probe:$port/health"
+echo "install: on-box AI: put the model in $MODELS_DIR: sudo -u $USER_NAME $BIN_PATH model add FILE --data-dir $DATA_DIR"
+echo "install:   (FILE readable by $USER_NAME; the default model is listed by 'model list'), then: systemctl restart appliance"
 [[ "$tls" == self-signed ]] && echo "install: the certificate is self-signed ($DATA_DIR/tls/self-signed.crt); clients must trust it or use their own"
 exit 0

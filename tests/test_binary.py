@@ -1,24 +1,32 @@
-"""CI smoke test of the one-file binary: build it (cached), then init, serve, one API call, clean stop.
+"""CI smoke test of the one-file binary: build it (cached), then init, serve, one API call, clean stop;
+and the same binary running the on-box model (SmolLM2-135M) and the sandboxed document reader.
 
 The binary runs with an empty environment (`env -i`, PATH only), as on a server with nothing else.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.documents import fixtures as fx
 from tests.helpers import REPO, free_port
 
 BINARY = REPO / "build" / "dist" / "appliance"
 CLEAN_ENV = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin"]  # nothing else: no HOME, no LANG
+TEST_MODEL = "smollm2-135m-instruct"
+TEST_MODEL_FILE = REPO / "models" / "smollm2-135m-instruct-q4_1.gguf"  # installed by `make test`
+INVALID_OUTPUT = "The model's answer did not pass validation; retry"  # appliance.ai.http: 502
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +89,118 @@ def test_binary_init_serve_and_clean_stop(binary: Path, tmp_path: Path) -> None:
         assert static.status_code == 200 and len(static.content) > 100_000
     finally:
         # `env` execs the binary, so the signal reaches the PyInstaller bootloader, which forwards it.
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    log_text = log_path.read_text(errors="replace")
+    assert code == 0, f"exit code {code}:\n{log_text}"
+    assert "Traceback" not in log_text, log_text
+
+
+def _run(
+    binary: Path, *args: str, env: tuple[str, ...] = (), stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    command = [*CLEAN_ENV, *env, str(binary), *args]
+    return subprocess.run(command, input=stdin, capture_output=True, timeout=120)
+
+
+def _reader_input(text: bytes, memory_mb: int) -> bytes:
+    header = json.dumps({"filename": "notes.txt", "limits": {}, "memory_mb": memory_mb}).encode()
+    return struct.pack(">I", len(header)) + header + text
+
+
+def test_binary_bundles_the_engine_the_manifest_and_the_tts_worker(binary: Path) -> None:
+    from PyInstaller.archive.readers import CArchiveReader  # installed by build/binary.sh
+
+    names = set(CArchiveReader(str(binary)).toc)
+    assert {"models/manifest.json", "appliance/ai/tts_worker.py", "llama_cpp/lib/libllama.so"} <= names
+    assert {f"llama_cpp/lib/lib{n}.so.0" for n in ("ggml", "ggml-cpu", "ggml-base", "llama")} <= names
+    assert not any(n.startswith("llama_cpp/server") or n.endswith(".so.0.5.0") for n in names)  # build/hooks
+    assert not any(n.endswith(".gguf") for n in names)  # the model stays outside
+
+
+@pytest.mark.skipif(not TEST_MODEL_FILE.is_file(), reason=f"no {TEST_MODEL_FILE}: run `make test` first")
+def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    init = _run(binary, "init", "--data-dir", str(data_dir))
+    assert init.returncode == 0, init.stderr.decode()
+    out = init.stdout.decode()
+    key = re.search(r"(COASSEMBLE:\d+:[0-9a-f]{64})", out).group(1)  # type: ignore[union-attr]
+    token = re.search(r"Metrics token \(shown once\): (\S+)", out).group(1)  # type: ignore[union-attr]
+
+    # the model goes into the binary's default models dir, <data dir>/models, through the binary itself
+    added = _run(binary, "model", "add", str(TEST_MODEL_FILE), "--data-dir", str(data_dir))
+    assert added.returncode == 0, added.stderr.decode()
+    assert (data_dir / "models" / TEST_MODEL_FILE.name).is_file()
+    listed = _run(binary, "model", "list", env=(f"APPLIANCE_DATA_DIR={data_dir}",)).stdout.decode()
+    assert re.search(rf"^\s+{TEST_MODEL}\s+installed", listed, re.M), listed  # the bundled manifest's entry
+    assert re.search(r"^\* qwen2.5-coder-1.5b-instruct-q4_k_m\s+missing", listed, re.M), listed
+    no_dir = _run(binary, "model", "list")
+    assert no_dir.returncode == 2 and b"--data-dir" in no_dir.stderr  # never a guessed directory
+
+    # the reader as the server starts it: the binary with its hidden argument; it caps its own memory
+    big = b"".join(b"Paragraph %d about ladders and forklifts.\n\n" % i for i in range(40_000))
+    capped = _run(binary, "_document-reader", stdin=_reader_input(big, 1))
+    assert capped.returncode == 0 and json.loads(capped.stdout) == {
+        "status": 422, "message": "The document needs too much memory to read"}, capped
+    read = _run(binary, "_document-reader", stdin=_reader_input(big, 1024))
+    answer = json.loads(read.stdout)
+    assert answer["ok"] and answer["result"]["type"] == "text" and len(answer["result"]["blocks"]) == 40_000
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    env = (f"APPLIANCE_AI_MODEL={TEST_MODEL}", "APPLIANCE_AI_N_THREADS=1")  # 1: robust on a busy 2-core box
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*CLEAN_ENV, *env, str(binary), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health: dict[str, Any] = {}
+        while health.get("status") != "ok":  # /health is 503 while the model loads
+            assert process.poll() is None, f"server exited early:\n{log_path.read_text(errors='replace')}"
+            assert time.monotonic() - started < 90, f"no /health:\n{log_path.read_text(errors='replace')}"
+            try:
+                answer = httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                health = answer.json()
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        print(f"binary: serving with the model loaded {time.monotonic() - started:.1f} s after start")
+        assert health["checks"]["ai"] == "ready", health  # not "unavailable": llama_cpp and the model loaded
+
+        c = httpx.Client(base_url=url, headers={"Authorization": key}, timeout=300)
+        body = {"prompt": "Ladder safety", "screenCount": 1, "identifier": "author-1"}
+        for _attempt in range(2):  # a 135M model may produce an invalid sample: the product says so
+            response = c.post("/v1/headless/generate/course", json=body)
+            if response.status_code != 502:
+                break
+            assert response.json()["message"] == INVALID_OUTPUT, response.text
+        assert response.status_code in (200, 502), response.text
+        if response.status_code == 200:
+            course = response.json()
+            assert len(course["screens"]) == 1 and course["title"], course
+            assert c.get(f"/v1/headless/courses/{course['id']}").status_code == 200
+
+        pdf = c.post("/v1/headless/documents", files={"file": ("handbook.pdf", fx.long_pdf(3))})
+        assert pdf.status_code == 201, pdf.text
+        record = pdf.json()
+        assert (record["type"], record["pages"], record["title"]) == ("pdf", 3, "Site safety handbook")
+        txt = c.post("/v1/headless/documents", files={"file": ("notes.txt", b"Ladders.\n\nThree points.")})
+        assert txt.status_code == 201 and txt.json()["type"] == "text", txt.text
+        hits = c.get(f"/v1/headless/documents/{record['id']}/search", params={"q": "marker002"}).json()
+        assert hits and hits[0]["pages"][0] <= 2 <= hits[0]["pages"][1], hits
+        malformed = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> trash"
+        broken = c.post("/v1/headless/documents", files={"file": ("broken.pdf", malformed)})
+        assert broken.status_code == 422 and "malformed" in broken.json()["message"].lower(), broken.text
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+    finally:
         process.send_signal(signal.SIGTERM)
         try:
             code = process.wait(timeout=30)

@@ -55,6 +55,7 @@ def test_install_dry_run_plans_user_dirs_binary_unit_and_tls(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "install -d -m 0700 -o appliance -g appliance /var/lib/appliance" in out
+    assert "install -d -m 0700 -o appliance -g appliance /var/lib/appliance/models" in out  # the binary's models
     assert "/usr/local/bin/appliance" in out
     assert "APPLIANCE_SERVER_PORT=9443" in out
     assert "APPLIANCE_SERVER_HOST=127.0.0.1" in out

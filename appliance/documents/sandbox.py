@@ -6,6 +6,12 @@ server, its model and its other requests carry on. The child is a fresh interpre
 (`python -m appliance.documents.sandbox`), never a fork of the multi-threaded server; it gets the
 file on stdin and answers with JSON on stdout (plain data: a compromised child cannot make the
 server run anything, as it could with pickle).
+
+In the one-file binary there is no `python -m`: the child is the binary itself with the hidden first
+argument `_document-reader` (the entry script build/binary.sh writes dispatches it before the CLI is
+imported). It is given the PyInstaller bootloader's variables, so it runs from the server's unpacked
+directory as one process (no second unpack; a kill at the deadline stops the reader itself), and it
+caps its own memory the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import json
 import os
 import struct
 import sys
-import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -22,48 +27,40 @@ from appliance.documents.extract import Block, DocumentError, Extracted, Limits,
 from appliance.isolation import ChildNotStarted, ChildTimeout, run_isolated
 
 MAX_ANSWER = 64 * 1024 * 1024
+READER_ARG = "_document-reader"  # the binary's hidden first argument (build/binary.sh's entry script)
+# The one-file bootloader's variables (PyInstaller 6): with them a child of the same executable is a
+# "subprocess" of this instance and uses its unpacked directory and library path.
+FROZEN_ENV = (
+    "_PYI_ARCHIVE_FILE",
+    "_PYI_APPLICATION_HOME_DIR",
+    "_PYI_PARENT_PROCESS_LEVEL",
+    "LD_LIBRARY_PATH",
+)
 
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _in_thread(data: bytes, filename: str, limits: Limits, timeout: float) -> Extracted:
-    """The one-file binary cannot start `python -m`: read in a thread with the same deadline (the
-    request is answered in time; a stuck reader thread is abandoned, without a memory cap)."""
-    outcome: list[Any] = []
-
-    def work() -> None:
-        try:
-            outcome.append(extract(data, filename, limits))
-        except DocumentError as exc:
-            outcome.append(exc)
-        except Exception:
-            outcome.append(DocumentError(422, "The document is damaged or malformed and could not be read"))
-
-    thread = threading.Thread(target=work, name="document-reader", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        raise DocumentError(422, f"Reading the document took longer than {timeout:g} seconds; it was stopped")
-    if isinstance(outcome[0], DocumentError):
-        raise outcome[0]
-    result: Extracted = outcome[0]
-    return result
+def reader_command() -> tuple[list[str], dict[str, str]]:
+    """The reader's argv and the variables it needs beyond run_isolated's minimal environment."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, READER_ARG], {k: os.environ[k] for k in FROZEN_ENV if k in os.environ}
+    return [sys.executable, "-m", "appliance.documents.sandbox"], {}
 
 
 def extract_isolated(
     data: bytes, filename: str, limits: Limits, *, timeout: float, memory_mb: int = 1024
 ) -> Extracted:
     """`extract()` in a child process; raises DocumentError (422 on timeout or a crashed child)."""
-    if getattr(sys, "frozen", False):
-        return _in_thread(data, filename, limits, timeout)
     header = json.dumps({"filename": filename, "limits": asdict(limits), "memory_mb": memory_mb}).encode()
+    argv, env = reader_command()
     try:
         done = run_isolated(  # cwd: the child imports this package from where the server did
-            [sys.executable, "-m", "appliance.documents.sandbox"],
+            argv,
             struct.pack(">I", len(header)) + header + data,
             timeout=timeout,
             cwd=PACKAGE_ROOT,
+            env=env,
         )
     except ChildTimeout:
         raise DocumentError(422, f"Reading the document took longer than {timeout:g} seconds; it was stopped") from None
@@ -115,8 +112,13 @@ def child_main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def child_entry() -> int:
+    """`python -m appliance.documents.sandbox`, or `appliance _document-reader` in the binary."""
     import logging
 
     logging.disable(logging.CRITICAL)  # pypdf's warnings about damaged files are not the server's log
-    raise SystemExit(child_main())
+    return child_main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(child_entry())

@@ -116,3 +116,79 @@ def test_add_rejects_non_gguf(tmp_path: Path) -> None:
     f.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a GGUF"):
         M.add_model(f, tmp_path / "models")
+
+
+def _model_cli() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance")
+    M.register_cli(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _fake_gguf(path: Path) -> Path:
+    path.write_bytes(M.GGUF_MAGIC + b"\0" * 64)
+    return path
+
+
+def test_models_dir_default_from_source_and_in_the_binary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("APPLIANCE_MODELS_DIR", raising=False)
+    monkeypatch.delenv("APPLIANCE_DATA_DIR", raising=False)
+    data = tmp_path / "data"
+    assert M.default_models_dir(data) == M.REPO_MODELS_DIR  # source install: the data dir plays no part
+    assert M.models_dir_for(None) == M.REPO_MODELS_DIR
+    monkeypatch.setattr(M.sys, "frozen", True, raising=False)  # as in the one-file binary
+    assert M.default_models_dir(data) == data.resolve() / "models"
+    with pytest.raises(ValueError, match="--data-dir"):  # no data dir: never a guessed directory
+        M.models_dir_for(None)
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(data))
+    assert M.models_dir_for(None) == M.default_models_dir() == data.resolve() / "models"
+    monkeypatch.setenv("APPLIANCE_MODELS_DIR", str(tmp_path / "elsewhere"))  # the variable always wins
+    assert M.models_dir_for(data) == M.default_models_dir(data) == tmp_path / "elsewhere"
+
+
+def test_model_cli_and_server_agree_on_the_models_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("APPLIANCE_MODELS_DIR", raising=False)
+    monkeypatch.delenv("APPLIANCE_DATA_DIR", raising=False)
+    monkeypatch.setattr(M.sys, "frozen", True, raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    parser = _model_cli()
+    src = _fake_gguf(tmp_path / "tiny.gguf")
+    # `--data-dir` after the leaf (and before it, on the group): <data dir>/models in the binary
+    args = parser.parse_args(["model", "add", str(src), "--data-dir", str(data)])
+    assert args.func(args) == 0 and (data / "models" / "tiny.gguf").is_file()
+    args = parser.parse_args(["model", "--data-dir", str(data), "list"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "installed" in out and "smollm2-135m-instruct" in out  # + the shipped manifest
+    # the data dir's [ai] models_dir wins, for the CLI as for the server (AIService)
+    configured = tmp_path / "configured"
+    (data / "appliance.toml").write_text(f'[ai]\nmodels_dir = "{configured}"\n')
+    args = parser.parse_args(["model", "--data-dir", str(data), "add", str(src), "--name", "again"])
+    assert args.func(args) == 0 and (configured / "tiny.gguf").is_file()
+    assert M.models_dir_for(data) == configured
+    # the binary has no pip: a clear refusal rather than re-running itself with `-m pip`
+    args = parser.parse_args(["model", "install", TEST_MODEL, "--data-dir", str(data)])
+    with pytest.raises(ValueError, match="model add"):
+        args.func(args)
+
+
+def test_ai_service_uses_the_models_dir_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from appliance.ai import jobs
+
+    seen: list[Any] = []
+    monkeypatch.setattr(jobs, "create_engine", lambda config: seen.append(config) or object())
+    monkeypatch.delenv("APPLIANCE_MODELS_DIR", raising=False)
+    monkeypatch.setattr(M.sys, "frozen", True, raising=False)
+    runtime: Any = SimpleNamespace(settings=SimpleNamespace(ai={}), data_dir=tmp_path / "data")
+    jobs.AIService(runtime).engine
+    configured = SimpleNamespace(ai={"models_dir": str(tmp_path / "m")})
+    runtime = SimpleNamespace(settings=configured, data_dir=tmp_path)
+    jobs.AIService(runtime).engine
+    assert [c.models_dir for c in seen] == [(tmp_path / "data").resolve() / "models", tmp_path / "m"]
