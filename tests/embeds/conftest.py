@@ -251,3 +251,21 @@ def blocked_3pc_context(playwright_instance, tmp_path):  # type: ignore[no-untyp
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# -- the builder tests (tests/embeds/test_builder*.py): a server of each module's own -------------
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Install]]:
+    install = init_data_dir(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "data")
+    srv = start_server(install.data_dir)  # the test model; the appliance is on 127.0.0.1
+    yield srv, install
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def sandbox(server: tuple[Server, Install]) -> Iterator[Sandbox]:
+    srv, install = server
+    box = Sandbox(srv.url, install.test_key, host="localhost")  # another site than 127.0.0.1
+    box.start()
+    yield box
+    box.close()

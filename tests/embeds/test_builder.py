@@ -5,51 +5,21 @@ result; two authors on one course; view tokens and other clients' courses refuse
 from __future__ import annotations
 
 import base64
-import json
 import time
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
 from appliance.embeds.sandbox import Sandbox
-from tests.helpers import Install, Server, init_data_dir, start_server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Install]]:
-    install = init_data_dir(tmp_path_factory.mktemp("builder") / "data")
-    srv = start_server(install.data_dir)  # the test model; the appliance is on 127.0.0.1
-    yield srv, install
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def sandbox(server: tuple[Server, Install]) -> Iterator[Sandbox]:
-    srv, install = server
-    box = Sandbox(srv.url, install.test_key, host="localhost")  # another site than 127.0.0.1
-    box.start()
-    yield box
-    box.close()
-
-
-def _api(server: tuple[Server, Install]) -> httpx.Client:
-    srv, install = server
-    return srv.client(install.test_key)
+from tests.embeds.builder_support import api_client, claims_of, host_events, open_builder, wait_saved
+from tests.helpers import Install, Server
 
 
 def _mint(server: tuple[Server, Install], **body: Any) -> str:
-    response = _api(server).post("/v1/headless/embed/course", json=body)
+    response = api_client(server).post("/v1/headless/embed/course", json=body)
     assert response.status_code == 200, response.text
     return response.text
-
-
-def _claims(url: str) -> dict[str, Any]:
-    payload = url.rsplit("/", 1)[1].split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return claims
 
 
 def _session(server: tuple[Server, Install], url: str) -> httpx.Client:
@@ -64,33 +34,12 @@ def _session(server: tuple[Server, Install], url: str) -> httpx.Client:
 
 def _new_course(server: tuple[Server, Install], client: str = "acme", author: str = "author-1") -> int:
     url = _mint(server, action="edit", identifier=author, clientIdentifier=client)
-    return int(_claims(url)["course"])
-
-
-def _open(page, sandbox: Sandbox, *, course: int, action: str, identifier: str, client: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
-    query = (
-        f"kind=course&action={action}&id={course}&identifier={identifier}&clientIdentifier={client}"
-        f"&options={quote(json.dumps(options))}"
-    )
-    page.goto(f"{sandbox.url}/?{query}")
-    page.wait_for_function(
-        "window.__msgs.some(m => m.data && m.data.type === 'session' && ['ready','error'].includes(m.data.event))",
-        timeout=30000,
-    )
-    return page.frame_locator("#embed")
-
-
-def _events(page) -> list[tuple[str, str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
-    return [(m["data"]["type"], m["data"]["event"], m["data"]["data"]) for m in page.evaluate("window.__msgs") if m["data"]]
-
-
-def _saved(frame) -> None:  # type: ignore[no-untyped-def]
-    frame.get_by_text("All changes saved").wait_for(timeout=20000)
+    return int(claims_of(url)["course"])
 
 
 def _play(page, sandbox: Sandbox, course: int, learner: str) -> None:  # type: ignore[no-untyped-def]
     """A learner opens a view URL minted after publishing and finishes the course."""
-    frame = _open(page, sandbox, course=course, action="view", identifier=learner, client="acme", options={})
+    frame = open_builder(page, sandbox, course=course, action="view", identifier=learner, client="acme", options={})
     frame.get_by_role("button", name="Start", exact=True).click()
     for _ in range(40):
         frame.locator(".screen, .finish").first.wait_for()
@@ -117,7 +66,7 @@ def _play(page, sandbox: Sandbox, course: int, learner: str) -> None:  # type: i
 
 def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, sandbox, server, artifacts) -> None:  # type: ignore[no-untyped-def]
     course = _new_course(server)
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-1", client="acme",
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-1", client="acme",
                   options={"publishing": True, "back": "event", "color": "#0B6E4F"})
     frame.get_by_role("heading", name="Outline").wait_for()
     frame.get_by_label("Course title").fill("Safety basics")
@@ -164,18 +113,18 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     frame.get_by_label("Screen title").fill("Remember")
     frame.get_by_role("button", name="Move screen 5 up").click()
     assert "Remember" in frame.locator(".outline-list li").nth(3).inner_text()
-    _saved(frame)
+    wait_saved(frame)
     time.sleep(1.1)  # the next change is its own undo step
     frame.get_by_role("button", name="Delete screen 4").click()
     assert frame.locator(".outline-list li").count() == 4
     frame.get_by_role("button", name="Undo").click()
     assert frame.locator(".outline-list li").count() == 5
     assert "Remember" in frame.locator(".outline-list li").nth(3).inner_text()
-    _saved(frame)
+    wait_saved(frame)
     page.screenshot(path=str(artifacts / "builder-outline-quiz.png"), full_page=True)
 
     # the server sanitised the rich text; the builder shows the sanitised version after a reload
-    draft = _api(server).get(f"/v1/headless/courses/{course}").json()
+    draft = api_client(server).get(f"/v1/headless/courses/{course}").json()
     text = next(s for s in draft["screens"] if s["title"] == "Why safety matters")["content"]["html"]
     assert "<strong>safe</strong>" in text and 'href="https://example.com/x"' in text
     for bad in ("onerror", "<script", "onclick", "javascript:", "<img"):
@@ -185,7 +134,7 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     # theme & settings, preview as a learner (nothing recorded)
     frame.get_by_role("button", name="Theme & settings").click()
     frame.get_by_label("Finish title").fill("You are safer now")
-    _saved(frame)
+    wait_saved(frame)
     frame.get_by_role("button", name="Preview").click()
     frame.get_by_role("button", name="Start", exact=True).click()
     frame.get_by_role("heading", name="Why safety matters").wait_for()
@@ -198,7 +147,7 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     frame.get_by_text("Published (revision 1).").wait_for()
     frame.get_by_role("button", name="Back", exact=True).click()
     page.wait_for_function("window.__msgs.some(m => m.data && m.data.type === 'back')", timeout=5000)
-    events = _events(page)
+    events = host_events(page)
     kinds = [(t, e) for t, e, _ in events]
     assert ("session", "ready") in kinds and ("course", "created") in kinds and ("course", "updated") in kinds
     assert kinds.index(("course", "created")) < kinds.index(("course", "updated"))
@@ -209,7 +158,7 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
 
     # a learner plays the published course
     _play(page, sandbox, course, "learner-hand")
-    tracking = _api(server).get(f"/v1/headless/trackings?id={course}&identifier=learner-hand")
+    tracking = api_client(server).get(f"/v1/headless/trackings?id={course}&identifier=learner-hand")
     assert tracking.status_code == 200 and tracking.json()[0]["completed"], tracking.text
     page.screenshot(path=str(artifacts / "builder-learner-finish.png"), full_page=True)
 
@@ -220,16 +169,16 @@ def test_two_authors_second_save_gets_the_conflict_message(browser, sandbox, ser
     for author in ("author-a", "author-b"):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         pages.append(context.new_page())
-        frame = _open(pages[-1], sandbox, course=course, action="edit", identifier=author, client="acme", options={})
+        frame = open_builder(pages[-1], sandbox, course=course, action="edit", identifier=author, client="acme", options={})
         frame.get_by_role("heading", name="Outline").wait_for()
     first, second = (p.frame_locator("#embed") for p in pages)
     first.get_by_label("Course title").fill("Written by A")
-    _saved(first)
+    wait_saved(first)
     second.get_by_label("Course title").fill("Written by B")
     second.get_by_role("alert").get_by_text("Someone else saved this course").wait_for(timeout=20000)
     assert second.get_by_text("Not saved: conflict").is_visible()
     pages[1].screenshot(path=str(artifacts / "builder-conflict.png"), full_page=True)
-    assert _api(server).get(f"/v1/headless/courses/{course}").json()["title"] == "Written by A"
+    assert api_client(server).get(f"/v1/headless/courses/{course}").json()["title"] == "Written by A"
     second.get_by_role("button", name="Reload the latest version").click()
     second.get_by_text("All changes saved").wait_for()
     for _ in range(50):
@@ -238,7 +187,7 @@ def test_two_authors_second_save_gets_the_conflict_message(browser, sandbox, ser
         time.sleep(0.1)
     assert second.get_by_label("Course title").input_value() == "Written by A"
     second.get_by_label("Course title").fill("Written by B, after reloading")
-    _saved(second)  # the second author can carry on from the latest version
+    wait_saved(second)  # the second author can carry on from the latest version
     for p in pages:
         p.context.close()
 
@@ -276,9 +225,9 @@ def test_view_token_and_other_clients_course_are_refused(page, sandbox, server) 
     refused = other.get("/embed/api/builder/")
     assert refused.status_code == 403 and "another client" in refused.json()["message"]
     assert other.post("/embed/api/builder/media", content=b"\x89PNG\r\n\x1a\n0000").status_code == 403
-    frame = _open(page, sandbox, course=course, action="edit", identifier="b", client="globex", options={})
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="b", client="globex", options={})
     frame.get_by_text("This course belongs to another client").wait_for()
-    assert ("session", "error") in [(t, e) for t, e, _ in _events(page)]
+    assert ("session", "error") in [(t, e) for t, e, _ in host_events(page)]
 
 
 def test_media_upload_is_encrypted_and_served_back(server) -> None:  # type: ignore[no-untyped-def]
@@ -303,7 +252,7 @@ def test_media_upload_is_encrypted_and_served_back(server) -> None:  # type: ign
 
 def test_author_generates_a_course_from_a_prompt_and_a_learner_plays_it(page, sandbox, server, artifacts) -> None:  # type: ignore[no-untyped-def]
     course = _new_course(server, author="author-ai")
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-ai", client="acme",
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-ai", client="acme",
                   options={"flow": "ai", "publishing": True})
     frame.get_by_role("heading", name="Generate a course with AI").wait_for()
     frame.get_by_label("What is the course about?").fill("Washing your hands at work")
@@ -322,7 +271,7 @@ def test_author_generates_a_course_from_a_prompt_and_a_learner_plays_it(page, sa
     page.screenshot(path=str(artifacts / "builder-ai-course.png"), full_page=True)
     frame.get_by_role("button", name="Publish", exact=True).click()
     frame.get_by_text("Published (revision 1).").wait_for()
-    kinds = [(t, e) for t, e, _ in _events(page)]
+    kinds = [(t, e) for t, e, _ in host_events(page)]
     assert ("course", "created") in kinds
     _play(page, sandbox, course, "learner-ai")
 
@@ -331,7 +280,7 @@ def test_author_turns_a_pdf_into_a_course(page, sandbox, server, artifacts) -> N
     fixtures = pytest.importorskip("tests.documents.fixtures")
     pdf = fixtures.long_pdf(104)  # 100+ pages: summarised section by section before the plan
     course = _new_course(server, author="author-doc")
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-doc", client="acme",
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-doc", client="acme",
                   options={"flow": "document", "publishing": True})
     frame.get_by_role("heading", name="Turn a document into a course").wait_for()
     frame.get_by_label("Document file").set_input_files(

@@ -15,46 +15,23 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from appliance.embeds.sandbox import Sandbox
-from tests.embeds.test_builder import _claims, _events, _open, _saved
-from tests.helpers import Install, Server, init_data_dir, start_server
+from tests.embeds.builder_support import api_client, claims_of, host_events, open_builder, wait_saved
+from tests.helpers import Install, Server
 
 JOB_MS = 300_000  # one job of the tiny model, with room for a machine shared with other test runs
 RETRY = "The model's answer did not pass validation; retry"  # appliance/ai/http.py, InvalidOutput
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Install]]:
-    install = init_data_dir(tmp_path_factory.mktemp("builder-ai") / "data")
-    srv = start_server(install.data_dir)  # the test model; the appliance is on 127.0.0.1
-    yield srv, install
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def sandbox(server: tuple[Server, Install]) -> Iterator[Sandbox]:
-    srv, install = server
-    box = Sandbox(srv.url, install.test_key, host="localhost")  # another site than 127.0.0.1
-    box.start()
-    yield box
-    box.close()
-
-
-def _api(server: tuple[Server, Install]) -> httpx.Client:
-    srv, install = server
-    return srv.client(install.test_key)
-
-
 def _author(server: tuple[Server, Install], course: int, identifier: str) -> httpx.Client:
     """The author's own builder session (the API the iframe uses), to seed and read back drafts."""
     srv, _ = server
-    url = _api(server).post("/v1/headless/embed/course", json={
+    url = api_client(server).post("/v1/headless/embed/course", json={
         "action": "edit", "courseId": course, "identifier": identifier, "clientIdentifier": "acme"}).text
     opened = httpx.post(f"{srv.url}/embed/api/session", json={"token": url.rsplit("/", 1)[1]}, timeout=30)
     assert opened.status_code == 200, opened.text
@@ -64,10 +41,10 @@ def _author(server: tuple[Server, Install], course: int, identifier: str) -> htt
 def _course(server: tuple[Server, Install], identifier: str, title: str | None = None,
             screens: list[dict[str, Any]] | None = None) -> int:
     """A new course of client acme (as an edit mint makes it), optionally with content."""
-    minted = _api(server).post("/v1/headless/embed/course",
+    minted = api_client(server).post("/v1/headless/embed/course",
                                json={"action": "edit", "identifier": identifier, "clientIdentifier": "acme"})
     assert minted.status_code == 200, minted.text
-    course = int(_claims(minted.text)["course"])
+    course = int(claims_of(minted.text)["course"])
     if title or screens:
         author = _author(server, course, identifier)
         revision = author.get("/embed/api/builder/").json()["revision"]
@@ -79,7 +56,7 @@ def _course(server: tuple[Server, Install], identifier: str, title: str | None =
 
 def _draft(server: tuple[Server, Install], course: int) -> dict[str, Any]:
     """The saved draft as the headless API answers it (cloud field names: `type` is an object)."""
-    response = _api(server).get(f"/v1/headless/courses/{course}")
+    response = api_client(server).get(f"/v1/headless/courses/{course}")
     assert response.status_code == 200, response.text
     draft: dict[str, Any] = response.json()
     return draft
@@ -119,7 +96,7 @@ def test_author_generates_a_screen_and_a_quiz_from_a_prompt_and_from_the_course(
     course = _course(server, "author-screens", "Sorting waste", [
         {"id": 1, "type": "text", "title": "Bins", "content": {"html": "<p>Put paper in the blue bin and glass in the green bin.</p>"}},
     ])
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-screens", client="acme", options={})
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-screens", client="acme", options={})
     frame.get_by_role("heading", name="Outline").wait_for()
     tools = frame.locator("details.ai-tools")
     tools.locator("summary").focus()
@@ -175,7 +152,7 @@ def test_author_generates_a_screen_and_a_quiz_from_a_prompt_and_from_the_course(
     assert screens[3]["content"]["items"]
     assert len(screens[4]["content"]["questions"]) == 1
     assert frame.locator(".outline-list li").count() == 5
-    kinds = [(t, e) for t, e, _ in _events(page)]
+    kinds = [(t, e) for t, e, _ in host_events(page)]
     assert kinds.count(("course", "updated")) + kinds.count(("course", "created")) >= 4  # one per job
 
 
@@ -184,7 +161,7 @@ def test_author_refines_selected_text_and_the_result_is_sanitised(page, sandbox,
     course = _course(server, "author-refine", "Fire exits", [
         {"id": 1, "type": "text", "title": "Exits", "content": {"html": f"<p>{first}</p><p>{second}</p>"}},
     ])
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-refine", client="acme", options={})
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-refine", client="acme", options={})
     editor = frame.locator(".editable")
     editor.get_by_text(first).wait_for()
 
@@ -222,7 +199,7 @@ def test_author_refines_selected_text_and_the_result_is_sanitised(page, sandbox,
     refined = refine(first_line, "shorten")["text"]
     expected = " ".join(refined.split())
     markup = saved_html(lambda m: _paragraphs(m) == [p for p in (expected, second) if p])
-    _saved(frame)
+    wait_saved(frame)
     assert _paragraphs(markup) == [p for p in (expected, second) if p], markup  # only the selection changed
     assert set(re.findall(r"</?(\w+)", markup)) == {"p"}, markup  # the answer stayed text: no markup of its own
     page.screenshot(path=str(artifacts / "builder-ai-refine.png"), full_page=True)
@@ -241,7 +218,7 @@ def test_author_refines_selected_text_and_the_result_is_sanitised(page, sandbox,
     page.unroute("**/embed/api/builder/ai/refine")
     after = [p for p in (expected, " ".join(hostile.split())) if p]
     markup = saved_html(lambda m: _paragraphs(m) == after)
-    _saved(frame)
+    wait_saved(frame)
     assert _paragraphs(markup) == after, markup
     assert "<img" not in markup and "<script" not in markup and "<b>" not in markup, markup
     assert "&lt;img" in markup and "&lt;script&gt;" in markup, markup
@@ -255,7 +232,7 @@ def test_author_translates_the_course_and_reviews_the_variant_before_publishing(
         {"id": 1, "type": "text", "title": "Exits", "content": {"html": "<p>Keep exits clear.</p>"}},
         {"id": 2, "type": "checklist", "title": "Drill", "content": {"items": [{"title": "Find the alarm"}]}},
     ])
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-tr", client="acme",
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-tr", client="acme",
                   options={"translations": True, "publishing": True})
     frame.get_by_role("heading", name="Outline").wait_for()
     frame.get_by_role("button", name="Translate", exact=True).click()  # the tab
@@ -266,7 +243,7 @@ def test_author_translates_the_course_and_reviews_the_variant_before_publishing(
     assert "Translating into fr" in text
 
     # a French variant exists, as a draft: learners see nothing of it yet
-    variants = _api(server).get(f"/v1/headless/translations/{course}").json()
+    variants = api_client(server).get(f"/v1/headless/translations/{course}").json()
     french = next(v for v in variants if v["language"] == "fr")
     assert not french["published"] and french["missingScreens"] == 0, variants
     listed = frame.locator(".variants li:has(strong:text-is('fr'))")
@@ -277,20 +254,20 @@ def test_author_translates_the_course_and_reviews_the_variant_before_publishing(
     frame.get_by_text("Translation: fr").wait_for()
     assert frame.locator(".outline-list li").count() == 2  # the source's screens, translated
     frame.get_by_label("Course title").fill("Sécurité incendie")
-    _saved(frame)
+    wait_saved(frame)
     author = _author(server, course, "author-tr")
     variant = author.get(f"/embed/api/builder/?course={french['id']}").json()["course"]
     assert variant["language"] == "fr" and variant["translationOf"] == course and variant["title"] == "Sécurité incendie"
     assert [s["type"] for s in variant["screens"]] == ["text", "checklist"]
     assert [s["id"] for s in variant["screens"]] == [1, 2]
     assert author.get("/embed/api/builder/").json()["course"]["title"] == "Fire safety"  # the source is untouched
-    assert not next(v for v in _api(server).get(f"/v1/headless/translations/{course}").json() if v["language"] == "fr")["published"]
+    assert not next(v for v in api_client(server).get(f"/v1/headless/translations/{course}").json() if v["language"] == "fr")["published"]
     page.screenshot(path=str(artifacts / "builder-ai-translation-review.png"), full_page=True)
 
     # publishing from the variant publishes the variant (and only it)
     frame.get_by_role("button", name="Publish", exact=True).click()
     frame.get_by_text("Published (revision 1).").wait_for()
-    after = {v["id"]: v for v in _api(server).get(f"/v1/headless/translations/{course}").json()}
+    after = {v["id"]: v for v in api_client(server).get(f"/v1/headless/translations/{course}").json()}
     assert after[french["id"]]["published"] and not after[course]["published"], after
     frame.get_by_role("button", name="Translate", exact=True).click()
     frame.locator(".variants li:has(strong:text-is('fr'))").get_by_text("published").wait_for()
@@ -306,7 +283,7 @@ def test_author_converts_a_presentation_into_one_screen_per_slide_group(page, sa
         ("Fitting a harness", ["Tighten leg straps", "Attach the lanyard above shoulder height"]),
     ])
     course = _course(server, "author-deck")
-    frame = _open(page, sandbox, course=course, action="edit", identifier="author-deck", client="acme",
+    frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-deck", client="acme",
                   options={"flow": "convert", "publishing": True})
     frame.get_by_role("heading", name="Convert a presentation").wait_for()
     frame.get_by_label("Presentation file").set_input_files(files=[{
