@@ -39,6 +39,21 @@ def binary() -> Path:
     return BINARY
 
 
+def _stop_cleanly(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """SIGTERM, then the server must exit 0 with no traceback in its log. (`env` execs the binary,
+    so the signal reaches the PyInstaller bootloader, which forwards it.)"""
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    log_text = log_path.read_text(errors="replace")
+    assert code == 0, f"exit code {code}:\n{log_text}"
+    assert "Traceback" not in log_text, log_text
+
+
 def test_binary_init_serve_and_clean_stop(binary: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     init = subprocess.run(
@@ -88,17 +103,7 @@ def test_binary_init_serve_and_clean_stop(binary: Path, tmp_path: Path) -> None:
         static = httpx.get(f"{url}/api/docs/static/swagger-ui-bundle.js", timeout=30)
         assert static.status_code == 200 and len(static.content) > 100_000
     finally:
-        # `env` execs the binary, so the signal reaches the PyInstaller bootloader, which forwards it.
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-    log_text = log_path.read_text(errors="replace")
-    assert code == 0, f"exit code {code}:\n{log_text}"
-    assert "Traceback" not in log_text, log_text
+        _stop_cleanly(process, log_path)
 
 
 def _run(
@@ -201,13 +206,4 @@ def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: P
         assert broken.status_code == 422 and "malformed" in broken.json()["message"].lower(), broken.text
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-    log_text = log_path.read_text(errors="replace")
-    assert code == 0, f"exit code {code}:\n{log_text}"
-    assert "Traceback" not in log_text, log_text
+        _stop_cleanly(process, log_path)

@@ -10,6 +10,7 @@ import sqlite_utils
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import QueryParameter
 
+from appliance.ai import narration
 from appliance.courses import service
 from appliance.embeds.sessions import signer_of
 from appliance.errors import ApiError
@@ -208,6 +209,9 @@ class CoursesController(Controller):
             kind=kind,
             version=version,
             base_url=runtime.settings.base_url,
+            clip=lambda content, screen_id: narration.screen_clip(
+                runtime, principal.workspace_id, principal.environment, content, screen_id
+            ),
         )
         return Response(
             body,

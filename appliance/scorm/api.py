@@ -2,6 +2,7 @@
 answer carries CORS headers; there are no cookies, the package token travels as a Bearer header).
 
 * `GET /scorm/api/course`: the live published course in the player's learner shape (answers withheld).
+* `GET /scorm/api/narration/{screenId}`: a narrated screen's clip (WAV) of that published course.
 * `POST /scorm/api/track` `{event, learner: {id, name}, ...}`: the player's events, graded and
   recorded like the embed's (`appliance.embeds.player.track`) for the learner `scorm:<LMS learner
   id>`, with the tracking's `scorm` flag set.
@@ -15,8 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 from litestar import Request, Response, get, post, route
 
+from appliance.ai import narration
 from appliance.embeds import player, sessions
 from appliance.embeds.tokens import SCORM_TYP, TokenInvalid
 from appliance.errors import ApiError, error_body
@@ -65,7 +68,11 @@ def _claims(request: Request[Any, Any, Any]) -> tuple[dict[str, Any], Database]:
     return claims, db
 
 
-@route(["/scorm/api/course", "/scorm/api/track"], http_method=["OPTIONS"], include_in_schema=False)
+@route(
+    ["/scorm/api/course", "/scorm/api/track", "/scorm/api/narration/{screen_id:int}"],
+    http_method=["OPTIONS"],
+    include_in_schema=False,
+)
 async def preflight() -> Response[None]:
     return Response(None, status_code=204, headers=CORS)
 
@@ -79,6 +86,26 @@ def course(request: Request[Any, Any, Any]) -> Response[Any]:
     except ApiError as exc:
         return _error(exc)
     return _answer({"course": data, "environment": claims["environment"], "expires": claims["exp"]})
+
+
+@get("/scorm/api/narration/{screen_id:int}", include_in_schema=False)
+async def clip(request: Request[Any, Any, Any], screen_id: int) -> Response[Any]:
+    """A screen's narration (WAV) of the token's published course; 404 when the screen has none.
+    Fetched with the Bearer header (an <audio> element cannot send it) and played from a blob: URL."""
+    try:
+        claims, db = _claims(request)
+        row = player.played_row(db.read(), int(claims["course"]), None)  # 404 deleted, 409 unpublished
+        content = player.published_content(row)
+        runtime = provide_runtime(request)
+        workspace, environment = int(claims["workspace"]), str(claims["environment"])
+        data = await anyio.to_thread.run_sync(
+            lambda: narration.screen_clip(runtime, workspace, environment, content, screen_id)
+        )
+    except ApiError as exc:
+        return _error(exc)
+    # CORP cross-origin: the launcher reads it from the LMS's origin (a CORS fetch)
+    headers = {**CORS, **narration.AUDIO_HEADERS, "cross-origin-resource-policy": "cross-origin"}
+    return Response(data, status_code=200, headers=headers, media_type="audio/wav")
 
 
 def _learner(body: dict[str, Any]) -> tuple[str, str | None]:
@@ -121,4 +148,4 @@ async def track(request: Request[Any, Any, Any]) -> Response[Any]:
     return _answer(result)
 
 
-SCORM_HANDLERS: list[Any] = [preflight, course, track]
+SCORM_HANDLERS: list[Any] = [preflight, course, clip, track]

@@ -5,7 +5,8 @@ same modules, not a copy of the code in another form) plus `package.js`, the pac
 
 * static: the published course in the player's learner shape, its answer key (static packages grade
   quizzes offline, in the browser: the correct answers are necessarily inside the package) and its
-  `data:` assets as files under `assets/`. No network needed.
+  `data:` assets as files under `assets/`, narrated screens' clips (decrypted) under `narration/`.
+  No network needed.
 * dynamic: the appliance's public base URL and a view-only package token (`scorm-package+jwt`) for
   this one course; the player loads the live published course and has the appliance grade quizzes.
 
@@ -23,6 +24,7 @@ import json
 import re
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -32,6 +34,7 @@ import sqlite_utils
 from appliance.courses import service as courses
 from appliance.embeds import player
 from appliance.embeds.tokens import SCORM_TYP, Signer
+from appliance.errors import ApiError
 from appliance.scorm.manifest import VERSIONS, build_manifest
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "embeds" / "web"
@@ -110,6 +113,33 @@ def extract_assets(course: dict[str, Any]) -> dict[str, bytes]:
     return assets
 
 
+# a narrated screen's clip: (the published content, screen id) -> WAV bytes (decrypted from the object
+# store, appliance.ai.narration.screen_clip); ApiError 404 when the screen has none
+ClipReader = Callable[[dict[str, Any], int], bytes]
+
+
+def extract_narration(course: dict[str, Any], content: dict[str, Any], clip: ClipReader) -> dict[str, bytes]:
+    """Copy each narrated screen's clip into `narration/<screenId>.wav` and name that file in the
+    screen's `narration.file` (the SCORM transport's `narration(screenId)` answers it). A clip that
+    cannot be read is left out and its screen shows no audio control."""
+    files: dict[str, bytes] = {}
+    for screen in course.get("screens", []):
+        if not screen.get("narration"):
+            continue
+        sid = screen.get("id")
+        try:
+            data = clip(content, sid) if isinstance(sid, int) else b""
+        except ApiError:
+            data = b""
+        if not data:
+            screen["narration"] = None
+            continue
+        name = f"narration/{sid}.wav"
+        files[name] = data
+        screen["narration"] = {**screen["narration"], "file": name}
+    return files
+
+
 def _slug(title: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60]
     return slug or "course"
@@ -155,8 +185,10 @@ def build_package(
     version: str,
     base_url: str,
     now: float | None = None,
+    clip: ClipReader | None = None,
 ) -> tuple[bytes, str]:
-    """The zip and its file name. 404 for a deleted course, 409 for one never published."""
+    """The zip and its file name. 404 for a deleted course, 409 for one never published. `clip`
+    reads narration clips for static packages (without it, static packages carry no narration)."""
     if kind not in KINDS or version not in VERSIONS:
         raise PackageError("type must be dynamic or static and version 1.2 or 2004")
     moment = int(time.time() if now is None else now)
@@ -169,6 +201,11 @@ def build_package(
         config["key"] = answer_key(player.published_content(row))
         config["expires"] = moment + TEST_SECONDS if environment == "test" else None
         files.update(extract_assets(course))
+        if clip is not None:
+            files.update(extract_narration(course, player.published_content(player.played_row(db, course_id, None)), clip))
+        else:
+            for screen in course.get("screens", []):
+                screen["narration"] = None
     else:
         token, expires = package_token(signer, workspace_id, environment, course_id, version)
         config.update(appliance=base_url.rstrip("/"), token=token)

@@ -5,7 +5,11 @@ unzipped package, driven in Debian's Chromium through Playwright."""
 from __future__ import annotations
 
 import io
+import json
+import math
+import struct
 import threading
+import wave
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,13 +115,38 @@ class Appliance:
         return self.server.log()
 
 
+def tone_wav(seconds: float = 0.6, rate: int = 16000) -> bytes:
+    """A small real WAV (a 440 Hz tone, 16-bit mono), as the narration worker writes them."""
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return out.getvalue()
+
+
+NARRATED_COURSE = {
+    "screens": [
+        {"id": 1, "type": "text", "title": "Listen", "content": {"html": "<p>Hello there.</p>"}},
+        {"id": 2, "type": "text", "title": "Read", "content": {"html": "<p>No clip here.</p>"}},
+    ]
+}
+
+
 def _seed(install: Install) -> tuple[dict[str, int], str]:
     from appliance import config
+    from appliance.ai import narration
     from appliance.courses import service as courses
+    from appliance.courses.validate import validate_content
     from appliance.embeds.sessions import signer_of
     from appliance.embeds.tokens import SCORM_TYP
     from appliance.runtime import open_runtime
     from appliance.scorm.package import package_token
+    from appliance.storage.objects import ObjectStore
 
     runtime = open_runtime(config.load(install.data_dir))
     try:
@@ -130,6 +159,18 @@ def _seed(install: Install) -> tuple[dict[str, int], str]:
             ids["deleted"] = courses.create(w, title="Gone", content=SEED_COURSE)
             courses.publish(w, ids["deleted"])
             courses.soft_delete(w, ids["deleted"])
+            # screen 1 narrated the way the narration job stores clips: encrypted under the course's key
+            ids["narrated"] = courses.create(w, title="Narrated", content=NARRATED_COURSE)
+            row = courses.get_row(w, ids["narrated"])
+            wav = tone_wav()
+            object_id = ObjectStore(runtime).put(install.workspace_id, "test", *narration._subject(row), wav)
+            content = json.loads(row["draft"])
+            content["screens"][0]["narration"] = {
+                "id": object_id, "duration": round(narration.wav_duration(wav), 2), "voice": "test-tone", "hash": "",
+                "chars": 12,
+            }
+            courses.save_draft(w, ids["narrated"], validate_content(content))
+            courses.publish(w, ids["narrated"])
 
         def production(w: Any) -> None:
             ids["production"] = courses.create(w, title="Production course", content=SEED_COURSE)

@@ -202,3 +202,32 @@ def test_package_tracking_is_graded_server_side(appliance: Appliance) -> None:
     with appliance.api() as c:
         rows = c.get("/v1/headless/trackings", params={"id": DEMO, "identifier": "scorm:api-learner"}).json()
     assert len(rows) == 1 and rows[0]["scorm"] is True and rows[0]["completed"] is None
+
+
+def test_package_narration_route_is_scoped_to_its_course(appliance: Appliance) -> None:
+    """`GET /scorm/api/narration/{screenId}`: the token's own course's clips only, same refusals."""
+    narrated = appliance.ids["narrated"]
+    url = f"{appliance.url}/scorm/api/narration"
+    own = {"Authorization": f"Bearer {_token(appliance, narrated)}", "Origin": "http://lms.example"}
+    clip = httpx.get(f"{url}/1", headers=own)
+    assert clip.status_code == 200 and clip.content[:4] == b"RIFF" and clip.content[8:12] == b"WAVE"
+    assert clip.headers["content-type"].startswith("audio/wav") and clip.headers["access-control-allow-origin"] == "*"
+    _error(httpx.get(f"{url}/2", headers=own), 404, "NOT_FOUND")  # screen 2 has no clip
+    # another course's token does not reach this course's clips (the demo has none: 404, not the clip)
+    _error(httpx.get(f"{url}/1", headers={"Authorization": f"Bearer {_token(appliance)}"}), 404, "NOT_FOUND")
+    for bad in (appliance.expired_token, "x.y.z"):
+        _error(httpx.get(f"{url}/1", headers={"Authorization": f"Bearer {bad}"}), 401, "UNAUTHORIZED")
+    _error(httpx.get(f"{url}/1"), 401, "UNAUTHORIZED")
+    # an API key is not a package token
+    _error(httpx.get(f"{url}/1", headers={"Authorization": appliance.install.test_key}), 401, "UNAUTHORIZED")
+    preflight = httpx.options(
+        f"{url}/1", headers={"Origin": "http://lms.example", "Access-Control-Request-Method": "GET",
+                             "Access-Control-Request-Headers": "authorization"},
+    )
+    assert preflight.status_code in (200, 204) and preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_packages_without_narration_carry_no_clips(appliance: Appliance) -> None:
+    with appliance.api() as c:
+        archive = _zip(c.get(f"/v1/headless/course/scorm/{DEMO}", params={"type": "static"}))
+    assert not any(n.startswith("narration/") for n in archive.namelist())

@@ -67,6 +67,34 @@ def _cmi(page: Any, version: str) -> dict[str, Any]:
     )
 
 
+def _interactions(page: Any, version: str) -> list[dict[str, Any]]:
+    """The LMS's record of cmi.interactions (scorm-again's own JSON rendering: 1.2 fields are write-only
+    through LMSGetValue), plus the count the SCO sees through the API."""
+    api = "window.API" if version == "1.2" else "window.API_1484_11"
+    get = "LMSGetValue" if version == "1.2" else "GetValue"
+    data = page.evaluate(
+        f"""() => ({{count: {api}.{get}("cmi.interactions._count"),
+          rows: JSON.parse(JSON.stringify({api}.cmi.interactions))}})"""
+    )
+    rows: list[dict[str, Any]] = [data["rows"][k] for k in sorted(data["rows"], key=int)]
+    assert int(data["count"]) == len(rows), data
+    return rows
+
+
+def _check_interaction(row: dict[str, Any], version: str, *, ident: str, response: str, correct: bool) -> None:
+    assert row["id"] == ident and row["type"] == "choice", row
+    pattern = row["correct_responses"]["0"]["pattern"]
+    if version == "1.2":
+        assert row["student_response"] == response and row["result"] == ("correct" if correct else "wrong")
+        assert pattern == "a" and row["weighting"] == "1"
+        assert re.fullmatch(r"\d{2}:\d{2}:\d{2}", row["time"]) and re.fullmatch(r"\d{2,4}:\d{2}:\d{2}(\.\d{1,2})?", row["latency"])
+    else:
+        assert row["learner_response"] == response and row["result"] == ("correct" if correct else "incorrect")
+        assert pattern == "answer-1" and row["description"] == "Who shows you around on your first day?"
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{2}Z", row["timestamp"]), row
+        assert re.fullmatch(r"PT\d+H\d+M\d+S", row["latency"])
+
+
 @pytest.mark.parametrize("version", ["1.2", "2004"])
 def test_static_package_completes_in_scorm_again(
     page: Any, appliance: Appliance, lms: Lms, artifacts: Path, version: str
@@ -92,6 +120,15 @@ def test_static_package_completes_in_scorm_again(
         assert "Commit" in cmi["calls"]
     suspend = json.loads(cmi["suspend"])
     assert suspend["p"] == 100 and suspend["d"] is True and suspend["b"] == {"4": 100}
+    # each quiz check is journaled as an interaction (2004: the wrong first try, then the retry)
+    rows = _interactions(page, version)
+    if version == "1.2":
+        assert len(rows) == 1, rows
+        _check_interaction(rows[0], version, ident="screen-4-q-1", response="a", correct=True)
+    else:
+        assert len(rows) == 2, rows
+        _check_interaction(rows[0], version, ident="screen-4-q-1", response="answer-2", correct=False)
+        _check_interaction(rows[1], version, ident="screen-4-q-1", response="answer-1", correct=True)
     # leaving the SCO ends the attempt: LMSFinish / Terminate, once
     page.evaluate("document.getElementById('sco').src = 'about:blank'")
     finish = "LMSFinish" if version == "1.2" else "Terminate"
@@ -115,6 +152,8 @@ def test_static_package_fails_below_the_pass_mark(page: Any, appliance: Applianc
     frame.get_by_text("Well done!").wait_for()
     cmi = _cmi(page, "1.2")
     assert cmi["status"] == "failed" and float(cmi["raw"]) == 0
+    (row,) = _interactions(page, "1.2")
+    assert row["id"] == "screen-2-q-1" and row["student_response"] == "b" and row["result"] == "wrong"
 
 
 def test_resume_from_suspend_data(page: Any, appliance: Appliance, lms: Lms) -> None:
@@ -164,6 +203,8 @@ def test_dynamic_package_against_the_running_appliance(
     page.screenshot(path=str(artifacts / "scorm-2004-dynamic-finish.png"), full_page=True)
     cmi = _cmi(page, "2004")
     assert cmi["completion"] == "completed" and cmi["success"] == "passed" and float(cmi["scaled"]) == 1.0
+    (row,) = _interactions(page, "2004")  # correctness from the appliance's grading answer
+    _check_interaction(row, "2004", ident="screen-4-q-1", response="answer-1", correct=True)
     with appliance.api() as c:
         rows = c.get("/v1/headless/trackings", params={"id": DEMO, "identifier": "scorm:dyn-learner"}).json()
     assert len(rows) == 1, rows
@@ -183,3 +224,33 @@ def test_dynamic_package_after_the_token_expired(page: Any, appliance: Appliance
     frame = _launch(page, lms, pkg, "1.2")
     frame.get_by_role("alert").wait_for()
     assert "expired" in frame.get_by_role("alert").inner_text()
+
+
+@pytest.mark.parametrize(("kind", "version"), [("static", "1.2"), ("dynamic", "2004")])
+def test_narration_plays_inside_the_package(page: Any, appliance: Appliance, lms: Lms, kind: str, version: str) -> None:
+    """A narrated screen's clip: in the zip (static) or fetched from the appliance with the package
+    token (dynamic); the player shows the same labelled audio control and the audio loads."""
+    from tests.scorm.conftest import tone_wav
+
+    course = appliance.ids["narrated"]
+    pkg = f"narrated-{kind}"
+    target = lms.install(pkg, _export(appliance, kind, version, course))
+    clips = sorted(p.relative_to(target).as_posix() for p in target.rglob("*.wav"))
+    if kind == "static":
+        assert clips == ["narration/1.wav"]  # screen 2 has no narration
+        assert (target / "narration/1.wav").read_bytes() == tone_wav()  # decrypted at export
+        assert '"file": "narration/1.wav"' in (target / "package.js").read_text()
+    else:
+        assert clips == []
+    frame = _launch(page, lms, pkg, version)
+    frame.get_by_role("button", name="Start").click()
+    frame.get_by_role("heading", name="Listen").wait_for()
+    region = frame.get_by_role("region", name="Listen to this screen")
+    audio = region.locator("audio")
+    audio.wait_for()
+    assert audio.get_attribute("aria-labelledby") == "narration-label"
+    audio.evaluate("a => new Promise((ok, ko) => { if (a.readyState >= 1) ok(); a.onloadedmetadata = ok; a.onerror = ko; })")
+    assert 0.5 < audio.evaluate("a => a.duration") < 0.7
+    frame.get_by_role("button", name="Next").click()
+    frame.get_by_role("heading", name="Read").wait_for()
+    assert frame.locator("audio").count() == 0

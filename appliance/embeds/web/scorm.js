@@ -47,6 +47,7 @@ async function main() {
   let course = config.course;
   let grade = null;
   let mirror = null;
+  let clip = null;
   if (config.mode === "dynamic") {
     try {
       course = (await remote("/scorm/api/course")).course;
@@ -58,10 +59,17 @@ async function main() {
     const learner = { id: lms.get(lms.fields.learnerId), name: lms.get(lms.fields.learnerName) };
     mirror = (event, body) => remote("/scorm/api/track", { ...body, event, learner, version: config.version });
     grade = (screenId, answers, body) => mirror("attempt", body);
+    clip = async (screenId) => {
+      const response = await fetch(`${config.appliance}/scorm/api/narration/${encodeURIComponent(screenId)}`, {
+        credentials: "omit", headers: { Authorization: `Bearer ${config.token}` },
+      });
+      if (!response.ok) throw new Error("narration unavailable");
+      return URL.createObjectURL(await response.blob());
+    };
   } else {
     grade = localGrader(config.key);
   }
-  const transport = scormTransport({ lms, course, grade, mirror });
+  const transport = scormTransport({ lms, course, grade, mirror, clip });
   const end = () => transport.terminate();
   window.addEventListener("pagehide", end);
   window.addEventListener("beforeunload", end);

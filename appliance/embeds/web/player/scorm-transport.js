@@ -6,12 +6,14 @@
 //                           top (at most 500 levels), then window.opener and its parents.
 //   lmsConnection(version)  a small adapter over either API: init/get/set/commit/finish.
 //   localGrader(key)        grades quiz attempts in the browser (static packages carry the answer key).
-//   scormTransport({lms, course, grade, mirror})
+//   scormTransport({lms, course, grade, mirror, clip})
 //                           the transport: lesson/completion status, success status, score
 //                           (raw/min/max, scaled on 2004), progress (progress_measure on 2004),
 //                           location, session time, and suspend data for resume.
 //                           `grade(screenId, answers)` scores a quiz attempt; `mirror(event, body)`
 //                           (dynamic packages) also reports each event to the appliance.
+//                           `clip(screenId)` (dynamic packages) fetches a screen's narration.
+//   interactionRecords(...) one quiz attempt's cmi.interactions records (see below), written by attempt().
 
 export function findApi(name, win = window) {
   const climb = (start) => {
@@ -97,6 +99,72 @@ export function localGrader(key) {
   };
 }
 
+// cmi.interactions (docs/scorm.md): one record per question per quiz attempt, appended at
+// `cmi.interactions._count` (a journal: retries add records, earlier ones stay). Ids are
+// `screen-<screenId>-q-<questionId>`, type `choice`. Responses in each version's syntax:
+//   1.2:  single characters a-z then 0-9 by the answer's position, comma separated (at most 36
+//         answers, else the response and pattern are left out); result correct | wrong; time HH:MM:SS
+//         (local); weighting 1; latency HHHH:MM:SS.SS; correct_responses.0.pattern the same syntax.
+//   2004: short identifiers `answer-<answerId>` joined by `[,]` (at most 36); result correct | incorrect;
+//         timestamp YYYY-MM-DDThh:mm:ss.ssZ; description the question text (at most 250 characters).
+// `latency` is the time the learner spent on the quiz screen before checking (the attempt's seconds).
+const CHARS_12 = "abcdefghijklmnopqrstuvwxyz0123456789";
+const ident = (value, max) => String(value ?? "").replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, max);
+const pad2 = (n) => String(n).padStart(2, "0");
+
+export function interactionRecords(version, screen, answers, result, seconds, now = new Date()) {
+  const v12 = version === "1.2";
+  const byQuestion = {};
+  for (const r of (result && result.results) || []) byQuestion[String(r.questionId)] = r;
+  const questions = ((screen && screen.content) || {}).questions || [];
+  const records = [];
+  for (const q of questions) {
+    const r = byQuestion[String(q.id)];
+    if (!r) continue;
+    const options = q.answers || [];
+    const position = {};
+    options.forEach((a, i) => { position[String(a.id)] = i; });
+    const raw = (answers || {})[String(q.id)];
+    const chosen = [...new Set((Array.isArray(raw) ? raw : raw == null ? [] : [raw]).map(String))]
+      .filter((id) => id in position);
+    const correct = (r.correctAnswers || []).map(String).filter((id) => id in position);
+    const order = (ids) => [...ids].sort((a, b) => position[a] - position[b]);
+    const encode = v12
+      ? (ids) => (options.length <= CHARS_12.length ? order(ids).map((id) => CHARS_12[position[id]]).join(",") : null)
+      : (ids) => (ids.length <= 36 ? order(ids).map((id) => `answer-${ident(id, 60) || position[id]}`).join("[,]") : null);
+    const fields = [["id", `screen-${ident(screen.id, 60)}-q-${ident(q.id, 60)}`], ["type", "choice"]];
+    const response = chosen.length ? encode(chosen) : null;
+    const pattern = correct.length ? encode(correct) : null;
+    if (v12) {
+      fields.push(["time", `${pad2(now.getHours())}:${pad2(now.getMinutes())}:${pad2(now.getSeconds())}`]);
+      fields.push(["weighting", "1"]);
+      if (response) fields.push(["student_response", response]);
+      if (pattern) fields.push(["correct_responses.0.pattern", pattern]);
+      fields.push(["result", r.correct ? "correct" : "wrong"]);
+    } else {
+      fields.push(["timestamp", `${now.toISOString().slice(0, 22)}Z`]);
+      fields.push(["weighting", "1"]);
+      const text = String(q.question || "").replace(/\s+/g, " ").trim().replace(/^\{/, "(").slice(0, 250);
+      if (text) fields.push(["description", text]);
+      if (response) fields.push(["learner_response", response]);
+      if (pattern) fields.push(["correct_responses.0.pattern", pattern]);
+      fields.push(["result", r.correct ? "correct" : "incorrect"]);
+    }
+    fields.push(["latency", sessionTime(version, Number(seconds) || 0)]);
+    records.push(fields);
+  }
+  return records;
+}
+
+function writeInteractions(lms, records) {
+  let n = Number.parseInt(lms.get("cmi.interactions._count"), 10);
+  if (!Number.isFinite(n) || n < 0) n = 0;
+  for (const fields of records) {
+    for (const [name, value] of fields) lms.set(`cmi.interactions.${n}.${name}`, value);
+    n += 1;
+  }
+}
+
 function readSuspend(lms) {
   try {
     const value = JSON.parse(lms.get(lms.fields.suspend) || "{}");
@@ -104,7 +172,7 @@ function readSuspend(lms) {
   } catch (_) { return {}; }
 }
 
-export function scormTransport({ lms, course, grade, mirror }) {
+export function scormTransport({ lms, course, grade, mirror, clip }) {
   const f = lms.fields;
   const v12 = lms.version === "1.2";
   const scored = (course.screens || []).filter((s) => s.type === "quiz" && s.scored !== false);
@@ -170,6 +238,8 @@ export function scormTransport({ lms, course, grade, mirror }) {
       }
       const result = await grade(body.screenId, body.answers, body);
       const key = String(body.screenId);
+      const screen = (course.screens || []).find((s) => String(s.id) === key);
+      writeInteractions(lms, interactionRecords(lms.version, screen, body.answers, result, body.seconds));
       state.b[key] = Math.max(Number(state.b[key] ?? 0), Number(result.score));
       writeScore();
       save();
@@ -197,6 +267,14 @@ export function scormTransport({ lms, course, grade, mirror }) {
       lms.commit();
       await report("feedback", body);
       return { tracking: tracking() };
+    },
+    // a narrated screen's clip: static packages carry it as a file (`narration.file`, a relative URL);
+    // dynamic packages pass `clip(screenId)`, which fetches it from the appliance (a blob: URL)
+    narration: async (screenId) => {
+      const screen = (course.screens || []).find((s) => String(s.id) === String(screenId));
+      if (screen && screen.narration && screen.narration.file) return screen.narration.file;
+      if (clip) return clip(screenId);
+      throw new Error("narration unavailable");
     },
     // the SCO's last word: session time, commit, LMSFinish/Terminate (once)
     terminate() {
