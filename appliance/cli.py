@@ -79,9 +79,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.server import logs
     from appliance.server.serve import serve
     from appliance.server.tls import make_self_signed
 
+    logs.setup()  # JSON from the first line: opening the data directory can already log (a full disk)
     runtime = _open(args)
     settings = runtime.settings
     tls: tuple[Path, Path] | None = None

@@ -41,6 +41,7 @@ class Runtime:
         self.check_files()
         # disk-full episodes (storage.diskfull): shared by every database this process opens
         self.disk = DiskMonitor(self.data_dir, int(settings.storage.disk_reserve_mb * 1024 * 1024))
+        self.disk.check_at_start()
         sync = settings.storage.synchronous.upper()
         self.control = self._open(self.data_dir / "control.db", CONTROL_KEY, "control", "control", {})
         audit_db = self._open(self.data_dir / "audit.db", AUDIT_KEY, "audit", "audit", {})
@@ -63,12 +64,14 @@ class Runtime:
             synchronous=storage.synchronous.upper(),
             busy_timeout_ms=storage.busy_timeout_ms,
         )
-        database.disk = self.disk
         try:
             schema.migrate(database, kind, meta)
         except Exception:
             database.close()
             raise
+        # after the start-up writes (schema check, capture triggers): on a disk that was full at
+        # start they use the released reserve (DiskMonitor.check_at_start) rather than being refused
+        database.disk = self.disk
         return database
 
     def check_files(self) -> None:

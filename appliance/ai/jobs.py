@@ -26,6 +26,7 @@ from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
 from appliance.server import logs
 from appliance.storage.database import fetch_all, fetch_one, last_id
+from appliance.storage.diskfull import is_disk_full
 
 FINAL = ("succeeded", "failed", "cancelled")
 Work = Callable[["JobContext"], dict[str, Any]]
@@ -237,9 +238,17 @@ class AIService:
         """After a restart: a job that was running is failed (its work is lost); queued ones run."""
         for workspace_id, environment in self.runtime.environment_ids():
             database = self.runtime.environment(workspace_id, environment)
-            database.write(lambda w: w.execute(
-                "UPDATE jobs SET status = 'failed', error = 'interrupted by a restart', finished = ?, updated = ? "
-                "WHERE status = 'running'", [now_iso(), now_iso()]))
+            try:
+                database.write(lambda w: w.execute(
+                    "UPDATE jobs SET status = 'failed', error = 'interrupted by a restart', finished = ?, "
+                    "updated = ? WHERE status = 'running'", [now_iso(), now_iso()]))
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                # started on a full disk: the records wait for the next start; nothing runs meanwhile
+                logs.event("ai jobs not recovered: the disk is full", level=30, workspace=workspace_id,
+                           environment=environment)
+                continue
             for row in fetch_all(database.read(), "SELECT id, kind, input FROM jobs WHERE status = 'queued'"):
                 if row["kind"] in HANDLERS:
                     self._start(workspace_id, environment, row["id"], row["kind"], json.loads(row["input"]))

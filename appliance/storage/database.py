@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -26,7 +27,14 @@ import sqlite_utils
 import sqlite_utils.db
 from sqlcipher3 import dbapi2 as sqlcipher
 
-from appliance.storage.diskfull import DiskFull, DiskMonitor, as_disk_full, describe, is_disk_full
+from appliance.storage.diskfull import (
+    MIN_HEADROOM,
+    DiskFull,
+    DiskMonitor,
+    as_disk_full,
+    describe,
+    is_disk_full,
+)
 
 # sqlite-utils catches sqlite3.* exceptions; make it catch sqlcipher3's instead. We never let
 # sqlite-utils open a path itself (that would be an unkeyed file), only our own connections.
@@ -79,11 +87,9 @@ def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout
     conn.execute("PRAGMA cipher_compatibility = 4")
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlcipher.DatabaseError:
+    except sqlcipher.DatabaseError as exc:
         conn.close()
-        raise StorageError(
-            f"{path.name} does not open with its key (wrong key or not a SQLCipher 4 file)"
-        ) from None
+        raise open_error(path, exc) from None
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
         conn.close()
@@ -92,6 +98,19 @@ def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def open_error(path: Path, exc: Exception) -> StorageError:
+    """What a database that will not open tells the operator: a wrong key only when SQLite says
+    "not a database"; otherwise its own words (an I/O error on a full disk, permissions, ...)."""
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+        return StorageError(f"{path.name} does not open with its key (wrong key or not a SQLCipher 4 file)")
+    try:
+        st = os.statvfs(path.parent)
+        hint = "; the disk is full: free space and start again" if st.f_bavail * st.f_frsize < MIN_HEADROOM else ""
+    except OSError:
+        hint = ""
+    return StorageError(f"{path.name} cannot be opened: {exc}{hint}")
 
 
 def check_encrypted(path: Path) -> None:

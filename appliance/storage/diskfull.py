@@ -113,8 +113,19 @@ class DiskMonitor:
             return False
 
     # -- the space reserve ------------------------------------------------------------------------
+    def check_at_start(self) -> None:
+        """Before any database opens: opening needs a little space (the WAL's shared-memory file),
+        so on a disk that is already full the reserve is given back first and the process starts
+        inside an episode (reads work, writes get 507) instead of failing to start."""
+        free = self._free_or_none()
+        if free is not None and free < MIN_HEADROOM and self.reserve_path.exists():
+            self.report(None, "start")
+
     def prepare(self) -> None:
-        """At server start: make the reserve file (a warning, not a failure, if there is no room)."""
+        """At server start: make the reserve file (a warning, not a failure, if there is no room).
+        Not during an episode: the space it would take is what the episode is waiting for."""
+        if self.full:
+            return
         if self.reserve_bytes and not self._make_reserve():
             log.warning(
                 "disk space reserve not created",

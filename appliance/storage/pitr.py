@@ -50,7 +50,7 @@ from sqlcipher3 import dbapi2 as sqlcipher
 from appliance.storage import capture, diskfull
 from appliance.storage.capture import Change
 from appliance.storage.crypto import KeyProblem
-from appliance.storage.database import Database, StorageError, connect
+from appliance.storage.database import Database, StorageError, connect, open_error
 from appliance.storage.keyring import Keyring
 
 if TYPE_CHECKING:
@@ -227,9 +227,9 @@ def open_file(path: Path, key: bytes, *, readonly: bool = False) -> Any:
     conn.execute("PRAGMA cipher_compatibility = 4")
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlcipher.DatabaseError:
+    except sqlcipher.DatabaseError as exc:
         conn.close()
-        raise StorageError(f"{path.name} does not open with its key") from None
+        raise open_error(path, exc) from None
     if not readonly:
         conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA secure_delete = ON")

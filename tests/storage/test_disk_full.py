@@ -74,6 +74,20 @@ def _in_tmpfs(source: Path, mount: Path) -> Any:
     return wrap
 
 
+def _in_full_tmpfs(source: Path, mount: Path) -> Any:
+    """As _in_tmpfs, with the tmpfs filled before the server starts (what a restart after a disk
+    filled up meets)."""
+    def wrap(command: list[str]) -> list[str]:
+        script = (
+            f'mount -t tmpfs -o size={TMPFS_MB}m,mode=0700 tmpfs "{mount}" && '
+            f'cp -a "{source}/." "{mount}/" && '
+            f'(dd if=/dev/zero of="{mount}/filler" bs=64k 2>/dev/null; true) && exec "$@"'
+        )
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
+
+    return wrap
+
+
 def _fill(path: Path) -> int:
     """Fill the tmpfs through the server's mount namespace; returns the bytes written."""
     written = 0
@@ -307,6 +321,46 @@ print(json.dumps({"acked": len(acked), "failed": sorted(set(failed)), "rows": le
                   "lost": [k for k, i in acked.items() if not rows.get(k, "").startswith(f"{i}:")],
                   "alive": db._thread.is_alive()}))
 """
+
+
+def test_a_server_started_on_a_full_disk_serves_reads_and_resumes_writes(tmp_path: Path) -> None:
+    """Restarting the service after the disk filled: it starts (the reserve a previous run left is
+    given back first), reads and their audit entries work, writes get 507, and writes resume once
+    space is freed, without another restart."""
+    reason = _namespaces_work(tmp_path)
+    if reason:
+        pytest.skip(reason)
+    install = init_data_dir(tmp_path / "source")
+    (install.data_dir / diskfull.RESERVE_FILE).write_bytes(b"\0" * (8 << 20))  # left by an earlier run
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    env = {"APPLIANCE_STORAGE_DISK_RESERVE_MB": "8"}
+    server = start_server(mount, env=env, wrap=_in_full_tmpfs(install.data_dir, mount))
+    try:
+        inside = Path(f"/proc/{server.process.pid}/root") / mount.relative_to("/")
+        assert (inside / "filler").stat().st_size > (TMPFS_MB - 10) << 20, "the disk was not full at start"
+        assert not (inside / diskfull.RESERVE_FILE).exists(), "the reserve was not given back"
+        assert _log_events(server, "disk full")[0]["where"] == "start"
+        with server.client(install.test_key) as client:
+            listed = client.get("/v1/headless/courses")
+            assert listed.status_code == 200, listed.text
+            refused = client.post("/v1/headless/themes", json={"name": "while full"})
+            assert refused.status_code == 507, refused.text
+            assert refused.json() == error_body(507, diskfull.MESSAGE)
+            (inside / "filler").unlink()
+            deadline = time.monotonic() + 15
+            while True:
+                created = client.post("/v1/headless/themes", json={"name": "after"})
+                if created.status_code == 200 or time.monotonic() > deadline:
+                    break
+                assert created.status_code == 507, created.text
+                time.sleep(0.2)
+            assert created.status_code == 200, created.text
+            assert client.get(f"/v1/headless/themes/{created.json()['id']}").status_code == 200
+        assert (inside / diskfull.RESERVE_FILE).stat().st_size == 8 << 20, "the reserve was not re-made"
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
 def test_a_group_commit_hit_by_disk_full_fails_as_one(tmp_path: Path) -> None:
