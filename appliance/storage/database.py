@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -194,7 +195,7 @@ class Database:
             if job is None:
                 break
             if not job.transactional:
-                self._guarded(self._run_alone, [job])
+                self._guarded(partial(self._run_alone, job), [job])
                 continue
             group = [job]
             stop = False
@@ -207,24 +208,22 @@ class Database:
                     stop = True
                     break
                 if not nxt.transactional:
-                    self._guarded(self._commit_group, group)
+                    self._guarded(partial(self._commit_group, group), group)
                     group = []
-                    self._guarded(self._run_alone, [nxt])
+                    self._guarded(partial(self._run_alone, nxt), [nxt])
                     break
                 group.append(nxt)
             if group:
-                self._guarded(self._commit_group, group)
+                self._guarded(partial(self._commit_group, group), group)
             if stop:
                 break
         self._writer.conn.close()
 
-    def _guarded(self, step: Callable[..., None], jobs: list[_Job]) -> None:
-        """The writer thread outlives any failure: a job still waiting gets the error."""
+    def _guarded(self, step: Callable[[], None], jobs: list[_Job]) -> None:
+        """Run one writer step; the writer thread outlives any failure and a job still waiting
+        gets the error."""
         try:
-            if step == self._run_alone:
-                step(jobs[0])
-            else:
-                step(jobs)
+            step()
         except BaseException as exc:  # the thread must not die, and no caller may hang
             log.error(
                 "database writer step failed",
