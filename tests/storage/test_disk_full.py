@@ -63,25 +63,15 @@ def _namespaces_work(tmp_path: Path) -> str | None:
     return None
 
 
-def _in_tmpfs(source: Path, mount: Path) -> Any:
+def _in_tmpfs(source: Path, mount: Path, *, full_at_start: bool = False) -> Any:
+    """A start_server wrap: the server in its own mount namespace on a copy of `source` on a tmpfs;
+    `full_at_start` fills that tmpfs first (what a restart after the disk filled up meets)."""
+    fill = f'(dd if=/dev/zero of="{mount}/filler" bs=64k 2>/dev/null; true) && ' if full_at_start else ""
+
     def wrap(command: list[str]) -> list[str]:
         script = (
             f'mount -t tmpfs -o size={TMPFS_MB}m,mode=0700 tmpfs "{mount}" && '
-            f'cp -a "{source}/." "{mount}/" && exec "$@"'
-        )
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
-
-    return wrap
-
-
-def _in_full_tmpfs(source: Path, mount: Path) -> Any:
-    """As _in_tmpfs, with the tmpfs filled before the server starts (what a restart after a disk
-    filled up meets)."""
-    def wrap(command: list[str]) -> list[str]:
-        script = (
-            f'mount -t tmpfs -o size={TMPFS_MB}m,mode=0700 tmpfs "{mount}" && '
-            f'cp -a "{source}/." "{mount}/" && '
-            f'(dd if=/dev/zero of="{mount}/filler" bs=64k 2>/dev/null; true) && exec "$@"'
+            f'cp -a "{source}/." "{mount}/" && {fill}exec "$@"'
         )
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *command]
 
@@ -335,7 +325,7 @@ def test_a_server_started_on_a_full_disk_serves_reads_and_resumes_writes(tmp_pat
     mount = tmp_path / "mnt"
     mount.mkdir()
     env = {"APPLIANCE_STORAGE_DISK_RESERVE_MB": "8"}
-    server = start_server(mount, env=env, wrap=_in_full_tmpfs(install.data_dir, mount))
+    server = start_server(mount, env=env, wrap=_in_tmpfs(install.data_dir, mount, full_at_start=True))
     try:
         inside = Path(f"/proc/{server.process.pid}/root") / mount.relative_to("/")
         assert (inside / "filler").stat().st_size > (TMPFS_MB - 10) << 20, "the disk was not full at start"
