@@ -93,7 +93,9 @@ def run_translate(ctx: JobContext) -> dict[str, Any]:
     screens = content["screens"]
     translated = []
     for index, screen in enumerate(screens):
-        translated.append(translate_screen(ctx.engine, screen, language, cancel=ctx.cancel))
+        variant_screen = translate_screen(ctx.engine, screen, language, cancel=ctx.cancel)
+        variant_screen.pop("narration", None)  # the source's clip speaks the source's language
+        translated.append(variant_screen)
         ctx.progress((index + 1) / (len(screens) + 1), f"screen {index + 1} of {len(screens)}")
     variant_content = {**content, "screens": translated}
 

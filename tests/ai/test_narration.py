@@ -194,6 +194,26 @@ def test_narration_audio_is_scoped_to_its_course_and_client(tts_server: tuple[Se
     _error(saved, 422, "narration")
 
 
+def test_a_language_variant_does_not_speak_the_source_language(tts_server: tuple[Server, Install]) -> None:
+    server, install = tts_server
+    c = server.client(install.test_key)
+    demo = c.get("/v1/headless/setup/status").json()["demoCourseId"]
+    course = _duplicate(c, demo, client="acme")
+    job = _wait(c, c.post(f"/v1/headless/courses/{course}/narrate", json={"screenIds": [1]}).json()["id"])
+    assert job["status"] == "succeeded" and job["result"]["narrated"] == [1], job
+    made = c.post(f"/v1/headless/translation/translate/{course}", json={"language": "fr"}, timeout=900)
+    assert made.status_code == 200, made.text
+    for course_id in (course, made.json()["id"]):
+        assert c.post(f"/v1/headless/course/{course_id}/publish").status_code == 200
+    english = _session(server, c, action="view", courseId=course, identifier="v-1", clientIdentifier="acme")
+    assert english.get("/embed/api/course/narration/1").content[:4] == b"RIFF"
+    french = _session(server, c, action="view", courseId=course, identifier="v-2", clientIdentifier="acme",
+                      options={"language": "fr"})
+    played = french.get("/embed/api/course").json()["course"]
+    assert played["language"] == "fr" and played["screens"][0]["narration"] is None
+    _error(french.get("/embed/api/course/narration/1"), 404, "no narration")
+
+
 def test_narration_needs_the_entitlement(tts_server: tuple[Server, Install]) -> None:
     server, install = tts_server
     c = server.client(install.test_key)
