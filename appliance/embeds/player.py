@@ -78,12 +78,14 @@ def learner_screen(screen: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
-def played_row(db: sqlite_utils.Database, course_id: int, language: str | None) -> dict[str, Any]:
+def played_row(
+    db: sqlite_utils.Database, course_id: int, language: str | None, source: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The course row a learner sees: the published language variant the embed's `language` option
     names (exact code, else its primary subtag: fr-CA finds fr), else the variant set as the
     default (POST translation/default), else the course itself. Trackings stay on the course
-    itself; their `language` says which variant was played."""
-    row = courses.get_row(db, course_id)
+    itself; their `language` says which variant was played. `source`: the course's row, if read."""
+    row = source if source is not None else courses.get_row(db, course_id)
     if row["deleted"] is not None:
         raise not_found("Course")
     variants = fetch_all(
@@ -105,7 +107,7 @@ def course_for_player(
     db: sqlite_utils.Database, course_id: int, theme_id: int | None, language: str | None = None
 ) -> dict[str, Any]:
     source = courses.get_row(db, course_id)
-    row = played_row(db, course_id, language)
+    row = played_row(db, course_id, language, source)
     content = published_content(row)
     theme = courses.load_theme(db, theme_id if theme_id is not None else source["theme_id"])
     start = content.get("start") or DEFAULT_START

@@ -387,10 +387,19 @@ def _environment_documents(db: sqlite_utils.Database) -> None:
     )
 
 
+def _environment_variant_index(db: sqlite_utils.Database) -> None:
+    # language variants are looked up by their source for every course listed (`translations`) and
+    # every player load and tracking event (embeds.player.played_row): no full scan each time
+    db.execute("CREATE INDEX IF NOT EXISTS courses_translation_of ON courses(translation_of)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1],
     "audit": [_audit_v1],
-    "environment": [_environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents],
+    "environment": [
+        _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
+        _environment_variant_index,
+    ],
 }
 
 

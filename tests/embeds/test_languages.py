@@ -67,3 +67,18 @@ def test_the_default_language_is_what_learners_see_first(appliance: Appliance) -
         finally:
             assert api.post(f"/v1/headless/translation/default/{course_id}/en").status_code == 200
         assert _played(api, _session(api, course_id, "default-3"))["language"] == "en"
+
+
+def test_hostile_language_options_play_the_course_itself(appliance: Appliance) -> None:
+    course_id = appliance.bilingual_course
+    with appliance.api() as api:
+        for value in (["fr"], 7, "", "fr" + "x" * 5000, "' OR 1=1 --"):
+            body = {"action": "view", "courseId": course_id, "identifier": "hostile", "options": {"language": value}}
+            minted = api.post("/v1/headless/embed/course", json=body)
+            if minted.status_code != 200:  # refused at minting: a clear 4xx in the error shape
+                assert minted.status_code == 422 and "message" in minted.json(), minted.text
+                continue
+            session = api.post("/embed/api/session", json={"token": minted.text.rsplit("/", 1)[1]})
+            bearer = {"Authorization": f"Bearer {session.json()['session']}"}
+            assert _played(api, bearer)["language"] == "en", value
+
