@@ -21,7 +21,9 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +35,23 @@ from appliance.ai.generation import MAX_SCREENS, SYSTEM, generate_screen, outlin
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content
 from appliance.documents import service
+from appliance.documents.digest import digest_sections, focused
+from appliance.documents.digest import stem as _stem
 from appliance.security.audit import now_iso
-from appliance.storage.database import fetch_all
 
 Progress = Callable[[float, str, dict[str, Any] | None], None]
 CHARS_PER_TOKEN = 3  # conservative: budgets must hold for any tokenizer and any language
 PROMPT_OVERHEAD = 350  # system prompt, task text and chat template, in tokens
-SUMMARY_TOKENS = 200
+SUMMARY_TOKENS = 200  # sizes the sections as the model summaries did (a section per prompt's worth)
 SCREEN_TOKENS = 700
+# What the model reads is what costs (prompt prefill ~74 tokens/s with the default model on two
+# cores): the plan reads a digest of this many characters, each screen this much focused source.
+PLAN_CHARS = 1500
+PLAN_CHARS_PER_SCREEN = 150
+SCREEN_SOURCE_CHARS = 2000
+SCREEN_WORKERS = 4  # concurrent screen requests (the engine batches them; more only queue)
+SECTION_LINE_OVERHEAD = 40  # "[pages a-b] title: " in front of each digest
+DIGEST_MODEL = "extractive"  # document_sections.model: made by appliance.documents.digest
 
 _FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
@@ -72,14 +83,6 @@ def _messages(task: str, source: str) -> list[Message]:
 
 def _schema_text(max_length: int, min_length: int = 1) -> dict[str, Any]:
     return {"type": "string", "minLength": min_length, "maxLength": max_length}
-
-
-SUMMARY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"title": _schema_text(80, 3), "summary": _schema_text(300, 20)},
-    "required": ["title", "summary"],
-    "additionalProperties": False,
-}
 
 
 def condense(texts: list[str], limit: int) -> str:
@@ -137,52 +140,41 @@ def summarise_sections(
     document: dict[str, Any],
     *,
     max_sections: int,
+    plan_chars: int,
     progress: Progress | None = None,
-    cancel: CancelToken | None = None,
 ) -> list[Section]:
-    """The map step: one model summary per section of the whole document (cached per document)."""
+    """The map step, without the model: an extractive digest of every section of the whole
+    document (appliance.documents.digest), together at most `plan_chars` characters.
+
+    Sections are cut as before (consecutive, every chunk in exactly one, at most `max_sections`);
+    each gets an equal share of the plan's source. The digests are stored in `document_sections`
+    (replacing older ones) for the builder to show."""
     document_id = int(document["id"])
-    model = str(getattr(engine, "name", ""))
-    cached = fetch_all(
-        db.read(), "SELECT * FROM document_sections WHERE document_id = ? ORDER BY seq", [document_id]
-    )
-    if cached:
-        return [
-            Section(r["seq"], r["page_start"], r["page_end"], r["chunk_start"], r["chunk_end"], r["title"],
-                    r["summary"])
-            for r in cached
-        ]
     chunks = service.chunks(db.read(), document_id)
-    limit = budget(engine, SUMMARY_TOKENS)
-    groups = plan_sections(chunks, limit, max_sections)
+    groups = plan_sections(chunks, budget(engine, SUMMARY_TOKENS), max_sections)
+    texts = [(next((c["heading"] for c in g if c["heading"]), ""), "\n\n".join(c["text"] for c in g))
+             for g in groups]
+    share = max(200, plan_chars // len(groups) - SECTION_LINE_OVERHEAD)
+    digests = digest_sections(texts, share)
     sections: list[Section] = []
-    for index, group in enumerate(groups):
-        _check(cancel)
+    for index, (group, found, (_heading, text)) in enumerate(zip(groups, digests, texts, strict=True)):
         first, last = group[0], group[-1]
-        source = condense([f"{c['heading']}\n{c['text']}".strip() for c in group], limit)
-        task = (
-            f"Summarise part {index + 1} of {len(groups)} (pages {first['page_start']}-{last['page_end']}) "
-            f"of the document \"{document['title'] or document['filename']}\": give the part a short "
-            "title and a summary of its key points in two to four sentences."
-        )
-        raw = engine.generate_json(_messages(task, source), SUMMARY_SCHEMA, max_tokens=SUMMARY_TOKENS,
-                                   cancel=cancel)
+        summary = found.text or condense([text], share)  # no sentence long enough: the section's opening
         sections.append(Section(index, first["page_start"], last["page_end"], first["seq"], last["seq"],
-                                str(raw["title"]).strip(), str(raw["summary"]).strip()))
+                                found.title or f"Pages {first['page_start']}-{last['page_end']}", summary))
         if progress is not None:
-            progress(0.5 * (index + 1) / len(groups), f"summarised section {index + 1} of {len(groups)}",
+            progress(0.1 * (index + 1) / len(groups), f"summarised section {index + 1} of {len(groups)}",
                      {"section": index + 1, "sections": len(groups),
                       "pages": [first["page_start"], last["page_end"]]})
 
     def save(w: sqlite_utils.Database) -> None:
         w.execute("DELETE FROM document_sections WHERE document_id = ?", [document_id])
-        for s in sections:
-            w.execute(
-                "INSERT INTO document_sections (document_id, seq, page_start, page_end, chunk_start, chunk_end, "
-                "title, summary, model, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [document_id, s.seq, s.page_start, s.page_end, s.chunk_start, s.chunk_end, s.title, s.summary,
-                 model, now_iso()],
-            )
+        w.conn.executemany(
+            "INSERT INTO document_sections (document_id, seq, page_start, page_end, chunk_start, chunk_end, "
+            "title, summary, model, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(document_id, s.seq, s.page_start, s.page_end, s.chunk_start, s.chunk_end, s.title, s.summary,
+              DIGEST_MODEL, now_iso()) for s in sections],
+        )
 
     db.write(save)
     return sections
@@ -190,36 +182,6 @@ def summarise_sections(
 
 def _section_line(s: Section) -> str:
     return f"[pages {s.page_start}-{s.page_end}] {s.title}: {s.summary}"
-
-
-def reduce_summaries(engine: Engine, sections: list[Section], limit: int, cancel: CancelToken | None) -> str:
-    """The reduce step: combine section summaries (with the model) until they fit `limit`."""
-    lines = [_section_line(s) for s in sections]
-    per_call = budget(engine, SUMMARY_TOKENS)
-    for _round in range(4):
-        joined = "\n".join(lines)
-        if len(joined) <= limit:
-            return joined
-        batches: list[list[str]] = [[]]
-        for line in lines:
-            if batches[-1] and sum(len(x) + 1 for x in batches[-1]) + len(line) > per_call:
-                batches.append([])
-            batches[-1].append(line)
-        if len(batches) == len(lines):  # each alone fills a prompt: no progress is possible by merging
-            break
-        merged = []
-        for batch in batches:
-            _check(cancel)
-            pages = re.findall(r"\[pages (\d+)-(\d+)\]", " ".join(batch))
-            span = f"[pages {pages[0][0]}-{pages[-1][1]}] " if pages else ""
-            raw = engine.generate_json(
-                _messages("Combine these summaries of consecutive parts of a document into one short "
-                          "title and summary that keeps every key point.", "\n".join(batch)),
-                SUMMARY_SCHEMA, max_tokens=SUMMARY_TOKENS, cancel=cancel,
-            )
-            merged.append(f"{span}{raw['title']}: {raw['summary']}")
-        lines = merged
-    return condense(lines, limit)
 
 
 # -- support checks -------------------------------------------------------------------------------
@@ -243,13 +205,6 @@ def screen_text(screen: dict[str, Any]) -> str:
 
 def _terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in service.STOPWORDS}
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s", "ly"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
 
 
 def support_score(db: sqlite_utils.Database, document_id: int, screen: dict[str, Any]) -> float:
@@ -320,6 +275,11 @@ def _outline(engine: Engine, req: Request, document: dict[str, Any], count: int,
     return outline
 
 
+def plan_chars(engine: Engine, count: int) -> int:
+    """Source characters for the plan: enough digest for `count` screens, within one prompt."""
+    return min(budget(engine, 200 + 60 * count), PLAN_CHARS + PLAN_CHARS_PER_SCREEN * count)
+
+
 def document_course(
     engine: Engine,
     db: Any,
@@ -329,53 +289,100 @@ def document_course(
     progress: Progress,
     cancel: CancelToken | None = None,
 ) -> tuple[str, str, dict[str, Any], list[int], int]:
-    """(title, description, content, unsupported screen ids, number of section summaries)."""
+    """(title, description, content, unsupported screen ids, number of digested sections)."""
     document_id = int(document["id"])
     count = req.screen_count or 5
     chunks = service.chunks(db.read(), document_id)
     full = "\n\n".join(f"{c['heading']}\n{c['text']}".strip() for c in chunks)
-    plan_budget = budget(engine, 200 + 60 * count)
+    limit = plan_chars(engine, count)
     sections: list[Section] = []
-    if document["pages"] >= settings.summary_min_pages or len(full) > plan_budget:
+    if document["pages"] >= settings.summary_min_pages or len(full) > limit:
         sections = summarise_sections(engine, db, document, max_sections=settings.max_summary_sections,
-                                      progress=progress, cancel=cancel)
-        plan_source = reduce_summaries(engine, sections, plan_budget, cancel)
+                                      plan_chars=limit, progress=progress)
+        plan_source = condense([_section_line(s) for s in sections], limit)
     else:
         plan_source = full
     _check(cancel)
     outline = _outline(engine, req, document, count, plan_source, cancel)
     objectives: list[str] = outline["objectives"]
-    base = 0.55 if sections else 0.1
+    base = 0.2 if sections else 0.1
     progress(base, "outline", {"title": outline["title"], "objectives": objectives,
                                "sections": [_section_line(s) for s in sections]})
-    screen_budget = budget(engine, SCREEN_TOKENS)
+    screen_chars = min(budget(engine, SCREEN_TOKENS), SCREEN_SOURCE_CHARS)
     context = f"{outline['title']}: {_topic(req, document)} (audience: {req.audience}, tone: {req.tone})"
-    content = empty_content()
-    reader = db.read()
-    for index, planned in enumerate(outline["screens"]):
+    def write(index: int) -> dict[str, Any]:
         _check(cancel)
+        planned = outline["screens"][index]
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1]
-        hits = service.search_db(reader, document_id, f"{planned['title']} {objective}", limit=4)
+        query = f"{planned['title']} {objective}"
+        hits = service.search_db(db.read(), document_id, query, limit=4)
         if not hits:  # nothing matches its words: the part of the document at this point of the plan
             lo = index * len(chunks) // count
             hi = max(lo + 1, (index + 1) * len(chunks) // count)
             hits = chunks[lo:hi]
-        source = condense([f"{h['heading']}\n{h['text']}".strip() for h in hits], screen_budget)
+        texts = [f"{h['heading']}\n{h['text']}".strip() for h in hits]
+        source = focused(texts, query, screen_chars) or condense(texts, screen_chars)
         screen = generate_screen(engine, planned["type"], planned["title"],
                                  f"{context}. This screen serves the objective: {objective}",
                                  source=fence_safe(source), cancel=cancel)
         screen["id"] = index + 1
         screen["objective"] = objective
-        if support_score(reader, document_id, screen) < settings.support_threshold:
+        if support_score(db.read(), document_id, screen) < settings.support_threshold:
             screen["unsupported"] = True
-        content["screens"].append(screen)
-        progress(base + (1 - base) * (index + 1) / (count + 1), f"screen {index + 1} of {count}",
+        return screen
+
+    screens: list[dict[str, Any] | None] = [None] * count
+    for done, (index, screen) in enumerate(_write_screens(write, count, cancel), start=1):
+        screens[index] = screen
+        progress(base + (1 - base) * done / (count + 1), f"screen {index + 1} of {count}",
                  {"screen": screen, "index": index})
+    content = empty_content()
+    content["screens"] = [s for s in screens if s is not None]
     content["objectives"] = objectives
     content["source"] = {"documentId": document_id}
     clean = validate_content(content)
     unsupported = [int(s["id"]) for s in clean["screens"] if s.get("unsupported")]
     return outline["title"], outline["description"], clean, unsupported, len(sections)
+
+
+def _write_screens(
+    write: Callable[[int], dict[str, Any]], count: int, cancel: CancelToken | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Screen 0 alone (the first screen is what the author waits for, and a sequence decoded
+    alone is the fastest one), then the others concurrently, at most SCREEN_WORKERS at a time
+    (the engine decodes concurrent requests together in one batch); each is yielded as it is done.
+
+    The calls share the job's cancel token, so the engine counts them as one owner (fairness).
+    When one fails, the screens not yet started are skipped and the error is raised once the
+    running ones have returned (each is bounded by its token cap and the job's deadline)."""
+    yield 0, write(0)
+    if count == 1:
+        return
+    failed = threading.Event()
+
+    def guarded(index: int) -> dict[str, Any]:
+        if failed.is_set():
+            raise Cancelled("an earlier screen failed")
+        try:
+            return write(index)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=min(SCREEN_WORKERS, count - 1), thread_name_prefix="screen") as pool:
+        futures = {pool.submit(guarded, index): index for index in range(1, count)}
+        error: BaseException | None = None
+        for future in as_completed(futures):
+            try:
+                screen = future.result()
+            except BaseException as exc:
+                if error is None or isinstance(error, Cancelled):
+                    error = exc  # the first real failure, not a skipped screen
+                continue
+            if error is None:
+                yield futures[future], screen
+        if error is not None:
+            raise error
 
 
 def slide_groups(slides: list[dict[str, Any]], screen_count: int | None) -> list[list[dict[str, Any]]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -74,21 +75,26 @@ def ingest(
     name = _safe_filename(filename)
     if len(data) > limits.max_bytes:
         raise ApiError(413, f"The file is larger than the document limit of {limits.max_bytes} bytes")
-    try:
-        extracted = extract_isolated(
-            data,
-            name,
-            limits,
-            timeout=settings.extract_timeout_seconds,
-            memory_mb=settings.extract_memory_mb,
-        )
-    except DocumentError as exc:
-        raise ApiError(exc.status, exc.message) from None
-    chunks = chunk_blocks(extracted.blocks, per_page=extracted.type == "pptx")
     database = runtime.environment(workspace_id, environment)
     key = secrets.token_hex(16)
     store = ObjectStore(runtime)
-    object_id = store.put(workspace_id, environment, SUBJECT_KIND, key, data)
+    # The original is encrypted and stored on this thread while the reader (a child process, on
+    # the other core) extracts the text: the upload waits for the slower of the two, not both.
+    # A file the reader refuses costs a shred of what was stored (nothing is kept).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="document-reader") as pool:
+        reading = pool.submit(
+            extract_isolated, data, name, limits,
+            timeout=settings.extract_timeout_seconds, memory_mb=settings.extract_memory_mb,
+        )
+        object_id = store.put(workspace_id, environment, SUBJECT_KIND, key, data)  # cleans up after itself
+        try:
+            extracted = reading.result()
+        except BaseException as exc:
+            store.shred_subject(workspace_id, environment, SUBJECT_KIND, key)
+            if isinstance(exc, DocumentError):
+                raise ApiError(exc.status, exc.message) from None
+            raise
+    chunks = chunk_blocks(extracted.blocks, per_page=extracted.type == "pptx")
 
     def save(w: sqlite_utils.Database) -> dict[str, Any]:
         cursor = w.execute(
@@ -98,12 +104,11 @@ def ingest(
              object_id, owner, now_iso()],
         )
         document_id = last_id(cursor)
-        for chunk in chunks:
-            w.execute(
-                "INSERT INTO document_chunks (document_id, seq, page_start, page_end, heading, text) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [document_id, chunk.seq, chunk.page_start, chunk.page_end, chunk.heading, chunk.text],
-            )
+        w.conn.executemany(  # one statement for all chunks (the FTS triggers index each row)
+            "INSERT INTO document_chunks (document_id, seq, page_start, page_end, heading, text) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(document_id, c.seq, c.page_start, c.page_end, c.heading, c.text) for c in chunks],
+        )
         row = fetch_one(w, "SELECT * FROM documents WHERE id = ?", [document_id])
         assert row is not None
         return to_wire(row)
