@@ -148,8 +148,8 @@ def _field_texts(screen: dict[str, Any]) -> Iterator[tuple[str, str]]:
     elif kind in ("checklist", "list"):
         for item in _dicts(content.get("items")):
             yield "item", _str(item.get("title"))
-            if "description" in item or kind == "list":
-                yield "text", _str(item.get("description"))
+            if _str(item.get("description")).strip():  # optional in the content model
+                yield "text", _str(item["description"])
     elif kind == "flashcards":
         for card in _dicts(content.get("cards")):
             yield "item", _str(card.get("front"))
@@ -251,7 +251,7 @@ def screen_flags(screen: dict[str, Any], index: int | None = None, *, seen: set[
     fields = list(_field_texts(screen))
     flags = _markup_meta([text for _kind, text in fields], index)
     kind = screen.get("type")
-    if not any(text.strip() for k, text in fields if k not in ("title", "description")):
+    if kind != "quiz" and not any(text.strip() for k, text in fields if k not in ("title", "description")):
         flags.append(Flag("empty_field", index, f"the {kind or 'untyped'} screen has no content"))
     for field, text in fields:
         name = _FIELD_NAMES[field]
@@ -332,9 +332,14 @@ def refine_flags(before: str, after: str, operation: str) -> list[Flag]:
     if operation != "fix_grammar" and a == b:
         flags.append(Flag("unchanged", None, f"{operation} returned the text unchanged"))
     if operation == "fix_grammar" and a != b:
-        ratio = difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
-        if ratio < 0.8:
-            flags.append(Flag("changed", None, f"fix_grammar rewrote the text (word similarity {ratio:.2f})"))
+        # words first (cheap); three typos in a 13-word sentence already bring words to 0.77, so a
+        # rewrite must also move the characters (typo fixes keep >= 0.9, rewrites measured <= 0.78)
+        words = difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
+        if words < 0.8:
+            chars = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+            if chars < 0.85:
+                flags.append(Flag("changed", None, f"fix_grammar rewrote the text (similarity: words {words:.2f}, "
+                                  f"characters {chars:.2f})"))
     exempt = {(rule, phrase) for rule, phrase, _quote in _hits(before)}
     return flags + _markup_meta([after], None, exempt)
 
