@@ -17,6 +17,7 @@ caps its own memory the same way.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import struct
@@ -214,10 +215,44 @@ def _tiny_pdf() -> bytes:
     return out + xref + b"trailer<</Size 6/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % len(out)
 
 
+def memoise_pypdf_encodings() -> bool:
+    """Make pypdf build each named font encoding table once per reader instead of once per page.
+
+    pypdf 7 rebuilds the 256-entry table of a simple font's encoding (WinAnsi: 256 codec calls)
+    every time a page's fonts are loaded: a third of the time of reading a text PDF (measured with
+    cProfile on the 100-page benchmark PDF; see docs/documents.md). The table depends only on the
+    encoding's name, so the reader keeps one per name and hands out copies (callers apply the
+    font's /Differences to theirs). The extracted text is the same (tests/documents). Only the
+    reader child calls this; if pypdf's internals move, nothing is patched and reading is only
+    slower (a test checks that the patch is in place for the pinned pypdf)."""
+    try:
+        import pypdf._codecs as codecs
+        import pypdf._text_extraction._text_extractor as extractor
+        import pypdf.generic._font as font
+    except ImportError:  # pragma: no cover - another pypdf layout
+        return False
+    original = getattr(codecs, "encoding_dict_from_named_encoding", None)
+    if original is None or getattr(original, "memoised", False):
+        return original is not None
+    table = functools.lru_cache(maxsize=64)(original)
+
+    def memoised(encoding: str) -> dict[int, str]:
+        return dict(table(encoding))
+
+    memoised.memoised = True  # type: ignore[attr-defined]
+    patched = False
+    for module in (codecs, font, extractor):
+        if getattr(module, "encoding_dict_from_named_encoding", None) is original:
+            module.encoding_dict_from_named_encoding = memoised  # type: ignore[attr-defined]
+            patched = True
+    return patched
+
+
 def preload() -> None:
     """Import the readers and run a tiny PDF through them before any input is read, so a reader
     started ahead of time (the spare) spends nothing on imports or first-use set-up once a file
     arrives."""
+    memoise_pypdf_encodings()
     try:
         extract(_tiny_pdf(), "warm.pdf", Limits())
     except DocumentError:  # pragma: no cover - the warm-up only saves time; reading works without it
