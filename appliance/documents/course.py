@@ -81,10 +81,6 @@ def _messages(task: str, source: str) -> list[Message]:
     ]
 
 
-def _schema_text(max_length: int, min_length: int = 1) -> dict[str, Any]:
-    return {"type": "string", "minLength": min_length, "maxLength": max_length}
-
-
 def condense(texts: list[str], limit: int) -> str:
     """Fit several chunks into `limit` characters, giving each an equal share (its opening)."""
     joined = "\n\n".join(texts)
@@ -310,6 +306,7 @@ def document_course(
                                "sections": [_section_line(s) for s in sections]})
     screen_chars = min(budget(engine, SCREEN_TOKENS), SCREEN_SOURCE_CHARS)
     context = f"{outline['title']}: {_topic(req, document)} (audience: {req.audience}, tone: {req.tone})"
+
     def write(index: int) -> dict[str, Any]:
         _check(cancel)
         planned = outline["screens"][index]
@@ -331,18 +328,7 @@ def document_course(
             screen["unsupported"] = True
         return screen
 
-    screens: list[dict[str, Any] | None] = [None] * count
-    for done, (index, screen) in enumerate(_write_screens(write, count, cancel), start=1):
-        screens[index] = screen
-        progress(base + (1 - base) * done / (count + 1), f"screen {index + 1} of {count}",
-                 {"screen": screen, "index": index})
-    content = empty_content()
-    content["screens"] = [s for s in screens if s is not None]
-    content["objectives"] = objectives
-    content["source"] = {"documentId": document_id}
-    clean = validate_content(content)
-    unsupported = [int(s["id"]) for s in clean["screens"] if s.get("unsupported")]
-    return outline["title"], outline["description"], clean, unsupported, len(sections)
+    return _assemble(outline, objectives, document_id, count, write, progress, base, cancel, len(sections))
 
 
 def _write_screens(
@@ -430,26 +416,46 @@ def presentation_course(
     progress(0.1, "outline", {"title": outline["title"], "objectives": objectives})
     screen_budget = budget(engine, SCREEN_TOKENS)
     context = f"{outline['title']}: {_topic(req, document)} (audience: {req.audience}, tone: {req.tone})"
-    content = empty_content()
-    reader = db.read()
-    for index, (group, planned) in enumerate(zip(groups, outline["screens"], strict=True)):
+
+    def write(index: int) -> dict[str, Any]:
         _check(cancel)
+        group, planned = groups[index], outline["screens"][index]
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1]
-        title = titles[index][:80]
         source = condense([s["text"] for s in group], screen_budget)
-        screen = generate_screen(engine, planned["type"], title,
+        screen = generate_screen(engine, planned["type"], titles[index][:80],
                                  f"{context}. This screen serves the objective: {objective}",
                                  source=fence_safe(source), cancel=cancel)
         screen["id"] = index + 1
         screen["objective"] = objective
         screen["description"] = f"Slides {group[0]['page_start']}-{group[-1]['page_end']}"
-        if support_score(reader, document_id, screen) < settings.support_threshold:
+        if support_score(db.read(), document_id, screen) < settings.support_threshold:
             screen["unsupported"] = True
-        content["screens"].append(screen)
-        progress(0.1 + 0.9 * (index + 1) / (count + 1), f"screen {index + 1} of {count}",
+        return screen
+
+    return _assemble(outline, objectives, document_id, count, write, progress, 0.1, cancel, 0)
+
+
+def _assemble(
+    outline: dict[str, Any],
+    objectives: list[str],
+    document_id: int,
+    count: int,
+    write: Callable[[int], dict[str, Any]],
+    progress: Progress,
+    base: float,
+    cancel: CancelToken | None,
+    sections: int,
+) -> tuple[str, str, dict[str, Any], list[int], int]:
+    """Write every screen (progress as each is done), validate the course, list unsupported screens."""
+    screens: list[dict[str, Any] | None] = [None] * count
+    for done, (index, screen) in enumerate(_write_screens(write, count, cancel), start=1):
+        screens[index] = screen
+        progress(base + (1 - base) * done / (count + 1), f"screen {index + 1} of {count}",
                  {"screen": screen, "index": index})
+    content = empty_content()
+    content["screens"] = [s for s in screens if s is not None]
     content["objectives"] = objectives
     content["source"] = {"documentId": document_id}
     clean = validate_content(content)
     unsupported = [int(s["id"]) for s in clean["screens"] if s.get("unsupported")]
-    return outline["title"], outline["description"], clean, unsupported, 0
+    return outline["title"], outline["description"], clean, unsupported, sections

@@ -15,11 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from appliance.documents import digest
 from tests.documents import fixtures as fx
 from tests.helpers import Install, Server, cli, init_data_dir, start_server
 
 TYPES = {"text", "process", "checklist", "flashcards", "list"}
-SECTIONS = 4  # the test server summarises long documents in 4 sections (fewer model calls)
+SECTIONS = 4  # the test server cuts long documents into 4 sections (one digest each)
 
 
 @pytest.fixture(scope="module")
@@ -228,13 +229,19 @@ def test_a_long_pdf_becomes_a_course_covering_every_section(docs_server: tuple[S
     try:
         db = runtime.environment(install.workspace_id, "test").read()
         draft = json.loads(db.execute("SELECT draft FROM courses WHERE id = ?", [result["courseId"]]).fetchone()[0])
-        rows = db.execute("SELECT page_start, page_end, summary FROM document_sections WHERE document_id = ? "
-                          "ORDER BY seq", [record["id"]]).fetchall()
+        rows = db.execute("SELECT page_start, page_end, summary, model FROM document_sections "
+                          "WHERE document_id = ? ORDER BY seq", [record["id"]]).fetchall()
     finally:
         runtime.close()
     assert draft["objectives"] and all(s["objective"] in draft["objectives"] for s in draft["screens"])
     assert [s["id"] for s in draft["screens"] if s.get("unsupported")] == result["unsupported"]
     assert [(r[0], r[1]) for r in rows] == [tuple(s["pages"]) for s in sections] and all(r[2] for r in rows)
+    # the section digests are the document's own sentences (extractive, no model), each from its pages
+    lines = {n: fx.page_text(n) for n in range(1, 121)}
+    for first, last, summary, model in rows:
+        assert model == "extractive"
+        own = {line for n in range(first, last + 1) for line in lines[n]}
+        assert all(sentence in own for sentence in digest.sentences(summary)), summary
 
 
 def test_instructions_inside_a_document_are_ignored(docs_server: tuple[Server, Install]) -> None:

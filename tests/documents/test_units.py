@@ -4,10 +4,13 @@ the data fence, support scores, and the reader's deadline."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+from typing import Any
 
 import pytest
 
-from appliance.documents import course
+from appliance.documents import course, digest, sandbox
 from appliance.documents.chunking import chunk_blocks
 from appliance.documents.extract import Block, DocumentError, Limits, detect, extract
 from appliance.documents.sandbox import extract_isolated
@@ -85,3 +88,106 @@ def test_the_reader_has_a_deadline_and_recovers() -> None:
     assert extract_isolated(fx.make_docx(), "a.docx", Limits(), timeout=30).type == "docx"
     with pytest.raises(DocumentError, match="DTD"):
         extract_isolated(fx.xxe_docx(), "a.docx", Limits(), timeout=30)
+
+
+# -- the reader started ahead of time ------------------------------------------------------------
+def _spare_pid() -> int | None:
+    proc = sandbox.SPARE._proc
+    return proc.pid if proc is not None and proc.poll() is None else None
+
+
+def test_each_document_gets_its_own_reader_started_ahead() -> None:
+    extract_isolated(fx.make_docx(), "a.docx", Limits(), timeout=30)
+    waiting = _spare_pid()
+    assert waiting is not None  # the next reader is started once a document is read
+    proc = sandbox.SPARE._proc
+    assert proc is not None
+    assert extract_isolated(fx.long_pdf(3), "a.pdf", Limits(), timeout=30).pages == 3
+    assert proc.wait(timeout=10) == 0  # that reader read one document and left
+    assert _spare_pid() not in (None, waiting)  # a fresh one waits for the next
+
+
+def test_a_reader_started_ahead_keeps_its_memory_cap_and_deadline() -> None:
+    extract_isolated(fx.make_docx(), "a.docx", Limits(), timeout=30)
+    assert _spare_pid() is not None
+    with pytest.raises(DocumentError) as info:  # 1 MiB: it cannot even hold the file
+        extract_isolated(fx.long_pdf(120), "a.pdf", Limits(), timeout=30, memory_mb=1)
+    assert info.value.status == 422
+    assert _spare_pid() is not None
+    with pytest.raises(DocumentError, match="longer than"):
+        extract_isolated(fx.long_pdf(120), "a.pdf", Limits(), timeout=0.001)
+    assert extract_isolated(fx.long_pdf(120), "a.pdf", Limits(), timeout=30).pages == 120
+
+
+def test_memoised_font_encodings_read_the_same_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pypdf._codecs as codecs
+    import pypdf._text_extraction._text_extractor as extractor
+    import pypdf.generic._font as font
+
+    for module in (codecs, font, extractor):  # restored after the test: the patch is the reader's
+        monkeypatch.setattr(module, "encoding_dict_from_named_encoding", codecs.encoding_dict_from_named_encoding)
+    data = fx.long_pdf(30)
+    stock = extract(data, "a.pdf", Limits())
+    assert sandbox.memoise_pypdf_encodings()  # in place for the pinned pypdf
+    assert font.encoding_dict_from_named_encoding is codecs.encoding_dict_from_named_encoding
+    assert extract(data, "a.pdf", Limits()) == stock
+    table = font.encoding_dict_from_named_encoding("cp1252")
+    table[65] = "changed"  # a caller applying /Differences changes its own copy only
+    assert font.encoding_dict_from_named_encoding("cp1252")[65] == "A"
+    assert extract_isolated(data, "a.pdf", Limits(), timeout=30) == stock
+
+
+# -- digests and focused sources -----------------------------------------------------------------
+def test_section_digests_fit_keep_order_and_skip_repeats() -> None:
+    boiler = "Acme Corp confidential handbook for site safety staff."
+    first = " ".join([boiler, "Ladders need three points of contact on every climb.",
+                      "Inspect ladder rungs and footing before every climb.",
+                      "Ladders need three points of contact on every climb today.",
+                      "Report broken ladder rungs to the supervisor at once.", boiler])
+    second = " ".join([boiler, "Forklift drivers keep pedestrians out of loading zones.",
+                       "Forklift loads stay below the rated capacity of the mast."])
+    out = digest.digest_sections([("", first), ("Forklifts", second)], 170)
+    assert [d.title for d in out][1] == "Forklifts" and "ladder" in out[0].title.lower()
+    for d, text in zip(out, (first, second), strict=True):
+        assert 0 < len(d.text) <= 170
+        picked = digest.sentences(d.text)
+        assert [text.index(p) for p in picked] == sorted(text.index(p) for p in picked)  # document order
+    assert sum(d.text.count(boiler) for d in out) <= 1  # a running header counts once
+    # the near-repeat of a picked sentence loses to a sentence that says something new
+    assert "Report broken ladder rungs" in out[0].text or "Inspect ladder rungs" in out[0].text
+    assert not ("three points of contact on every climb." in out[0].text
+                and "every climb today" in out[0].text)
+
+
+def test_focused_source_serves_the_screen() -> None:
+    texts = [f"General rule {i}: keep the workplace tidy and walkways clear of clutter." for i in range(30)]
+    texts.insert(17, "Fire extinguishers are checked monthly and the evacuation alarm is tested weekly.")
+    assert digest.focused(texts, "Fire evacuation alarm", 100) == texts[17]  # room for one: the one asked for
+    out = digest.focused(texts, "Fire evacuation alarm", 300)
+    assert len(out) <= 300 and texts[17] in out and out.endswith(texts[17])  # the rest in document order
+
+
+def test_first_screen_alone_then_the_others_together() -> None:
+    lock = threading.Lock()
+    running: list[int] = []
+    seen: list[tuple[int, list[int]]] = []  # (screen, screens running when it started)
+
+    def write(index: int) -> dict[str, Any]:
+        with lock:
+            running.append(index)
+            seen.append((index, list(running)))
+        time.sleep(0.05)
+        with lock:
+            running.remove(index)
+        if index == 9:
+            raise ValueError("screen 9 failed")
+        return {"id": index + 1}
+
+    out = list(course._write_screens(write, 7, None))
+    assert out[0] == (0, {"id": 1}) and sorted(i for i, _ in out) == list(range(7))
+    assert seen[0] == (0, [0])  # the first screen is written alone
+    assert max(len(r) for _i, r in seen) == course.SCREEN_WORKERS  # the rest together, never more
+    seen.clear()
+    with pytest.raises(ValueError, match="screen 9"):  # the real error, not a skipped screen's
+        list(course._write_screens(write, 25, None))
+    assert len(seen) < 25  # screens not started when one failed are skipped
