@@ -12,6 +12,7 @@ import sqlite_utils
 
 from appliance.courses import service as courses
 from appliance.courses.model import DEFAULT_FINISH, DEFAULT_START
+from appliance.embeds import track_input
 from appliance.errors import ApiError, not_found
 from appliance.headless.trackings import record_progress
 from appliance.storage.database import fetch_all, fetch_one
@@ -212,6 +213,7 @@ def track(
     name: str | None,
 ) -> dict[str, Any]:
     """Apply one player event (start | progress | attempt | complete | feedback) to the tracking."""
+    checked = track_input.parse({**body, "event": event})  # the learner's browser wrote it: 422 first
     row = played_row(db, course_id, language)  # quizzes are graded against the variant played
     content = published_content(row)
     common: dict[str, Any] = {
@@ -224,16 +226,14 @@ def track(
     if event == "start":
         record_progress(db, course_id, identifier, progress_percent=0, **common)
     elif event == "progress":
-        percent = body.get("progress")
-        if not isinstance(percent, int | float) or isinstance(percent, bool):
-            raise ApiError(422, "progress must be a number from 0 to 100")
+        percent = checked.progress or 0.0
         # 100 means completed, which only `complete` records
         record_progress(db, course_id, identifier, progress_percent=min(99, int(percent)), **common)
     elif event == "attempt":
-        index, screen = _find_screen(content, body.get("screenId"))
+        index, screen = _find_screen(content, checked.screenId)
         attempt: dict[str, Any] = {"screen": screen.get("id"), "index": index, "type": screen.get("type")}
         if screen.get("type") == "quiz":
-            result = grade(screen, body.get("answers", {}))
+            result = grade(screen, checked.answers or {})
             attempt.update(score=result["score"], passed=result["passed"])
         fresh, _ = record_progress(db, course_id, identifier, attempt=attempt, **common)
         score, passed = course_score(content, json.loads(fresh["attempts"]))
@@ -244,12 +244,8 @@ def track(
         score, passed = course_score(content, json.loads(fresh["attempts"]))
         record_progress(db, course_id, identifier, completed=True, score=score, passed=passed)
     elif event == "feedback":
-        value = body.get("feedback")
-        if not isinstance(value, str | int) or len(str(value)) > 500:
-            raise ApiError(422, "feedback must be a short string or number")
-        record_progress(db, course_id, identifier, feedback=str(value), **common)
-    else:
-        raise ApiError(422, "event must be start, progress, attempt, complete or feedback")
+        # a rating 1-5, never free text: nothing a learner types is stored to be shown to others
+        record_progress(db, course_id, identifier, feedback=str(checked.feedback), **common)
     return {"tracking": tracking_state(db, course_id, identifier), **result}
 
 
