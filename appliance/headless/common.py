@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from litestar import Request
 
 from appliance.errors import ApiError, not_found
+from appliance.server.inputs import INT_MAX, OUT_OF_RANGE, in_range
 
 MAX_LENGTH = 100
 
@@ -20,6 +21,8 @@ def page_window(page: int, length: int, max_length: int = MAX_LENGTH) -> tuple[i
     if length < 0:
         raise ApiError(422, f"length must be between 0 and {max_length}")
     length = min(length, max_length)
+    if page * length > INT_MAX:  # SQLite's OFFSET is a 64-bit integer
+        raise ApiError(422, "page is out of range")
     return length, page * length
 
 
@@ -63,9 +66,12 @@ def as_int(values: dict[str, Any], name: str, *, required: bool = True) -> int |
             raise ApiError(422, f"{name} is required")
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise ApiError(422, f"{name} must be an integer") from None
+    if not in_range(number):  # form and query values are strings: server.inputs never saw them
+        raise ApiError(422, f"{name} {OUT_OF_RANGE}")
+    return number
 
 
 def as_str(values: dict[str, Any], name: str, *, required: bool = True) -> str | None:

@@ -26,6 +26,7 @@ from appliance.errors import ApiError, not_found
 from appliance.headless.common import as_int, as_str, loose_body
 from appliance.headless.deps import provide_runtime, require_entitlement, set_target
 from appliance.headless.identities import ensure_identity
+from appliance.server.inputs import InputRefused, check_json
 from appliance.storage.database import Database, fetch_one
 from appliance.workspaces.service import Principal
 
@@ -57,8 +58,9 @@ def parse_options(values: dict[str, Any]) -> dict[str, Any]:
         return {}
     if isinstance(raw, str):
         try:
+            check_json(raw.encode())  # a form field holding JSON text: the same rules as a JSON body
             raw = json.loads(raw)
-        except ValueError:
+        except (InputRefused, ValueError):
             raise ApiError(422, "options must be an object") from None
     if not isinstance(raw, dict):
         raise ApiError(422, "options must be an object")

@@ -26,7 +26,7 @@ from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
-from appliance.server import logs
+from appliance.server import inputs, logs
 from appliance.server.context import RequestContext
 from appliance.server.metrics import Metrics
 from appliance.storage import diskfull
@@ -52,6 +52,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+_SLASHES = re.compile(r"/{2,}")
 _TOKENISH = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
 
@@ -114,6 +115,12 @@ class ApplianceMiddleware:
         ctx = RequestContext(request_id=f"{_REQUEST_IDS.getrandbits(64):016x}")
         scope["appliance"] = ctx
         method: str = scope["method"]
+        if "//" in scope["path"]:
+            # a partner base URL with a trailing slash gives `/api//v1/...`: route it as meant,
+            # rather than miss the headless prefix (no authentication) and answer a misleading 401
+            scope["path"] = _SLASHES.sub("/", scope["path"])
+            if scope.get("raw_path"):
+                scope["raw_path"] = re.sub(rb"/{2,}", b"/", scope["raw_path"])
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
@@ -180,7 +187,17 @@ class ApplianceMiddleware:
                 await send_audited(_error_start(status, ctx.request_id, extra))
                 await send_audited({"type": "http.response.body", "body": _error_bytes(status, message)})
                 return
-            await self.app(scope, self._limited_receive(receive, self._body_limit(method, path)), send_audited)
+            limited = self._limited_receive(receive, self._body_limit(method, path))
+            if inputs.body_is_json(method, path, headers.get("content-type", "")):
+                body, rest = await inputs.read_body(limited)
+                try:
+                    inputs.check_json(body)
+                except inputs.InputRefused as refused:
+                    await send_audited(_error_start(refused.status, ctx.request_id, {}))
+                    await send_audited({"type": "http.response.body", "body": _error_bytes(refused.status, refused.message)})
+                    return
+                limited = inputs.replay(body, rest, limited)
+            await self.app(scope, limited, send_audited)
         except BodyTooLarge:
             if not state["started"]:
                 await send_audited(_error_start(413, ctx.request_id, {}))
