@@ -201,6 +201,8 @@ META = [
     "We will explore the main types of phishing.",
     "The following JSON lists the steps.",
     "This quiz screen tests what you know.",
+    "Sure! Phishing is a common threat.",
+    "Certainly. Phishing emails often look urgent.",
 ]
 
 TOPIC = [
@@ -214,6 +216,8 @@ TOPIC = [
     "The next page of the form asks for your manager's name.",
     "Over the course of a shift, take regular breaks.",
     "Welcome new starters to the team on their first day.",
+    "Keep every resource text in the shared folder.",                 # "source text" inside a word
+    "Make sure, before you click, that the sender is genuine.",
 ]
 
 
@@ -438,6 +442,17 @@ def test_untranslated_fails_when_a_string_is_kept() -> None:
     assert rules(translation_flags(SOURCE, SOURCE)) == ["untranslated"]
 
 
+def _in_french(node: Any) -> Any:
+    """Every string changed (a stand-in for a translation), everything else kept."""
+    if isinstance(node, str):
+        return f"(fr) {node}"
+    if isinstance(node, list):
+        return [_in_french(n) for n in node]
+    if isinstance(node, dict):
+        return {k: v if k == "type" else _in_french(v) for k, v in node.items()}
+    return node
+
+
 @pytest.mark.parametrize("change", ["drop an item", "other type", "move the correct answer", "merge paragraphs"])
 def test_untranslated_fails_when_the_structure_changes(change: str) -> None:
     source, variant = copy.deepcopy(SOURCE), copy.deepcopy(FRENCH)
@@ -446,10 +461,9 @@ def test_untranslated_fails_when_the_structure_changes(change: str) -> None:
     elif change == "other type":
         variant["type"] = "checklist"
     elif change == "move the correct answer":
-        source = GOOD_QUIZ
-        variant = copy.deepcopy(GOOD_QUIZ)
+        source, variant = GOOD_QUIZ, _in_french(GOOD_QUIZ)
+        assert translation_flags(source, variant) == []
         for q in variant["content"]["questions"]:
-            q["question"] = "Question traduite ?"
             q["answers"][0]["correct"], q["answers"][1]["correct"] = q["answers"][1]["correct"], q["answers"][0]["correct"]
     else:
         source = text("Pourquoi", "First paragraph here.", "Second paragraph here.")
