@@ -140,7 +140,21 @@ def first_screen(runtime: Any, workspace: int, data: bytes, args: argparse.Names
         if status.value != "ready":
             return out
         marks: list[tuple[float, str]] = []
+        calls: list[dict[str, Any]] = []
+        out["calls"] = calls
         cancel = CancelToken()
+        complete = engine.complete
+
+        def measured(*a: Any, **k: Any) -> Any:  # each model call's own statistics, to tell where time goes
+            done = complete(*a, **k)
+            s = done.stats
+            calls.append({"end": round(time.perf_counter() - started, 2), "prompt_tokens": s.prompt_tokens,
+                          "cached_tokens": getattr(s, "cached_tokens", 0),
+                          "completion_tokens": s.completion_tokens, "queue_seconds": round(s.queue_seconds, 2),
+                          "prompt_seconds": round(s.prompt_seconds, 2), "gen_seconds": round(s.gen_seconds, 2)})
+            return done
+
+        engine.complete = measured  # type: ignore[method-assign]
         started = time.perf_counter()
         record = service.ingest(runtime, workspace, "test", "bench.pdf", data)
         out["ingest_seconds"] = time.perf_counter() - started
