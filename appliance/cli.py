@@ -99,6 +99,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     settings.server.host, settings.server.port = host, port
+    if tls:  # whatever named the certificate, the links this server mints say https
+        settings.server.tls_cert, settings.server.tls_key = str(tls[0]), str(tls[1])
+    if args.public_url:
+        settings.server.public_url = args.public_url
     serve(runtime, host, port, tls)
     return 0
 
@@ -449,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-self-signed", action="store_true")
+    p.add_argument(
+        "--public-url", "--embed-base", dest="public_url",
+        help="the base URL browsers reach (signed embed URLs, SCORM packages); overrides server.public_url",
+    )
     command(sub, "doctor", cmd_doctor, "check keys, databases, permissions and the audit chain")
 
     ws = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="action", required=True)

@@ -58,6 +58,7 @@ from appliance.embeds.sessions import EmbedSession
 from appliance.errors import ApiError
 from appliance.headless.deps import context_of
 from appliance.security.audit import now_iso
+from appliance.server import public
 from appliance.storage.database import fetch_all, fetch_one
 from appliance.storage.objects import ObjectError, ObjectStore
 from appliance.workspaces import service as workspaces
@@ -230,7 +231,7 @@ def _answer(state: dict[str, Any]) -> Response[Any]:
 
 
 def _media_url(request: Request[Any, Any, Any], session: EmbedSession, object_id: str, ext: str) -> str:
-    base = _runtime(request).settings.base_url.rstrip("/")
+    base = public.base_url(request)
     return f"{base}/embed/media/{session.workspace_id}/{session.environment}/{object_id}.{ext}"
 
 

@@ -18,6 +18,7 @@ from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
+from appliance.server import public
 from appliance.storage.database import Database, fetch_all
 
 Identifier = Annotated[str | None, QueryParameter(name="identifier")]
@@ -208,7 +209,7 @@ class CoursesController(Controller):
             course_id=course_id,
             kind=kind,
             version=version,
-            base_url=runtime.settings.base_url,
+            base_url=public.base_url(request),
             clip=lambda content, screen_id: narration.screen_clip(
                 runtime, principal.workspace_id, principal.environment, content, screen_id
             ),

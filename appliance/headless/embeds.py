@@ -26,6 +26,7 @@ from appliance.errors import ApiError, not_found
 from appliance.headless.common import as_int, as_str, loose_body
 from appliance.headless.deps import provide_runtime, require_entitlement, set_target
 from appliance.headless.identities import ensure_identity
+from appliance.server import public
 from appliance.server.inputs import InputRefused, check_json
 from appliance.storage.database import Database, fetch_one
 from appliance.workspaces.service import Principal
@@ -104,7 +105,7 @@ class Mint:
             **claims,
         }
         token, _ = signer_of(self.runtime).sign(URL_TYP, full, self.runtime.settings.embeds.url_seconds)
-        url = f"{self.runtime.settings.base_url}/embed/{kind}/{token}"
+        url = f"{public.base_url(self.request)}/embed/{kind}/{token}"
         return Response(url, media_type=MediaType.TEXT)
 
     async def identities(self, identifier: str | None, client: str | None, **profile: Any) -> None:
