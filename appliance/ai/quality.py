@@ -79,7 +79,7 @@ _META = re.compile(
     r"welcome to\b[^.!?]{0,60}?\b(?:screen|slide|course|module|lesson|section|training|tutorial)s?\b"
     r"|this (?:course|module|lesson|slide|unit|chapter|tutorial|e-?learning|presentation)\b"
     r"|(?:the )?(?:following|next|previous|last|first) (?:slide|module|lesson)s?\b"
-    r"|(?:text|process|checklist|flashcards?|list|quiz) screens?\b"
+    r"|(?:text|process|checklist|flashcards?|list|quiz) screens?\b|\d+-screen\b"  # "4-Screen Safe Handling..."
     r"|you(?:'ll| will) (?:learn|discover|explore|be learning)\b"
     r"|we(?:'ll| will) (?:learn|explore|discuss|cover|look at|dive|delve|go over|examine)\b"
     r"|let's (?:dive|delve|explore|get started)\b"

@@ -201,6 +201,7 @@ META = [
     "We will explore the main types of phishing.",
     "The following JSON lists the steps.",
     "This quiz screen tests what you know.",
+    "A 10-screen course on handling personal data.",                  # the outline prompt in a title
     "Sure! Phishing is a common threat.",
     "Certainly. Phishing emails often look urgent.",
 ]
