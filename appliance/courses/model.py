@@ -138,6 +138,11 @@ def course_to_wire(row: dict[str, Any], theme: dict[str, Any] | None = None) -> 
         "active": bool(row["active"]),
         "identified": bool(row["identified"]),
         "private": bool(row["private"]),
+        # cloud course fields with no offline counterpart: no payments, no public share link (every
+        # embed needs a signed URL), no e-mail invitations; present so partners' parsers find them
+        "paid": False,
+        "is_sharable": False,
+        "emails": [],
         "identifier": row["identifier"],
         "clientIdentifier": row["client_identifier"],
         "revision": row["revision"],

@@ -81,6 +81,22 @@ def set_origins(
     return control.write(job)
 
 
+def framing_refused(origins: list[str], environment: str, parent: str | None) -> bool:
+    """Whether the browser will refuse to show the page framed by `parent` (None: unknown)."""
+    if not origins:
+        return environment != "test"  # test: anyone may frame; production: nobody until configured
+    return parent is None or parent not in origins
+
+
+def parent_origin(referer: str) -> str | None:
+    """The framing page's origin from the iframe request's Referer (sent by the host page's policy)."""
+    try:
+        parts = urlsplit(referer.strip())
+        return normalise_origin(f"{parts.scheme}://{parts.netloc}") if parts.netloc else None
+    except (OriginError, ValueError):
+        return None
+
+
 def frame_ancestors(origins: list[str], environment: str) -> str:
     if origins:
         return " ".join(origins)

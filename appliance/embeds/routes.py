@@ -30,6 +30,7 @@ from appliance.embeds.sessions import EmbedSession, SessionInvalid
 from appliance.embeds.tokens import URL_TYP, TokenInvalid
 from appliance.errors import ApiError, error_body
 from appliance.headless.deps import context_of, provide_runtime
+from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
 from appliance.server import logs
 from appliance.storage.database import fetch_one
@@ -113,8 +114,41 @@ def serve_page(request: Request[Any, Any, Any], kind: str, token: str) -> Respon
             headers=headers,
         )
     _attribute(request, claims, "embed-link", _target(claims))
+    _note_refused_framing(request, runtime, claims, allowed, kind)
     headers = origins.page_headers(allowed, str(claims["environment"]))
     return _page(kind, ENTRIES[kind], 200, headers, {"kind": kind, "environment": str(claims["environment"])})
+
+
+def _note_refused_framing(
+    request: Request[Any, Any, Any], runtime: Runtime, claims: dict[str, Any], allowed: list[str], kind: str
+) -> None:
+    """An iframe load the browser will refuse (frame-ancestors) shows the partner only a blank frame;
+    record it as the environment's `setup/status` lastFailure, naming the origin and the fix."""
+    if request.headers.get("sec-fetch-dest", "") not in ("iframe", "frame"):
+        return
+    environment = str(claims["environment"])
+    parent = origins.parent_origin(request.headers.get("referer", ""))
+    if not origins.framing_refused(allowed, environment, parent):
+        return
+    workspace = int(claims["workspace"])
+    who = parent or "a host page that sends no Referer"
+    message = (
+        f"The {kind} embed was refused by frame-ancestors: {who} is not an allowed host origin of the "
+        f"{environment} environment"
+    )
+    shown = parent or "https://your-host.example"
+    fix = (
+        f"Allow the host page's origin: PUT /v1/headless/embed/origins with the list including \"{shown}\" "
+        f"(the list replaces the current one), or `appliance workspace origins --workspace {workspace} "
+        f"--env {environment} --add {shown}`."
+    )
+    logs.event("embed framing refused", level=30, origin=who, environment=environment, workspace=workspace)
+    try:
+        runtime.environment(workspace, environment).submit(
+            lambda db: record_failure(db, "GET", f"/embed/{kind}/[redacted]", 403, message, fix)
+        )
+    except Exception:  # noqa: S110 - diagnostics must never break the page
+        pass
 
 
 @get("/embed/course/{token:str}", sync_to_thread=False, include_in_schema=False)

@@ -16,6 +16,7 @@ from appliance.embeds.sessions import signer_of
 from appliance.errors import ApiError
 from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
+from appliance.headless.identities import ensure_identity
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
 from appliance.server import public
@@ -26,8 +27,8 @@ ClientIdentifier = Annotated[str | None, QueryParameter(name="clientIdentifier")
 
 
 class DuplicateInput(msgspec.Struct):
-    identifier: str | None = None
-    clientIdentifier: str | None = None
+    identifier: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    clientIdentifier: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
 
 
 def _owned(
@@ -81,9 +82,11 @@ class CoursesController(Controller):
         identifier: Identifier = None,
         client_identifier: ClientIdentifier = None,
     ) -> dict[str, Any]:
+        # identifier/clientIdentifier name the caller, not a filter: Coassemble's Moodle plugin opens
+        # other teachers' and library courses this way and breaks on a 404 (lists still filter)
         set_target(request, f"course:{course_id}")
         reader = db.read()
-        return service.to_wire(reader, _owned(reader, course_id, identifier, client_identifier))
+        return service.to_wire(reader, service.get_row(reader, course_id))
 
     @delete("/course/{course_id:int}", summary="Soft-delete a course", status_code=200)
     async def delete_course(
@@ -134,6 +137,8 @@ class CoursesController(Controller):
 
         def job(w: sqlite_utils.Database) -> dict[str, Any]:
             new_id = service.duplicate(w, course_id, body.identifier, body.clientIdentifier)
+            # like every route that names an owner, duplication creates the user and client
+            ensure_identity(w, body.identifier, body.clientIdentifier)
             return service.wire(w, new_id)
 
         return await db.awrite(job)

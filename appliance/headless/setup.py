@@ -26,8 +26,10 @@ FIXES = {
 }
 
 
-def record_failure(db: sqlite_utils.Database, method: str, route: str, status: int, message: str) -> None:
-    fix = FIXES.get(
+def record_failure(
+    db: sqlite_utils.Database, method: str, route: str, status: int, message: str, fix: str | None = None
+) -> None:
+    fix = fix or FIXES.get(
         status, "Retry later; if it persists, give the operator the X-Request-Id of the failed call."
     )
     db.execute(

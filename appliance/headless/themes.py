@@ -10,6 +10,7 @@ import sqlite_utils
 from litestar import Controller, Request, delete, get, post, put
 
 from appliance.errors import not_found
+from appliance.headless.common import page_window
 from appliance.headless.deps import set_target
 from appliance.security.audit import now_iso
 from appliance.storage.database import Database, fetch_all, fetch_one, last_id
@@ -72,8 +73,10 @@ class ThemesController(Controller):
     tags = ["Themes"]
 
     @get("/themes", summary="List themes", sync_to_thread=False)
-    def list_themes(self, db: Database) -> list[dict[str, Any]]:
-        return [theme_to_wire(r) for r in fetch_all(db.read(), "SELECT * FROM themes ORDER BY id")]
+    def list_themes(self, db: Database, page: int = 0, length: int = 100) -> list[dict[str, Any]]:
+        limit, offset = page_window(page, length)
+        rows = fetch_all(db.read(), "SELECT * FROM themes ORDER BY id LIMIT ? OFFSET ?", [limit, offset])
+        return [theme_to_wire(r) for r in rows]
 
     @get("/themes/{theme_id:int}", summary="Get one theme", sync_to_thread=False)
     def get_theme(self, request: Request[Any, Any, Any], db: Database, theme_id: int) -> dict[str, Any]:

@@ -30,9 +30,12 @@ def test_learner_completes_demo_course(page, host, appliance: Appliance, artifac
         clientIdentifier="acme",
         options='{"color":"%23C4BCFC","feedback":true}',
     )
+    # the cloud player's landmark classes, which partners' UI tests wait for
+    frame.locator(".modern-course-player").wait_for()
     frame.get_by_role("button", name="Start").click()
     frame.get_by_role("heading", name="Welcome aboard").wait_for()
-    assert frame.locator(".test-mode").is_visible()
+    assert frame.locator(".modern-course-player .test-mode").is_visible()
+    assert frame.locator(".modern-course-player").count() == 1
     page.screenshot(path=str(artifacts / "embed-desktop-screen.png"), full_page=True)
     frame.get_by_role("button", name="Next").click()  # text
     frame.get_by_role("heading", name="Your first day").wait_for()
@@ -222,6 +225,11 @@ def test_frame_ancestors_blocks_foreign_host(page, host, appliance: Appliance) -
             page.wait_for_timeout(500)
             assert page.evaluate("window.__msgs") == []
             assert any("frame-ancestors" in t for t in console)
+            # the partner sees why in setup/status: the refused origin, and how to allow it
+            failure = api.get("/v1/headless/setup/status").json()["lastFailure"]
+            origin = host.url.rstrip("/")
+            assert "frame-ancestors" in failure["message"] and origin in failure["message"], failure
+            assert f"--add {origin}" in failure["fix"], failure
         finally:
             assert api.put("/v1/headless/embed/origins", json={"origins": []}).status_code == 200
 

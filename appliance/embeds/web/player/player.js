@@ -191,7 +191,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   if (phase === "start") {
     const start_ = course.start || {};
     const resuming = !alreadyDone && maxProgress.current > 0;
-    return html`<div class="player">${header}
+    return html`<div class="player modern-course-player">${header}
       <main class="cover start" aria-labelledby="title">
         <h1 id="title" tabindex="-1" ref=${heading}>${course.title}</h1>
         ${start_.display_description !== false && course.description ? html`<p class="lead">${course.description}</p>` : null}
@@ -208,7 +208,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
     const scoreLine = summary && summary.score != null
       ? html`<p class="score"><strong>${t("score")}: ${Math.round(summary.score)}%</strong>${summary.passed != null ? ` · ${summary.passed ? t("passed") : t("failed")}` : ""}</p>`
       : null;
-    return html`<div class="player">${header}
+    return html`<div class="player modern-course-player">${header}
       <main class="cover finish" aria-labelledby="title">
         <h1 id="title" tabindex="-1" ref=${heading}>${f.display_title === false ? t("done") : (f.title || t("done"))}</h1>
         ${f.display_description !== false && f.description ? html`<p class="lead">${f.description}</p>` : null}
@@ -226,7 +226,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const state = states[index] || {};
   const setState = (value) => setStates((s) => ({ ...s, [index]: value }));
   const ready = Boolean(done[index]);
-  return html`<div class="player">${header}
+  return html`<div class="player modern-course-player">${header}
     <main class=${`screen screen-${screen.type}`} aria-labelledby="screen-title" data-screen-id=${screen.id}>
       <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
       <h2 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h2>
