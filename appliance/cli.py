@@ -152,6 +152,18 @@ def cmd_key_create(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 @_with_runtime
+def cmd_log_id(runtime: Runtime, args: argparse.Namespace) -> int:
+    """The pseudonym logs carry for a learner or client identifier (appliance.security.pseudonym)."""
+    from appliance.security.pseudonym import log_id, log_key
+
+    runtime.admin_event("log-id")  # the identifier itself stays out of the audit log
+    key = log_key(runtime.pepper)
+    for identifier in args.identifier:
+        print(f"{log_id(key, identifier)}\t{identifier}" if len(args.identifier) > 1 else log_id(key, identifier))
+    return 0
+
+
+@_with_runtime
 def cmd_key_list(runtime: Runtime, args: argparse.Namespace) -> int:
     for k in service.list_api_keys(runtime.control, args.workspace):
         state = f"revoked {k['revoked']}" if k["revoked"] else "active"
@@ -479,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--appliance-url", help="where the appliance answers (default: its public URL)")
 
+    p = command(sub, "log-id", cmd_log_id, "print the pseudonym that logs carry for a user or client identifier")
+    p.add_argument("identifier", nargs="+")
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     p = command(key, "create", cmd_key_create, "create an API key (printed once)")
     p.add_argument("--workspace", type=int, required=True)

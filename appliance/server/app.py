@@ -97,14 +97,16 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
         runtime: Runtime = request.app.state.runtime
         runtime.disk.report(exc, "request")
         return _error_response(diskfull.STATUS, diskfull.MESSAGE, {"retry-after": diskfull.RETRY_AFTER})
-    request_id = getattr(request.scope.get("appliance"), "request_id", None)
+    ctx = request.scope.get("appliance")
+    request_id = getattr(ctx, "request_id", None)
+    path = getattr(ctx, "log_path", "") or redact_path(request.url.path)
     if isinstance(exc, OverflowError):
         # the last line of defence where numbers reach SQLite (64-bit INTEGER) or C code: an input
         # number the decoding rules (server.inputs) did not see, e.g. a numeric string int()ed
-        logs.event("number out of range", level=30, request_id=request_id, path=redact_path(request.url.path))
+        logs.event("number out of range", level=30, request_id=request_id, path=path)
         return _error_response(422, f"A number in the request is out of range: integers {OUT_OF_RANGE}")
     logs.event(
-        "unhandled error", level=40, request_id=request_id, error=type(exc).__name__, path=redact_path(request.url.path)
+        "unhandled error", level=40, request_id=request_id, error=type(exc).__name__, path=path
     )
     return _error_response(500, "Internal error; the request id in X-Request-Id identifies it in the logs")
 

@@ -16,4 +16,5 @@ class RequestContext:
     principal: Principal | None = None
     target: str | None = None
     actor: str = "anonymous"
+    log_path: str = ""  # the path as logs and the audit record it: tokens redacted, identifiers pseudonymised
     extra: dict[str, Any] = field(default_factory=dict)

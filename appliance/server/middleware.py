@@ -26,12 +26,12 @@ from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
+from appliance.security.pseudonym import log_key, pseudonymise_path
 from appliance.server import inputs, logs
 from appliance.server.context import RequestContext
 from appliance.server.metrics import Metrics
 from appliance.storage import diskfull
 from appliance.workspaces import service
-from appliance.workspaces.service import Principal
 
 # Request ids only correlate log lines and audit entries: a seeded PRNG, not os.urandom (a syscall
 # per request that also hands the GIL to the writer threads on the event loop's hot path).
@@ -106,6 +106,7 @@ class ApplianceMiddleware:
         self.document_body = runtime.settings.documents.max_bytes + 64 * 1024
         self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
         self.access_log = runtime.settings.log.access_log
+        self.log_key = log_key(runtime.pepper)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,6 +123,7 @@ class ApplianceMiddleware:
             if scope.get("raw_path"):
                 scope["raw_path"] = re.sub(rb"/{2,}", b"/", scope["raw_path"])
         path: str = scope["path"]
+        ctx.log_path = redact_path(pseudonymise_path(self.log_key, path))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         client_addr = client[0] if client else None
@@ -206,7 +208,7 @@ class ApplianceMiddleware:
                 )
         finally:
             if ctx.principal is not None and state["status"] >= 400 and not state["audit_failed"]:
-                self._remember_failure(ctx.principal, method, path, int(state["status"]), bytes(error_body))
+                self._remember_failure(ctx, method, path, int(state["status"]), bytes(error_body))
             elapsed = time.perf_counter() - started
             self.metrics.observe(method, int(state["status"]), elapsed)
             if self.access_log:
@@ -214,7 +216,7 @@ class ApplianceMiddleware:
                     "request",
                     request_id=ctx.request_id,
                     method=method,
-                    path=redact_path(path),
+                    path=ctx.log_path,
                     status=state["status"],
                     ms=round(elapsed * 1000, 2),
                     actor=ctx.actor,
@@ -231,17 +233,19 @@ class ApplianceMiddleware:
             self.runtime.disk.report(exc, "audit")
             await self.runtime.audit.record(event)
 
-    def _remember_failure(
-        self, principal: Principal, method: str, path: str, status: int, body: bytes
-    ) -> None:
+    def _remember_failure(self, ctx: RequestContext, method: str, path: str, status: int, body: bytes) -> None:
         """Keep the caller's last failed request for `setup/status` (best effort, not awaited)."""
+        principal = ctx.principal
+        if principal is None:
+            return
         try:
-            message = str(json.loads(body).get("message", ""))
+            # a 404 names the path it did not find: the stored copy names it as the logs do
+            message = str(json.loads(body).get("message", "")).replace(path, ctx.log_path)
         except (ValueError, AttributeError):
             message = ""
         try:
             database = self.runtime.environment(principal.workspace_id, principal.environment)
-            database.submit(lambda db: record_failure(db, method, redact_path(path), status, message))
+            database.submit(lambda db: record_failure(db, method, ctx.log_path, status, message))
         except Exception:  # noqa: S110 - diagnostics must never break the request path
             pass
 
@@ -312,7 +316,7 @@ class ApplianceMiddleware:
         return AuditEvent(
             actor=ctx.actor,
             method=method,
-            route=redact_path(path),
+            route=ctx.log_path or redact_path(path),
             status=status,
             request_id=ctx.request_id,
             workspace_id=principal.workspace_id if principal else None,
