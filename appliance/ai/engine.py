@@ -40,6 +40,9 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int | None = None  # None: random per request
+    # scheduling, local engine only: while a request with a lower number runs, only the requests
+    # with that number are decoded (the first screen of a course reaches the author sooner)
+    priority: int = 0
 
 
 DEFAULT_SAMPLING = SamplingParams()

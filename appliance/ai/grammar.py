@@ -217,6 +217,15 @@ class LazyGrammarSampler:
         self._L.llama_sampler_accept(self.chain, tok)  # penalty history sees only the final token
         return tok
 
+    def force(self, token: int) -> bool:
+        """Accept ``token`` without sampling (jump-forward) if the grammar allows it here."""
+        if not self.legal(token):
+            return False
+        if self.grammar is not None:
+            self._L.llama_sampler_accept(self.grammar, token)
+        self._L.llama_sampler_accept(self.chain, token)
+        return True
+
     def close(self) -> None:
         """Free the native samplers. Idempotent."""
         L = getattr(self, "_L", None)

@@ -10,12 +10,13 @@ import sqlite_utils
 
 from appliance.ai.generation import (
     CourseBrief,
-    generate_course,
+    draft_course,
     generate_quiz,
     generate_screen,
     translate_screen,
 )
 from appliance.ai.jobs import JobContext, handler
+from appliance.ai.quality import Flag
 from appliance.courses import service as courses
 from appliance.errors import not_found
 from appliance.headless.identities import ensure_identity
@@ -28,15 +29,21 @@ def run_generate_course(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     brief = CourseBrief(prompt=p["prompt"], audience=p.get("audience") or "employees",
                         familiarity=p.get("familiarity") or "beginner", tone=p.get("tone") or "professional",
-                        screen_count=int(p.get("screenCount") or 5), source=p.get("source"))
-    title, description, content = generate_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
+                        screen_count=int(p.get("screenCount") or 5), source=p.get("source"),
+                        quiz=p.get("quiz") is not False)
+    draft = draft_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
 
     def save(w: sqlite_utils.Database) -> int:
         ensure_identity(w, p.get("identifier"), p.get("clientIdentifier"))
-        return courses.create(w, title=title, description=description, content=content,
+        return courses.create(w, title=draft.title, description=draft.description, content=draft.content,
                               identifier=p.get("identifier"), client_identifier=p.get("clientIdentifier"))
 
-    return {"courseId": ctx.db.write(save)}
+    return {"courseId": ctx.db.write(save), "flags": flags_to_wire(draft.flags), "regenerated": draft.regenerated}
+
+
+def flags_to_wire(flags: list[Flag]) -> list[dict[str, Any]]:
+    """Quality-gate findings left after the retries, for the author (screen: 0-based index)."""
+    return [{"rule": f.rule, "screen": f.screen, "detail": f.detail} for f in flags]
 
 
 def _course_context(ctx: JobContext, course_id: int) -> tuple[dict[str, Any], str]:
@@ -92,8 +99,11 @@ def run_translate(ctx: JobContext) -> dict[str, Any]:
     source_row = courses.get_row(ctx.db.read(), source_id)
     screens = content["screens"]
     translated = []
+    flags: list[Flag] = []
     for index, screen in enumerate(screens):
-        variant_screen = translate_screen(ctx.engine, screen, language, cancel=ctx.cancel)
+        screen_problems: list[Flag] = []
+        variant_screen = translate_screen(ctx.engine, screen, language, cancel=ctx.cancel, flags=screen_problems)
+        flags += [Flag(f.rule, index, f.detail) for f in screen_problems]
         variant_screen.pop("narration", None)  # the source's clip speaks the source's language
         translated.append(variant_screen)
         ctx.progress((index + 1) / (len(screens) + 1), f"screen {index + 1} of {len(screens)}")
@@ -113,4 +123,5 @@ def run_translate(ctx: JobContext) -> dict[str, Any]:
         w.execute("UPDATE courses SET default_language = 0 WHERE id = ?", [variant])
         return variant
 
-    return {"courseId": source_id, "variantId": ctx.db.write(save), "language": language}
+    return {"courseId": source_id, "variantId": ctx.db.write(save), "language": language,
+            "flags": flags_to_wire(flags)}
