@@ -152,6 +152,43 @@ def cmd_key_create(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 @_with_runtime
+def cmd_secret_set(runtime: Runtime, args: argparse.Namespace) -> int:
+    """Read the value from stdin (never argv: it would show in `ps` and shell history)."""
+    from appliance.security import secrets as operator_secrets
+
+    value = sys.stdin.readline().rstrip("\r\n") if not sys.stdin.isatty() else getpass.getpass("Value: ")
+    try:
+        operator_secrets.put(runtime.keyring, args.name, value)
+    except operator_secrets.SecretError as exc:
+        raise CliError(str(exc)) from None
+    runtime.admin_event("secret set", target=args.name)
+    print(f"{args.name} stored in the encrypted keyring; restart the server to use it", file=sys.stderr)
+    return 0
+
+
+@_with_runtime
+def cmd_secret_list(runtime: Runtime, args: argparse.Namespace) -> int:
+    from appliance.security import secrets as operator_secrets
+
+    for name in operator_secrets.names(runtime.keyring):
+        print(name)
+    return 0
+
+
+@_with_runtime
+def cmd_secret_remove(runtime: Runtime, args: argparse.Namespace) -> int:
+    from appliance.security import secrets as operator_secrets
+
+    try:
+        removed = operator_secrets.remove(runtime.keyring, args.name)
+    except operator_secrets.SecretError as exc:
+        raise CliError(str(exc)) from None
+    runtime.admin_event("secret remove", target=args.name)
+    print(f"{args.name} {'removed' if removed else 'was not set'}", file=sys.stderr)
+    return 0
+
+
+@_with_runtime
 def cmd_log_id(runtime: Runtime, args: argparse.Namespace) -> int:
     """The pseudonym logs carry for a learner or client identifier (appliance.security.pseudonym)."""
     from appliance.security.pseudonym import log_id, log_key
@@ -493,6 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "log-id", cmd_log_id, "print the pseudonym that logs carry for a user or client identifier")
     p.add_argument("identifier", nargs="+")
+    secret = sub.add_parser("secret", help="operator secrets in the encrypted keyring").add_subparsers(
+        dest="action", required=True
+    )
+    p = command(secret, "set", cmd_secret_set, "store a secret (value on stdin), e.g. remote-api-key:<engine name>")
+    p.add_argument("name")
+    command(secret, "list", cmd_secret_list, "names of the stored secrets (never values)")
+    p = command(secret, "remove", cmd_secret_remove, "remove a stored secret")
+    p.add_argument("name")
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     p = command(key, "create", cmd_key_create, "create an API key (printed once)")
     p.add_argument("--workspace", type=int, required=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,21 @@ def resolve_data_dir(arg: str | None) -> Path:
     return Path(value).expanduser().resolve()
 
 
+def _refuse_secrets(ai_table: dict[str, Any], path: Path) -> None:
+    """The config file is plain text: a remote engine's api_key belongs in the keyring or the
+    environment (appliance.security.secrets). The message never repeats the value."""
+    engines = ai_table.get("remote_engines")
+    for index, item in enumerate(engines if isinstance(engines, list) else []):
+        if isinstance(item, dict) and "api_key" in item:
+            engine = item.get("name") or str(item.get("url", "")).rstrip("/") or str(index)
+            raise ConfigError(
+                f"{path}: [ai] remote_engines[{index}] has an api_key; secrets do not belong in the configuration "
+                f"file. Remove it and store it with `appliance secret set remote-api-key:{engine}` (value on "
+                f"stdin; kept in the encrypted keyring) or set the environment variable "
+                f"APPLIANCE_AI_REMOTE_API_KEY_{re.sub(r'[^A-Za-z0-9]', '_', str(engine)).upper()}"
+            )
+
+
 def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -174,6 +190,7 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
     ai_table = raw.get("ai", {})
     if not isinstance(ai_table, dict):
         raise ConfigError(f"{path}: [ai] must be a table")
+    _refuse_secrets(ai_table, path)
     settings.ai = ai_table
     for section, cls in SECTIONS.items():
         target = getattr(settings, section)

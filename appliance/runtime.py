@@ -13,6 +13,7 @@ Data directory layout:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from appliance import config
 from appliance.courses.demo import seed_demo_course
 from appliance.security import apikeys
+from appliance.security import secrets as operator_secrets
 from appliance.security.audit import MAC_KEY, AuditEvent, AuditLog
 from appliance.storage import crypto, schema
 from appliance.storage.database import Database, StorageError, check_encrypted
@@ -48,6 +50,8 @@ class Runtime:
         audit_db.refuse_when_full = False  # keeps recording (into the reserve) while the disk is full
         self.audit = AuditLog(audit_db, self.keyring.get(MAC_KEY), self.data_dir)
         self.pepper = self.keyring.get(apikeys.PEPPER_KEY)
+        # remote AI engines' api keys: from the keyring or the environment, never the config file
+        settings.ai = operator_secrets.attach_remote_api_keys(settings.ai, self.keyring, os.environ)
         self._environments: dict[tuple[int, str], Database] = {}
         self._env_lock = threading.Lock()
         self._sync = sync
