@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 LOGGER = logging.getLogger("appliance")
+# set by the middleware for the life of a request: every line logged inside it (any logger, also in
+# the worker threads anyio starts for it) names the request, as the 500 body tells operators it does
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,6 +26,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
+        if "request_id" not in entry and (request_id := REQUEST_ID.get()) is not None:
+            entry["request_id"] = request_id
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__  # the type only: no values, no trace
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -115,6 +115,7 @@ class ApplianceMiddleware:
         started = time.perf_counter()
         ctx = RequestContext(request_id=f"{_REQUEST_IDS.getrandbits(64):016x}")
         scope["appliance"] = ctx
+        bound = logs.REQUEST_ID.set(ctx.request_id)
         method: str = scope["method"]
         if "//" in scope["path"]:
             # a partner base URL with a trailing slash gives `/api//v1/...`: route it as meant,
@@ -221,6 +222,7 @@ class ApplianceMiddleware:
                     ms=round(elapsed * 1000, 2),
                     actor=ctx.actor,
                 )
+            logs.REQUEST_ID.reset(bound)
 
     async def _record(self, event: AuditEvent) -> None:
         """Commit a request's audit entry. If the disk just filled up, the episode starts (which

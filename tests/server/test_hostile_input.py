@@ -222,3 +222,29 @@ def test_learner_tracking_fields_are_checked_against_the_contract(hostile: tuple
         assert row["feedback"] == "4"  # data: the rating as stored, a JSON string
         user = api.get("/v1/headless/user/trackings", params={"identifier": "learner-1"})
         assert user.status_code == 200 and "<script" not in user.text, user.text
+
+
+def _log_lines(server: Server) -> list[dict[str, Any]]:
+    lines = []
+    for line in server.log().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def test_every_log_line_inside_a_request_names_it(hostile: tuple[Server, Install]) -> None:
+    """The 500 body sends operators to the logs with X-Request-Id: every line a request logs has it."""
+    server, _ = hostile
+    with server.client() as http:
+        refused = http.get("/embed/course/not-a-token-at-all")  # logs "embed link refused"
+        overflow = http.get("/embed/api/builder/", params={"course": HUGE}, headers=server.extra["edit"])
+    assert refused.status_code == 401 and overflow.status_code == 422
+    lines = _log_lines(server)
+    for response, message in ((refused, "embed link refused"), (overflow, "number out of range")):
+        request_id = response.headers["x-request-id"]
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        assert {line["msg"] for line in mine} >= {message, "request"}, mine
+    # lines outside any request (start-up) carry none
+    assert "request_id" not in next(line for line in lines if line.get("msg") == "listening")
