@@ -126,12 +126,16 @@ class UsageController(Controller):
         page: int = 0,
         length: int = 50,
     ) -> dict[str, Any]:
+        """One row per client and metric (every metric the product reports); `page`/`length` count
+        those rows as returned, so a short page is the last, as with every other list."""
         limit, offset = page_window(page, length)
         period = _period_arg(start, end)
         environment = provide_principal(request).environment
         reader = db.read()
+        first_client, skip = divmod(offset, len(METRICS))
+        needed = -(-(skip + limit) // len(METRICS))  # the clients whose rows fall in this page
         clients = fetch_all(
-            reader, "SELECT client_identifier FROM clients ORDER BY id LIMIT ? OFFSET ?", [limit, offset]
+            reader, "SELECT client_identifier FROM clients ORDER BY id LIMIT ? OFFSET ?", [needed, first_client]
         )
         data = [
             {
@@ -142,9 +146,9 @@ class UsageController(Controller):
                 "periodEnd": period[1],
             }
             for c in clients
-            for metric in (IDENTIFIED, ANONYMOUS)
+            for metric in METRICS
         ]
-        return {"data": data}
+        return {"data": data[skip : skip + limit]}
 
     @get("/usage/client/{client_identifier:str}", summary="One client's allowances", sync_to_thread=False)
     def client(

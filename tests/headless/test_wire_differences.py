@@ -85,3 +85,23 @@ def test_frame_ancestors_refusal_is_the_last_failure(api: tuple[Server, Install]
     with server.client() as browser:
         assert browser.get(view, headers={**framed, "referer": "https://anyone.example/"}).status_code == 200
     assert test_key.get("/v1/headless/setup/status").json()["lastFailure"]["status"] == 404
+
+
+def test_usage_clients_length_counts_rows_and_every_metric_appears(api: tuple[Server, Install]) -> None:
+    server, install = api
+    c = server.client(install.test_key)
+    metrics = {"identified_recipients", "anonymous_recipients", "narration_tokens", "image_generations"}
+    every = c.get("/v1/headless/usage/clients", params={"length": 100}).json()["data"]
+    clients = {row["clientIdentifier"] for row in every}
+    assert len(clients) >= 2 and len(every) == len(clients) * len(metrics) <= 100
+    for client in clients:
+        assert {row["metric"] for row in every if row["clientIdentifier"] == client} == metrics
+    for length in (1, 3, 5):
+        paged: list[dict] = []  # type: ignore[type-arg]
+        for page in range(100):
+            rows = c.get("/v1/headless/usage/clients", params={"length": length, "page": page}).json()["data"]
+            assert len(rows) <= length
+            paged += rows
+            if len(rows) < length:
+                break
+        assert paged == every, length
