@@ -40,6 +40,7 @@ from appliance.server import logs
 from appliance.server.inputs import OUT_OF_RANGE, IntegerParamsMiddleware
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp, redact_path
+from appliance.server.openapi import make_truthful
 from appliance.storage import diskfull
 from appliance.storage.crypto import keyed_hash
 
@@ -222,6 +223,7 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics, ai: AIService |
     app.state.runtime = runtime
     app.state.metrics = metrics_registry
     app.state.ai = ai
+    make_truthful(app.openapi_schema)  # the cached document both docs routes serve (server.openapi)
     return app
 
 
