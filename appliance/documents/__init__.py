@@ -21,8 +21,9 @@ Job kinds (appliance.ai.jobs; submit with `AIService.submit(ws, env, kind, param
     "presentation_to_course"          screenCount?, identifier?, clientIdentifier?}
         -> {"courseId": int, "unsupported": [screen ids], "documentId": int, "sections": int}
 
-Progress events carry `{"screen": ..., "index": i}` as each screen is written (and
-`{"section": i, "sections": n, "pages": [a, b]}` while a long document is summarised). Generated
+Progress events carry `{"screen": ..., "index": i}` as each screen is written (in completion order:
+screens after the first are written concurrently), and `{"section": i, "sections": n, "pages": [a, b]}`
+as a long document's sections are digested. Generated
 screens that the document does not support carry `"unsupported": true` in the course draft.
 
 Headless routes: appliance.documents.routes (POST/GET /documents, GET/DELETE /documents/{id},

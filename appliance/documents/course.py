@@ -1,18 +1,22 @@
-"""Courses from documents: section summaries (map-reduce), the plan, grounded screens, support checks.
+"""Courses from documents: section digests, the plan, grounded screens, support checks.
 
 Only extracted text reaches the model, always fenced in `<source>` as data (generation.SYSTEM tells
 the model to ignore instructions found there, and a document cannot close the fence early). The
 budget of every call comes from the engine's context size, so the small test model (n_ctx 2048)
-and the default model both see whole prompts.
+and the default model both see whole prompts; within it, the plan and each screen read on purpose
+little text (prompt prefill is what the author waits for: ~74 tokens/s on two cores).
 
 - Short documents go to the planner as they are.
-- Long ones (`summary_min_pages` pages or more, or more text than one prompt holds) are cut into at
-  most `max_summary_sections` consecutive sections covering every chunk; each is summarised by
-  the model (map), the summaries are combined until they fit (reduce) and the course is planned
-  from them. Section summaries are kept in `document_sections` and reused.
-- Each screen is written from the chunks that best match its title and objective (FTS5 bm25), then
-  checked against the document: the share of its content words found in the best-matching chunks.
-  Below `support_threshold` the screen gets `"unsupported": true` for the author to review.
+- Long ones (`summary_min_pages` pages or more, or more text than the plan's budget) are cut into
+  at most `max_summary_sections` consecutive sections covering every chunk; each gets an extractive
+  digest (appliance.documents.digest: the document's own sentences, no model) and the course is
+  planned from them. Digests are stored in `document_sections`.
+- Each screen is written from the sentences of the chunks that best match its title and objective
+  (FTS5 bm25, then sentence selection), then checked against the document: the share of its content
+  words found in the best-matching chunks. Below `support_threshold` the screen gets
+  `"unsupported": true` for the author to review.
+- The first screen is written alone, the others together (at most SCREEN_WORKERS requests at once,
+  which the engine decodes in one batch); each is reported as soon as it is done.
 - Presentations: one screen per slide group (a section-header slide, or at most three slides).
 """
 
