@@ -8,6 +8,10 @@ Keys (TOML ``[ai]`` / env var):
     n_ctx            APPLIANCE_AI_N_CTX            context size (default: the model's manifest n_ctx)
     n_threads        APPLIANCE_AI_N_THREADS        llama.cpp threads (default: cpu count, max 8)
     queue_size       APPLIANCE_AI_QUEUE_SIZE       waiting requests before QueueFull (default 8)
+    parallel         APPLIANCE_AI_PARALLEL         sequences decoded together in one batch (default 6)
+    kv_cells         APPLIANCE_AI_KV_CELLS         shared KV cache size in tokens (default n_ctx x 4)
+    quality_retries  APPLIANCE_AI_QUALITY_RETRIES  fresh samples for a result that fails the quality gate
+                                                   (default 2; 0 returns the first answer with its flags)
     timeout_seconds  APPLIANCE_AI_TIMEOUT_SECONDS  per-request timeout incl. queue wait (default 300)
     local            APPLIANCE_AI_LOCAL            "true"/"false": run the in-process engine (default true)
     remote_engines   APPLIANCE_AI_REMOTE_ENGINES   list of URLs or tables {url, model, api_key, name,
@@ -37,6 +41,9 @@ class AIConfig:
     n_ctx: int | None = None
     n_threads: int | None = None
     queue_size: int = 8
+    parallel: int | None = None
+    kv_cells: int | None = None
+    quality_retries: int = 2
     timeout_seconds: float = 300.0
     local: bool = True
     remote_engines: list[Any] = field(default_factory=list)
@@ -64,7 +71,8 @@ class AIConfig:
             c.model = str(t["model"])
         if t.get("models_dir"):
             c.models_dir = Path(str(t["models_dir"]))
-        for key in ("n_ctx", "n_threads", "queue_size", "remote_failure_threshold"):
+        for key in ("n_ctx", "n_threads", "queue_size", "parallel", "kv_cells", "quality_retries",
+                    "remote_failure_threshold"):
             if t.get(key) not in (None, ""):
                 setattr(c, key, int(t[key]))
         for key in ("timeout_seconds", "remote_cooldown_seconds", "remote_health_interval_seconds"):
@@ -87,7 +95,7 @@ def create_engine(config: AIConfig | Mapping[str, Any] | None = None) -> Engine:
     c = config if isinstance(config, AIConfig) else AIConfig.from_mapping(config)
     local: Engine | None = None
     if c.local:
-        from .local import LocalEngine
+        from .local import DEFAULT_PARALLEL, LocalEngine
 
         local = LocalEngine(
             c.model,
@@ -96,6 +104,8 @@ def create_engine(config: AIConfig | Mapping[str, Any] | None = None) -> Engine:
             n_threads=c.n_threads,
             queue_size=c.queue_size,
             timeout=c.timeout_seconds,
+            parallel=c.parallel or DEFAULT_PARALLEL,
+            kv_cells=c.kv_cells,
         )
     if not c.remote_engines:
         if local is None:

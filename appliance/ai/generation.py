@@ -105,6 +105,7 @@ SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
     "flashcards": _object(cards=_array(_object(front=_text(60, 2), back=_text(180, 10)), 3, 4)),
 }
 SCREEN_TOKENS = 450
+OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per planned screen
 INTRO_SCHEMA = _object(title=_text(60, 3), paragraphs=_array(_text(360, 40), 1, 2))
 URGENT = -1  # the opening screen: decoded ahead of everything else (SamplingParams.priority)
 
@@ -160,6 +161,7 @@ class CourseBrief:
     screen_count: int = 5
     source: str | None = None
     quiz: bool = True  # a knowledge check in every course of 4+ screens unless the caller says no
+    retries: int = SCREEN_RETRIES  # fresh samples for a screen that fails the gate ([ai] quality_retries)
 
 
 @dataclass
@@ -296,23 +298,24 @@ class _Course:
                 f"Objectives: {goals}")
 
     def write(self, index: int, make: Maker, avoid: str | None = None, first_attempt: int = 0) -> None:
-        """Write screen ``index`` through the gate: up to SCREEN_RETRIES fresh samples."""
+        """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples."""
         self.makers[index] = make
-        for attempt in range(first_attempt, first_attempt + 1 + SCREEN_RETRIES):
+        retries = self.brief.retries
+        for attempt in range(first_attempt, first_attempt + 1 + retries):
             _check(self.cancel)
             screen = make(_seeded(DEFAULT_SAMPLING, attempt), avoid)
             if not _fixable(screen_flags(screen, index)):
                 break
-            if attempt < first_attempt + SCREEN_RETRIES:
+            if attempt < first_attempt + retries:
                 with self.lock:
                     self.regenerated += 1
         screen["id"] = index + 1
-        with self.lock:
+        with self.lock:  # held while reporting, so progress only ever grows
             self.screens[index] = screen
             done = len(self.screens)
-        if first_attempt == 0:
-            self.progress(done / (self.count + 1), f"screen {done} of {self.count}",
-                          {"screen": screen, "index": index})
+            if first_attempt == 0:
+                self.progress(done / (self.count + 1), f"screen {done} of {self.count}",
+                              {"screen": screen, "index": index})
 
 
 def _title_of(text: str) -> str:
@@ -339,9 +342,10 @@ def _stream_plan(course: _Course, count: int, on_screen: Callable[[int, dict[str
         "Use at least two types."
     )
     schema = outline_schema(count)
+    messages = _messages(task, b.source)
     text = ""
     launched = 0
-    for chunk in course.engine.stream(_messages(task, b.source), schema=schema, max_tokens=120 + 45 * count,
+    for chunk in course.engine.stream(messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count,
                                       timeout=course.timeout, cancel=course.cancel):
         text += chunk
         planned = _complete_items(text, "screens")
@@ -351,9 +355,24 @@ def _stream_plan(course: _Course, count: int, on_screen: Callable[[int, dict[str
         while launched < len(planned):
             on_screen(launched, planned[launched], _title_of(text), _complete_items(text, "objectives"))
             launched += 1
-    outline: dict[str, Any] = json.loads(text)
-    validate(outline, schema)
-    return outline
+    try:
+        outline: dict[str, Any] = json.loads(text)
+        validate(outline, schema)
+        return outline
+    except ValueError:  # InvalidOutput is a ValueError too: cut short, or a rule the grammar cannot hold
+        pass
+    title, objectives = _title_of(text), _complete_items(text, "objectives")
+    planned = _complete_items(text, "screens")[:count]
+    if not (title and objectives and len(planned) == count):  # the plan itself is unusable: plan again
+        fresh = course.engine.generate_json(messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count,
+                                            timeout=course.timeout, cancel=course.cancel)
+        title, objectives = title or fresh["title"], objectives or fresh["objectives"]
+        planned = planned + fresh["screens"][len(planned):]
+        for index in range(launched, count):
+            on_screen(index, planned[index], title, objectives)
+    # only the description was lost: the plan stands, the description is said plainly
+    return {"title": title, "objectives": objectives, "screens": planned,
+            "description": f"{b.prompt[:200]} (for {b.audience[:80]})"}
 
 
 def draft_course(
@@ -396,6 +415,8 @@ def draft_course(
     try:
         outline = _stream_plan(course, planned_count, start_screen)
         objectives: list[str] = outline["objectives"]
+        progress(1 / (count + 1), "plan complete", {"title": outline["title"], "objectives": objectives,
+                                                    "screens": [p["title"] for p in plan]})
         context = course.context(outline["title"], objectives)
         titles = "; ".join(p["title"] for p in plan)
         if structured and brief.quiz:
@@ -442,7 +463,9 @@ def _repeats(content: dict[str, Any]) -> dict[int, list[str]]:
 def _second_pass(course: _Course, content: dict[str, Any], pool: ThreadPoolExecutor) -> None:
     """Sentences repeated across screens are only visible once all exist: those screens are
     written once more (concurrently), told which sentences to avoid."""
-    jobs = [pool.submit(course.write, index, course.makers[index], "; ".join(repeated)[:300], 1 + SCREEN_RETRIES)
+    if course.brief.retries < 1:
+        return
+    jobs = [pool.submit(course.write, index, course.makers[index], "; ".join(repeated)[:300], 1 + course.brief.retries)
             for index, repeated in _repeats(content).items() if index in course.makers]
     for job in jobs:
         job.result()
@@ -488,7 +511,7 @@ def _replace(node: Any, values: list[str]) -> Any:
 
 def translate_screen(
     engine: Engine, screen: dict[str, Any], language: str, *, cancel: CancelToken | None = None,
-    timeout: float | None = None, flags: list[Flag] | None = None,
+    timeout: float | None = None, flags: list[Flag] | None = None, retries: int = SCREEN_RETRIES,
 ) -> dict[str, Any]:
     """Translate every text of one screen; structure, ids and answers' correctness stay as they are.
     A result that fails the gate (left untranslated, leaked markup) gets fresh samples; what still
@@ -504,7 +527,7 @@ def translate_screen(
             "order and any HTML tags; translate every sentence.")
     result = screen
     problems: list[Flag] = []
-    for attempt in range(1 + SCREEN_RETRIES):
+    for attempt in range(1 + retries):
         raw = engine.generate_json(_messages(task, numbered), schema, max_tokens=200 + 2 * sum(len(t) for t in texts),
                                    timeout=timeout, cancel=cancel, sampling=_seeded(DEFAULT_SAMPLING, attempt))
         translated = _replace(translatable, list(raw["translations"]))
@@ -518,6 +541,38 @@ def translate_screen(
     return result
 
 
+def translate_screens(
+    engine: Engine, screens: list[dict[str, Any]], language: str, progress: Progress, *,
+    cancel: CancelToken | None = None, timeout: float | None = None, retries: int = SCREEN_RETRIES,
+) -> tuple[list[dict[str, Any]], list[Flag]]:
+    """Every screen of a course, several at once (one caller for the engine); a screen's narration
+    is dropped (it speaks the source language). Returns the screens and the gate's leftover flags."""
+    cancel = cancel or CancelToken()
+    lock = threading.Lock()
+    done: list[int] = []
+    flags: list[Flag] = []
+
+    def one(index: int) -> dict[str, Any]:
+        problems: list[Flag] = []
+        variant = translate_screen(engine, screens[index], language, cancel=cancel, timeout=timeout, flags=problems,
+                                   retries=retries)
+        variant.pop("narration", None)
+        with lock:  # held while reporting, so progress only ever grows
+            flags.extend(Flag(f.rule, index, f.detail) for f in problems)
+            done.append(index)
+            progress(len(done) / (len(screens) + 1), f"screen {len(done)} of {len(screens)}", None)
+        return variant
+
+    workers = max(1, int(getattr(engine, "parallel", 3)) - 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-translate") as pool:
+        try:
+            translated = list(pool.map(one, range(len(screens))))
+        except BaseException:
+            cancel.cancel()
+            raise
+    return translated, sorted(flags, key=lambda f: f.screen or 0)
+
+
 REFINE_TASKS = {
     "shorten": "Make this text shorter, keeping its meaning.",
     "expand": "Expand this text with one or two helpful sentences.",
@@ -529,7 +584,8 @@ REFINE_TASKS = {
 
 
 def refine_text(
-    engine: Engine, text: str, operation: str, tone: str = "friendly", *, timeout: float | None = None
+    engine: Engine, text: str, operation: str, tone: str = "friendly", *, timeout: float | None = None,
+    retries: int = SCREEN_RETRIES,
 ) -> str:
     """One refine operation through the gate: a result that is unchanged (or, for fix_grammar,
     rewritten) or leaks markup gets fresh samples; fix_grammar falls back to the author's text."""
@@ -537,7 +593,7 @@ def refine_text(
         raise ValueError(f"operation must be one of {', '.join(REFINE_TASKS)}")
     task = REFINE_TASKS[operation].format(tone=tone)
     result = text
-    for attempt in range(1 + SCREEN_RETRIES):
+    for attempt in range(1 + retries):
         raw = engine.generate_json(_messages(task, text), _object(text=_text(4000, 1)),
                                    max_tokens=min(1500, 100 + len(text)), timeout=timeout,
                                    sampling=_seeded(DEFAULT_SAMPLING, attempt))

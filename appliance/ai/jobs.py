@@ -68,6 +68,10 @@ class JobContext:
         return self.service.engine
 
     @property
+    def retries(self) -> int:
+        return self.service.quality_retries
+
+    @property
     def db(self) -> Any:
         return self.service.runtime.environment(self.workspace_id, self.environment)
 
@@ -91,6 +95,8 @@ class AIService:
         self._engine_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-job")
         self._live: dict[tuple[int, str, int], _Live] = {}
+        # fresh samples for a result that fails the quality gate ([ai] quality_retries)
+        self.quality_retries = max(0, AIConfig.from_mapping(runtime.settings.ai).quality_retries)
         self._lock = threading.Lock()
 
     # -- the engine -----------------------------------------------------------------------------

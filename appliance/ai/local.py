@@ -45,7 +45,7 @@ from .models import ModelSpec, resolve_model, sha256_file
 from .schema import validate
 
 DEFAULT_TIMEOUT = 300.0
-DEFAULT_PARALLEL = 8  # sequences decoded together (measured: 4 in one decode ~1.3x one, 16 ~1.5x)
+DEFAULT_PARALLEL = 6  # sequences decoded together (measured: 4 in one decode ~1.3x one, 16 ~1.5x)
 KV_PER_SEQUENCE_FACTOR = 4  # the shared KV cache holds n_ctx x this many tokens
 N_BATCH = 512
 VALIDATION_RETRIES = 2  # extra samples when the output breaks a rule the grammar cannot express
@@ -160,6 +160,8 @@ class LocalEngine(Engine):
         self._decoder: BatchDecoder | None = None
         self._context: Any = None
         self._durations: deque[float] = deque(maxlen=8)
+        # since start, for benchmarks and the operator: tokens read, found cached, generated, forced
+        self.totals = dict.fromkeys(("prompt_tokens", "cached_tokens", "completion_tokens", "forced_tokens"), 0)
         self.spec: ModelSpec | None = None
         self.n_ctx = 0
         self._llm: Any = None
@@ -190,6 +192,8 @@ class LocalEngine(Engine):
             "parallel": self.parallel,
             "running": len(self._decoder.active) if self._decoder is not None else 0,
             "busy": bool(self._decoder is not None and self._decoder.active),
+            "kv_cells": self.kv_cells,
+            "totals": dict(self.totals),
         }
 
     def complete(
@@ -525,6 +529,8 @@ class LocalEngine(Engine):
 
     def _finished(self, job: _Job, error: BaseException | None) -> None:
         self._durations.append(time.monotonic() - (job.started or job.submitted))
+        for key in self.totals:
+            self.totals[key] += getattr(job.stats, key)
         if error is not None:
             job.out.put(("error", error))
         else:

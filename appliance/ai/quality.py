@@ -39,6 +39,10 @@ class Flag:
     screen: int | None   # 0-based screen index, None for a course-level flag
     detail: str          # short, in our words; quotes at most 60 characters of the offending text
 
+    def to_wire(self) -> dict[str, Any]:
+        """For job results: what still fails after the retries (screen: 0-based index)."""
+        return {"rule": self.rule, "screen": self.screen, "detail": self.detail}
+
 
 # Limits per field kind, in visible characters. The generator's schemas ask for less (titles 80,
 # descriptions 240, paragraphs 400); these leave headroom for human edits and translations (which

@@ -13,10 +13,9 @@ from appliance.ai.generation import (
     draft_course,
     generate_quiz,
     generate_screen,
-    translate_screen,
+    translate_screens,
 )
 from appliance.ai.jobs import JobContext, handler
-from appliance.ai.quality import Flag
 from appliance.courses import service as courses
 from appliance.errors import not_found
 from appliance.headless.identities import ensure_identity
@@ -30,7 +29,7 @@ def run_generate_course(ctx: JobContext) -> dict[str, Any]:
     brief = CourseBrief(prompt=p["prompt"], audience=p.get("audience") or "employees",
                         familiarity=p.get("familiarity") or "beginner", tone=p.get("tone") or "professional",
                         screen_count=int(p.get("screenCount") or 5), source=p.get("source"),
-                        quiz=p.get("quiz") is not False)
+                        quiz=p.get("quiz") is not False, retries=ctx.retries)
     draft = draft_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
 
     def save(w: sqlite_utils.Database) -> int:
@@ -38,12 +37,8 @@ def run_generate_course(ctx: JobContext) -> dict[str, Any]:
         return courses.create(w, title=draft.title, description=draft.description, content=draft.content,
                               identifier=p.get("identifier"), client_identifier=p.get("clientIdentifier"))
 
-    return {"courseId": ctx.db.write(save), "flags": flags_to_wire(draft.flags), "regenerated": draft.regenerated}
+    return {"courseId": ctx.db.write(save), "flags": [f.to_wire() for f in draft.flags], "regenerated": draft.regenerated}
 
-
-def flags_to_wire(flags: list[Flag]) -> list[dict[str, Any]]:
-    """Quality-gate findings left after the retries, for the author (screen: 0-based index)."""
-    return [{"rule": f.rule, "screen": f.screen, "detail": f.detail} for f in flags]
 
 
 def _course_context(ctx: JobContext, course_id: int) -> tuple[dict[str, Any], str]:
@@ -97,16 +92,8 @@ def run_translate(ctx: JobContext) -> dict[str, Any]:
     source_id, language = int(p["courseId"]), str(p["language"])
     content, _context = _course_context(ctx, source_id)
     source_row = courses.get_row(ctx.db.read(), source_id)
-    screens = content["screens"]
-    translated = []
-    flags: list[Flag] = []
-    for index, screen in enumerate(screens):
-        screen_problems: list[Flag] = []
-        variant_screen = translate_screen(ctx.engine, screen, language, cancel=ctx.cancel, flags=screen_problems)
-        flags += [Flag(f.rule, index, f.detail) for f in screen_problems]
-        variant_screen.pop("narration", None)  # the source's clip speaks the source's language
-        translated.append(variant_screen)
-        ctx.progress((index + 1) / (len(screens) + 1), f"screen {index + 1} of {len(screens)}")
+    translated, flags = translate_screens(ctx.engine, content["screens"], language, ctx.progress, cancel=ctx.cancel,
+                                          retries=ctx.retries)
     variant_content = {**content, "screens": translated}
 
     def save(w: sqlite_utils.Database) -> int:
@@ -124,4 +111,4 @@ def run_translate(ctx: JobContext) -> dict[str, Any]:
         return variant
 
     return {"courseId": source_id, "variantId": ctx.db.write(save), "language": language,
-            "flags": flags_to_wire(flags)}
+            "flags": [f.to_wire() for f in flags]}

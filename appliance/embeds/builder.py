@@ -44,7 +44,7 @@ from appliance.ai.generation import (
     MAX_SCREENS,
     REFINE_OPERATIONS,
     CourseBrief,
-    generate_course,
+    draft_course,
     refine_text,
 )
 from appliance.ai.http import to_api_error
@@ -254,8 +254,10 @@ def run_builder_generate_course(ctx: JobContext) -> dict[str, Any]:
         familiarity=p.get("familiarity") or "beginner",
         tone=p.get("tone") or "professional",
         screen_count=int(p.get("screenCount") or 5),
+        retries=ctx.retries,
     )
-    title, description, generated = generate_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
+    draft = draft_course(ctx.engine, brief, ctx.progress, cancel=ctx.cancel)
+    title, description, generated = draft.title, draft.description, draft.content
     course_id = int(p["courseId"])
 
     def save(w: sqlite_utils.Database) -> None:
@@ -277,7 +279,7 @@ def run_builder_generate_course(ctx: JobContext) -> dict[str, Any]:
         )
 
     ctx.db.write(save)
-    return {"courseId": course_id, "screens": len(generated["screens"])}
+    return {"courseId": course_id, "screens": len(generated["screens"]), "flags": [f.to_wire() for f in draft.flags]}
 
 
 # -- the routes ----------------------------------------------------------------------------------
@@ -517,7 +519,8 @@ class BuilderApi(Controller):
         service = _ai(request)
         try:
             refined = await anyio.to_thread.run_sync(
-                lambda: refine_text(service.engine, text, str(operation), str(tone)[:60])
+                lambda: refine_text(service.engine, text, str(operation), str(tone)[:60],
+                                    retries=service.quality_retries)
             )
         except Exception as exc:
             raise to_api_error(exc) from None

@@ -37,6 +37,7 @@ class CourseInput(msgspec.Struct):
     familiarity: Text | None = None
     tone: Text | None = None
     screenCount: int | None = None
+    quiz: bool | None = None  # appliance extension: false leaves out the knowledge check
     identifier: Text | None = None
     clientIdentifier: Text | None = None
 
@@ -101,7 +102,11 @@ async def _course_answer(
 
 async def _generate_course(request: Request[Any, Any, Any], db: Database, data: CourseInput) -> Any:
     count = data.screenCount if data.screenCount is not None else 5
-    params = {**msgspec.to_builtins(data), "screenCount": max(1, min(MAX_SCREENS, count))}
+    if not 1 <= count <= MAX_SCREENS:  # the pedagogical cap (decisions D7): said, not silently applied
+        raise ApiError(422, f"screenCount must be a number from 1 to {MAX_SCREENS}")
+    if not data.prompt.strip():
+        raise ApiError(422, "prompt must not be blank")
+    params = {**msgspec.to_builtins(data), "screenCount": count}
     return await _course_answer(request, db, "generate_course", params)
 
 
@@ -151,10 +156,11 @@ class GenerateController(Controller):
     async def refine(self, request: Request[Any, Any, Any], data: RefineInput) -> dict[str, Any]:
         if data.operation not in REFINE_OPERATIONS:
             raise ApiError(422, f"operation must be one of {', '.join(REFINE_OPERATIONS)}")
-        engine = ai_of(request).engine
+        service = ai_of(request)
         try:
             text = await anyio.to_thread.run_sync(
-                lambda: refine_text(engine, data.text, data.operation, data.tone or "friendly")
+                lambda: refine_text(service.engine, data.text, data.operation, data.tone or "friendly",
+                                    retries=service.quality_retries)
             )
         except Exception as exc:
             raise to_api_error(exc) from None

@@ -61,7 +61,12 @@ def test_generate_validation_and_the_screen_cap(ai_server: tuple[Server, Install
     assert c.post("/v1/headless/generate/course", json={"prompt": ""}).status_code == 422
     assert c.post("/v1/headless/generate/course/1/screen", json={"type": "poem"}).status_code == 422
     assert c.post("/v1/headless/generate/course/9999/quiz", json={}).status_code == 404
-    job = c.post("/api/v1/headless/course/generate", json={"prompt": "Ladders", "screenCount": 400},
+    for count in (0, 26, 400, 2**63):
+        refused = c.post("/v1/headless/generate/course", json={"prompt": "Ladders", "screenCount": count})
+        assert refused.status_code == 422 and "screenCount" in refused.json()["message"], refused.text
+    blank = c.post("/v1/headless/generate/course", json={"prompt": "   "})
+    assert blank.status_code == 422 and "blank" in blank.json()["message"]
+    job = c.post("/api/v1/headless/course/generate", json={"prompt": "Ladders", "screenCount": 25},
                  headers={"Prefer": "respond-async"})  # legacy path, asynchronous
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
@@ -70,7 +75,7 @@ def test_generate_validation_and_the_screen_cap(ai_server: tuple[Server, Install
     final = _wait(c, job_id)
     assert final["status"] == "cancelled"
     stored = json.loads(_job_input(install, job_id))
-    assert stored["screenCount"] == 25  # capped at 25
+    assert stored["screenCount"] == 25
 
 
 def _job_input(install: Install, job_id: int) -> str:

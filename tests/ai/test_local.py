@@ -157,7 +157,7 @@ def test_timeout(engine: LocalEngine) -> None:
 
 
 def test_queue_full_and_queued_timeout() -> None:
-    eng = _engine(queue_size=1)
+    eng = _engine(queue_size=1, parallel=1)  # one sequence: the second request waits in the queue
     try:
         running = eng.stream(LONG_MESSAGES, max_tokens=1500, sampling=SamplingParams(repeat_penalty=1.3))
         next(running)  # the worker has dequeued it: the queue is empty, the worker busy
@@ -232,7 +232,7 @@ def test_prompt_too_long() -> None:
 
 
 def test_close_cancels_running_and_queued() -> None:
-    eng = _engine(queue_size=4)
+    eng = _engine(queue_size=4, parallel=1)
     running = eng.stream(LONG_MESSAGES, max_tokens=1500, sampling=SamplingParams(repeat_penalty=1.3))
     next(running)
     queued = eng.stream(LONG_MESSAGES, max_tokens=10)
