@@ -12,6 +12,7 @@ from appliance.errors import ApiError, not_found
 from appliance.server.inputs import INT_MAX, OUT_OF_RANGE, in_range
 
 MAX_LENGTH = 100
+MAX_PAGE = INT_MAX // MAX_LENGTH  # documented as the maximum of every `page` (server.openapi)
 
 
 def page_window(page: int, length: int, max_length: int = MAX_LENGTH) -> tuple[int, int]:
@@ -20,9 +21,9 @@ def page_window(page: int, length: int, max_length: int = MAX_LENGTH) -> tuple[i
         raise ApiError(422, "page must be 0 or greater")
     if length < 0:
         raise ApiError(422, f"length must be between 0 and {max_length}")
+    if page > MAX_PAGE:  # page * length must fit SQLite's 64-bit OFFSET, whatever the length
+        raise ApiError(422, f"page must be at most {MAX_PAGE}")
     length = min(length, max_length)
-    if page * length > INT_MAX:  # SQLite's OFFSET is a 64-bit integer
-        raise ApiError(422, "page is out of range")
     return length, page * length
 
 

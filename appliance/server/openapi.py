@@ -8,6 +8,8 @@ cached object both `/api/docs/json` and the browsable `/api/docs/` serve:
 * `components.securitySchemes.COASSEMBLE` (an API key in the Authorization header), required by
   every headless operation;
 * `components.schemas.Error`, the D1 body, as the content of every error response;
+* integer parameters bounded as `server.inputs` enforces (64-bit; `page` and `length` from 0,
+  as `headless.common.page_window` enforces);
 * the error statuses each operation can answer (the middleware's 401/403/413/429/503/507 on every
   headless route, 404 where there is a path parameter, 400/409 where a body changes data, the AI
   statuses on the generation routes), each with that body.
@@ -31,6 +33,8 @@ from litestar.openapi.spec import (
 )
 
 from appliance.errors import error_code, reason_phrase
+from appliance.headless.common import MAX_PAGE
+from appliance.server.inputs import INT_MAX, INT_MIN
 
 SCHEME = "COASSEMBLE"
 ERROR_REF = "#/components/schemas/Error"
@@ -38,6 +42,7 @@ METHODS = ("get", "put", "post", "delete", "patch")
 EVERY = (401, 403, 422, 429, 500, 503)
 WRITES = (400, 409, 413, 507)
 AI = (502, 503, 504)
+LOOKUPS = {"id", "identifier", "clientIdentifier"}
 DESCRIPTION = (
     "Every operation answers under both `/v1/headless/...` (listed here) and `/api/v1/headless/...` "
     "(the same operations with the `/api` prefix partners' base URLs often carry). Every 4xx/5xx "
@@ -81,6 +86,25 @@ def statuses(method: str, path: str) -> set[int]:
     return codes
 
 
+def _integer_schemas(schema: Any) -> list[Schema]:
+    if not isinstance(schema, Schema):
+        return []
+    if schema.type == OpenAPIType.INTEGER:
+        return [schema]
+    return [s for option in (schema.one_of or []) for s in _integer_schemas(option)]
+
+
+def _bound_integers(parameters: Any) -> None:
+    for parameter in parameters or []:
+        for schema in _integer_schemas(getattr(parameter, "schema", None)):
+            schema.format = schema.format or "int64"  # type: ignore[assignment]
+            lowest = 0 if parameter.name in ("page", "length") else INT_MIN
+            schema.minimum = lowest if schema.minimum is None else max(schema.minimum, lowest)
+            # page * length must fit SQLite's OFFSET: page_window refuses pages above MAX_PAGE
+            highest = MAX_PAGE if parameter.name == "page" else INT_MAX
+            schema.maximum = highest if schema.maximum is None else min(schema.maximum, highest)
+
+
 def make_truthful(document: OpenAPI) -> OpenAPI:
     """Correct the generated document in place (idempotent) and return it."""
     document.info.description = DESCRIPTION
@@ -104,11 +128,15 @@ def make_truthful(document: OpenAPI) -> OpenAPI:
                 continue
             if path.startswith("/v1/headless"):
                 operation.security = [{SCHEME: []}]
+            _bound_integers(operation.parameters)
             responses: dict[str, Any] = dict(operation.responses or {})
             for code in list(responses):
                 if code.isdigit() and int(code) >= 400:  # Litestar's {status_code, detail, extra}
                     responses[code] = _error_response(int(code))
-            for status in sorted(statuses(method, path)):
+            codes = statuses(method, path)
+            if {p.name for p in operation.parameters or []} & LOOKUPS:
+                codes.add(404)  # a named course, user or client that does not exist
+            for status in sorted(codes):
                 responses.setdefault(str(status), _error_response(status))
             operation.responses = responses
     return document

@@ -35,6 +35,15 @@ def test_security_scheme_and_error_body_on_every_operation(server: Server) -> No
             for code, response in operation["responses"].items():
                 if code.isdigit() and int(code) >= 400:
                     assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, where
+        for path, method, operation in operations:
+            for parameter in operation.get("parameters", []):
+                options = parameter["schema"].get("oneOf", [parameter["schema"]])
+                for schema in (s for s in options if s.get("type") == "integer"):
+                    assert schema["format"] == "int64" and schema["maximum"] <= 2**63 - 1, (path, parameter)
+                    if parameter["name"] in ("page", "length"):
+                        assert schema["minimum"] == 0, (path, parameter)
+                    else:
+                        assert schema["minimum"] >= -(2**63), (path, parameter)
         assert "status_code" not in str(doc) and "'detail'" not in str(doc)  # Litestar's own error shape is gone
         assert "/api/v1/headless" in doc["info"]["description"]
 
@@ -50,5 +59,16 @@ def test_every_operation_without_a_key_is_a_documented_401(server: Server, insta
                 assert str(answer.status_code) in operation["responses"]
                 assert set(answer.json()) == set(doc["components"]["schemas"]["Error"]["required"])
     # and a real error with a key matches the documented body too
-    body = server.client(install.test_key).get("/v1/headless/courses/424242").json()
+    keyed = server.client(install.test_key)
+    body = keyed.get("/v1/headless/courses/424242").json()
     assert set(body) == set(doc["components"]["schemas"]["Error"]["required"]) and body["statusCode"] == 404
+    # the documented bounds of `page` are the server's, on every list
+    for path, _, operation in _operations(doc):
+        page = next((p for p in operation.get("parameters", []) if p["name"] == "page"), None)
+        if page is None or "{" in path:
+            continue
+        highest = page["schema"]["maximum"]
+        params = {"id": 1, "identifier": "x"} if "trackings" in path else {}
+        assert keyed.get(path, params={**params, "page": highest, "length": 100}).status_code < 500, path
+        refused = keyed.get(path, params={**params, "page": highest + 1, "length": 1})
+        assert refused.status_code == 422 and "page" in refused.json()["message"], (path, refused.text)
