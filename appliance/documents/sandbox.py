@@ -7,6 +7,10 @@ server, its model and its other requests carry on. The child is a fresh interpre
 file on stdin and answers with JSON on stdout (plain data: a compromised child cannot make the
 server run anything, as it could with pickle).
 
+Each reader reads exactly one document and exits. To keep interpreter start-up and imports off the
+upload's path, the next reader is started as soon as one has answered and waits, warmed up, for
+its document (`SPARE`); everything above holds for it unchanged (see _Spare).
+
 In the one-file binary there is no `python -m`: the child is the binary itself with the hidden first
 argument `_document-reader` (the entry script build/binary.sh writes dispatches it before the CLI is
 imported). It is given the PyInstaller bootloader's variables, so it runs from the server's unpacked
@@ -70,10 +74,10 @@ class _Spare:
     def take(self, argv: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen[bytes] | None:
         """The waiting reader for this command, if it is still alive; None: start one cold."""
         with self._lock:
-            proc, self._proc = self._proc, None
+            proc, key, self._proc = self._proc, self._key, None
         if proc is None:
             return None
-        if self._key != (argv, env, cwd) or proc.poll() is not None:
+        if key != (argv, env, cwd) or proc.poll() is not None:  # another command, or it died waiting
             _stop(proc)
             return None
         return proc
