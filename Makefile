@@ -88,8 +88,9 @@ test: lint types unit
 
 bench: model-default
 	$(BIN)/python bench/run.py
-	$(BIN)/python -m appliance.ai.bench --models qwen2.5-coder-1.5b-instruct-q4_k_m smollm2-135m-instruct --stock --threads 2
+	$(BIN)/python -m appliance.ai.bench --models qwen2.5-coder-1.5b-instruct-q4_k_m --threads 2
 	$(BIN)/python bench/course.py --screens 10
+	$(BIN)/python bench/quality.py
 	@if [ -f bench/documents.py ]; then $(BIN)/python bench/documents.py; fi
 
 # the binary bundles the local engine: llama-cpp-python (the cached portable wheel) must be in .venv

@@ -136,6 +136,10 @@ class BatchDecoder:
             if idle is not target and idle is not donor and idle.tokens:
                 self._L.llama_memory_seq_rm(self.memory, idle.seq_id, -1, -1)
                 idle.tokens = []
+        if (donor is not None and donor is not target and donor.job is None
+                and self._reserved(exclude=target) + need > self.kv_cells):  # the idle donor must go too
+            self._L.llama_memory_seq_rm(self.memory, donor.seq_id, -1, -1)
+            donor.tokens, donor, shared = [], None, 0
         if target is donor:
             if not self._L.llama_memory_seq_rm(self.memory, target.seq_id, shared, -1):
                 self._L.llama_memory_seq_rm(self.memory, target.seq_id, -1, -1)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
-from appliance.ai.errors import Cancelled
+from appliance.ai.errors import Cancelled, QueueFull
 from appliance.ai.quality import (
     Flag,
     course_flags,
@@ -106,7 +107,7 @@ SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 SCREEN_TOKENS = 450
 OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per planned screen
-INTRO_SCHEMA = _object(title=_text(60, 3), paragraphs=_array(_text(360, 40), 1, 2))
+INTRO_SCHEMA = _object(title=_text(60, 3), paragraphs=_array(_text(280, 40), 1, 2))
 URGENT = -1  # the opening screen: decoded ahead of everything else (SamplingParams.priority)
 
 
@@ -290,6 +291,13 @@ class _Course:
     screens: dict[int, dict[str, Any]] = field(default_factory=dict)
     makers: dict[int, Maker] = field(default_factory=dict)
     regenerated: int = 0
+    reported: float = 0.0
+
+    def report(self, fraction: float, message: str, data: dict[str, Any] | None) -> None:
+        """Progress from any writer thread, in order, never going backwards."""
+        with self.lock:
+            self.reported = max(self.reported, fraction)
+            self.progress(self.reported, message, data)
 
     def context(self, title: str, objectives: list[str]) -> str:
         b = self.brief
@@ -297,25 +305,39 @@ class _Course:
         return (f"{title}. Topic: {b.prompt}. Audience: {b.audience} ({b.familiarity}). Tone: {b.tone}. "
                 f"Objectives: {goals}")
 
+    def _call(self, make: Maker, sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        """One screen request. A full engine queue means other callers are busy: the course's
+        own requests wait for room (until cancel or the timeout) instead of failing the course;
+        the queue bound is for callers arriving from outside, not for a job already running."""
+        waited = 0.0
+        while True:
+            _check(self.cancel)
+            try:
+                return make(sampling, avoid)
+            except QueueFull as exc:
+                if waited >= (self.timeout or float(getattr(self.engine, "default_timeout", 300.0))):
+                    raise
+                pause = min(1.0, max(0.1, float(exc.retry_after or 1)))
+                time.sleep(pause)
+                waited += pause
+
     def write(self, index: int, make: Maker, avoid: str | None = None, first_attempt: int = 0) -> None:
         """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples."""
         self.makers[index] = make
         retries = self.brief.retries
         for attempt in range(first_attempt, first_attempt + 1 + retries):
-            _check(self.cancel)
-            screen = make(_seeded(DEFAULT_SAMPLING, attempt), avoid)
+            screen = self._call(make, _seeded(DEFAULT_SAMPLING, attempt), avoid)
             if not _fixable(screen_flags(screen, index)):
                 break
             if attempt < first_attempt + retries:
                 with self.lock:
                     self.regenerated += 1
         screen["id"] = index + 1
-        with self.lock:  # held while reporting, so progress only ever grows
+        with self.lock:
             self.screens[index] = screen
             done = len(self.screens)
-            if first_attempt == 0:
-                self.progress(done / (self.count + 1), f"screen {done} of {self.count}",
-                              {"screen": screen, "index": index})
+        if first_attempt == 0:
+            self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
 
 
 def _title_of(text: str) -> str:
@@ -328,9 +350,10 @@ def _title_of(text: str) -> str:
     return str(value)
 
 
-def _stream_plan(course: _Course, count: int, on_screen: Callable[[int, dict[str, Any], str, list[str]], None],
-                 ) -> dict[str, Any]:
-    """Stream the outline; call ``on_screen`` for each planned screen the moment its line is done."""
+def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]], None],
+                 on_screen: Callable[[int, dict[str, Any], str, list[str]], None]) -> dict[str, Any]:
+    """Stream the outline; call ``on_goals`` once the title and objectives are complete, and
+    ``on_screen`` for each planned screen the moment its line is done."""
     b = course.brief
     frame = ("An opening screen, a knowledge check and a key-takeaways screen are added for you: plan only the "
              "screens in between, with no introduction, welcome, conclusion, summary, references or quiz screen. "
@@ -345,13 +368,17 @@ def _stream_plan(course: _Course, count: int, on_screen: Callable[[int, dict[str
     messages = _messages(task, b.source)
     text = ""
     launched = 0
+    goals = False
     for chunk in course.engine.stream(messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count,
                                       timeout=course.timeout, cancel=course.cancel):
         text += chunk
+        if not goals and '"screens"' in text:  # the objectives array is closed
+            goals = True
+            on_goals(_title_of(text), _complete_items(text, "objectives"))
         planned = _complete_items(text, "screens")
         if planned and launched == 0:
-            course.progress(0.5 / (course.count + 1), "outline",
-                            {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
+            course.report(0.5 / (course.count + 1), "outline",
+                          {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
         while launched < len(planned):
             on_screen(launched, planned[launched], _title_of(text), _complete_items(text, "objectives"))
             launched += 1
@@ -367,6 +394,8 @@ def _stream_plan(course: _Course, count: int, on_screen: Callable[[int, dict[str
         fresh = course.engine.generate_json(messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count,
                                             timeout=course.timeout, cancel=course.cancel)
         title, objectives = title or fresh["title"], objectives or fresh["objectives"]
+        if not goals:
+            on_goals(title, objectives)
         planned = planned + fresh["screens"][len(planned):]
         for index in range(launched, count):
             on_screen(index, planned[index], title, objectives)
@@ -400,6 +429,8 @@ def draft_course(
     def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
         index += head
         planned = _vary(plan, planned)
+        course.report(0.5 / (count + 1), f"planned screen {index + 1}",
+                      {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
         context = course.context(title, objectives)
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
         focus = f"It serves the objective: {objective}." if objective else None
@@ -412,25 +443,28 @@ def draft_course(
 
         futures.append(pool.submit(course.write, index, make))
 
-    try:
-        outline = _stream_plan(course, planned_count, start_screen)
-        objectives: list[str] = outline["objectives"]
-        progress(1 / (count + 1), "plan complete", {"title": outline["title"], "objectives": objectives,
-                                                    "screens": [p["title"] for p in plan]})
-        context = course.context(outline["title"], objectives)
-        titles = "; ".join(p["title"] for p in plan)
-        if structured and brief.quiz:
-            quiz_focus = f"Ask one question about each objective, in order. The course covered: {titles}."
+    def start_closing(title: str, objectives: list[str]) -> None:
+        """The knowledge check and the key takeaways need only the objectives: they start before the
+        rest of the plan, so the longest screens are not the last to begin."""
+        if not structured:
+            return
+        context = course.context(title, objectives)
+        if brief.quiz:
+            quiz_focus = "Ask one question about each objective, in order."
             futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz(
                 engine, context, max(2, len(objectives)), cancel=cancel, timeout=timeout, focus=quiz_focus,
                 sampling=sampling)))
-        if structured:
-            summary_focus = (f"Sum up what the learner now knows and does, one point per objective. "
-                             f"The course covered: {titles}.")
-            futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
-                engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,
-                sampling=sampling, avoid=avoid)))
-        for future in futures:
+        summary_focus = "Sum up what the learner now knows and does: one point per objective."
+        futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
+            engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,
+            sampling=sampling, avoid=avoid)))
+
+    try:
+        outline = _stream_plan(course, planned_count, start_closing, start_screen)
+        objectives: list[str] = outline["objectives"]
+        course.report(1 / (count + 1), "plan complete", {"title": outline["title"], "objectives": objectives,
+                                                         "screens": [p["title"] for p in plan]})
+        for future in list(futures):
             future.result()
         content = empty_content()
         content["screens"] = [course.screens[i] for i in range(count)]

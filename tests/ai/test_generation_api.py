@@ -126,7 +126,7 @@ def test_screen_and_quiz_are_appended(ai_server: tuple[Server, Install]) -> None
 def test_progress_events_stream_while_a_job_runs(ai_server: tuple[Server, Install]) -> None:
     server, install = ai_server
     c = server.client(install.test_key)
-    job = c.post("/v1/headless/generate/course", json={"prompt": "Safe lifting", "screenCount": 2},
+    job = c.post("/v1/headless/generate/course", json={"prompt": "Safe lifting", "screenCount": 4},
                  headers={"Prefer": "respond-async"}).json()
     events = []
     with c.stream("GET", f"/v1/headless/jobs/{job['id']}/events", timeout=600) as stream:
@@ -139,9 +139,27 @@ def test_progress_events_stream_while_a_job_runs(ai_server: tuple[Server, Instal
     assert kinds[-1] == "succeeded", events[-1]
     progress = [e for e in events if e["type"] == "progress"]
     assert [e["progress"] for e in progress] == sorted(e["progress"] for e in progress)
-    screens = [e["data"]["screen"] for e in progress if e.get("data") and "screen" in e["data"]]
-    assert len(screens) == 2  # screens arrive one by one, before the course exists
-    assert events[-1]["job"]["result"]["courseId"]
+    screens = [e["data"] for e in progress if e.get("data") and "screen" in e["data"]]
+    assert len(screens) == 4  # screens arrive one by one, before the course exists
+    assert sorted(s["index"] for s in screens) == [0, 1, 2, 3]  # each says where it goes
+    planned = [e["data"]["plan"] for e in progress if e.get("data") and "plan" in e["data"]]
+    assert [p["index"] for p in planned] == [1]  # the plan streams: the middle screen, before it is written
+    assert kinds.index("progress") < len(kinds) - 1
+    result = events[-1]["job"]["result"]
+    assert isinstance(result["flags"], list)  # what still fails the gate, said rather than hidden
+    # 4+ screens: an opening screen, the plan, a knowledge check, then the key takeaways
+    from appliance import config
+    from appliance.runtime import open_runtime
+
+    runtime = open_runtime(config.load(install.data_dir))
+    try:
+        row = runtime.environment(install.workspace_id, "test").read().execute(
+            "SELECT draft FROM courses WHERE id = ?", [result["courseId"]]).fetchone()
+    finally:
+        runtime.close()
+    types = [screen["type"] for screen in json.loads(row[0])["screens"]]
+    assert types[0] == "text" and types[2] == "quiz" and types[3] == "list", types
+    assert json.loads(row[0])["screens"][3]["title"] == "Key takeaways"
 
 
 def test_translation_variants(ai_server: tuple[Server, Install]) -> None:

@@ -240,7 +240,10 @@ function Builder({ session, context, host, t, initial }) {
     let final = null;
     for await (const event of sse(response)) {
       if (event.type === "progress" && event.data && event.data.screen) {
-        setJob((j) => ({ ...j, screens: [...j.screens, event.data.screen], message: event.message }));
+        // screens of a course are written several at once and arrive as each is done: keep the arrival
+        // order (a log), labelled with the place each takes in the course
+        const at = Number.isInteger(event.data.index) ? event.data.index + 1 : null;
+        setJob((j) => ({ ...j, screens: [...j.screens, { ...event.data.screen, at }], message: event.message }));
       } else if (event.type === "progress") {
         setJob((j) => ({ ...j, message: event.message }));
       } else if (["succeeded", "failed", "cancelled"].includes(event.type)) { final = event.job; break; }
@@ -300,7 +303,7 @@ function Builder({ session, context, host, t, initial }) {
       : message ? html`<p class="notice" role="status">${message}</p>` : null}
     ${job ? html`<section class="job" aria-label="AI progress" aria-live="polite">
       <p><strong>${job.label}</strong> · ${job.status === "running" ? (job.message || "Working…") : job.status === "succeeded" ? "Done" : job.error}</p>
-      ${job.screens.length ? html`<ol class="generated" role="log" aria-label="Generated screens">${job.screens.map((s, i) => html`<li key=${i}>${s.title} <small>(${s.type})</small></li>`)}</ol>` : null}
+      ${job.screens.length ? html`<ol class="generated" role="log" aria-label="Generated screens">${job.screens.map((s, i) => html`<li key=${i}>${s.title} <small>(${s.type}${s.at ? `, screen ${s.at}` : ""})</small></li>`)}</ol>` : null}
       ${!busy ? html`<button type="button" class="tool" onClick=${() => setJob(null)}>Dismiss</button>` : null}
     </section>` : null}
     <nav class="tabs" aria-label="Builder views">
