@@ -19,6 +19,13 @@ AnswerId = int | Annotated[str, msgspec.Meta(max_length=200)]
 Answer = Annotated[list[AnswerId], msgspec.Meta(max_length=100)] | AnswerId
 
 
+class Learner(msgspec.Struct, kw_only=True):
+    """The LMS's learner on the SCORM route (`cmi.core.student_id` / `student_name`)."""
+
+    id: int | Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
 class TrackInput(msgspec.Struct, kw_only=True):
     event: Literal["start", "progress", "attempt", "complete", "feedback"]
     courseId: Annotated[int, msgspec.Meta(ge=1)] | None = None
@@ -28,6 +35,7 @@ class TrackInput(msgspec.Struct, kw_only=True):
     screenIndex: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     answers: Annotated[dict[Annotated[str, msgspec.Meta(max_length=100)], Answer], msgspec.Meta(max_length=500)] | None = None
     feedback: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    learner: Learner | None = None
 
 
 REQUIRED = {"progress": "progress", "attempt": "screenId", "feedback": "feedback"}

@@ -199,6 +199,11 @@ def test_package_tracking_is_graded_server_side(appliance: Appliance) -> None:
     right = httpx.post(url, headers=headers, json={"event": "attempt", "learner": learner, "screenId": 4, "answers": {"1": [1]}})
     assert right.json()["score"] == 100 and right.json()["passed"] is True
     _error(httpx.post(url, headers=headers, json={"event": "teleport", "learner": learner}), 422, "UNPROCESSABLE_ENTITY")
+    # the learner's fields come from the LMS page: typed and bounded like every tracked field
+    for bad in ("x", {"id": ["a"]}, {"id": "a", "name": "n" * 201}, {"id": "i" * 201}):
+        _error(httpx.post(url, headers=headers, json={"event": "start", "learner": bad}), 422, "UNPROCESSABLE_ENTITY")
+    _error(httpx.post(url, headers=headers, json={"event": "feedback", "feedback": "<b>5</b>", "learner": learner}),
+           422, "UNPROCESSABLE_ENTITY")
     with appliance.api() as c:
         rows = c.get("/v1/headless/trackings", params={"id": DEMO, "identifier": "scorm:api-learner"}).json()
     assert len(rows) == 1 and rows[0]["scorm"] is True and rows[0]["completed"] is None
