@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from appliance.documents.service import STOPWORDS
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")  # CJK full stops need no space after them
 _TERM = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 PICKED_DECAY = 0.3  # a picked sentence's terms keep this share of their weight
 MIN_SENTENCE = 20  # shorter pieces (page numbers, stray labels) are not sentences
