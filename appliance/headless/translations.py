@@ -7,7 +7,6 @@ it like any draft. Needs the `api_advanced` and `translations` entitlements.
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 import msgspec
@@ -15,13 +14,12 @@ import sqlite_utils
 from litestar import Controller, Request, delete, get, post
 
 from appliance.courses import service as courses
+from appliance.courses.languages import known_language
 from appliance.errors import ApiError, not_found
 from appliance.headless.deps import require_entitlement, set_target
 from appliance.headless.generate import run_job
 from appliance.security.audit import now_iso
 from appliance.storage.database import Database, fetch_all, fetch_one
-
-LANGUAGE = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 
 
 class TranslateInput(msgspec.Struct):
@@ -35,8 +33,8 @@ def _gate(request: Request[Any, Any, Any], course_id: int) -> None:
 
 
 def _language(value: str) -> str:
-    if not LANGUAGE.match(value):
-        raise ApiError(422, "language must be a BCP 47 code such as fr or pt-BR")
+    if not known_language(value):
+        raise ApiError(422, "language must be a BCP 47 code of a known language (ISO 639-1), such as fr or pt-BR")
     return value
 
 

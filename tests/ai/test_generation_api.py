@@ -175,7 +175,9 @@ def test_translation_variants(ai_server: tuple[Server, Install]) -> None:
     assert len(variant["screens"]) == len(source["screens"])
     assert [s["type"]["name"] for s in variant["screens"]] == [s["type"]["name"] for s in source["screens"]]
     assert {"id": made.json()["id"], "language": "fr"} in source["translations"]
-    assert c.post("/v1/headless/translation/translate/1", json={"language": "not a code!"}).status_code == 422
+    for bad in ("not a code!", "xx", "qq-ZZ", "klingon"):  # malformed, or no language the model knows
+        refused = c.post("/v1/headless/translation/translate/1", json={"language": bad})
+        assert refused.status_code == 422 and "ISO 639-1" in refused.json()["message"], (bad, refused.text)
     defaults = c.post("/v1/headless/translation/default/1/fr").json()
     assert next(v for v in defaults if v["language"] == "fr")["default"] is True
     remaining = c.delete("/v1/headless/translation/1/fr").json()

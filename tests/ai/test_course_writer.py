@@ -1,0 +1,109 @@
+"""The course writer's orchestration (appliance.ai.generation): the gate's rewrite loop, the
+plan read from a growing outline, type variety and the cross-screen repetition pass. The screens
+here are written by plain functions handed to the writer (it takes any screen maker), so every
+branch runs deterministically; the model-driven paths are tested through the engine fixture and
+the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.ai.engine import CancelToken, SamplingParams
+from appliance.ai.generation import (
+    CourseBrief,
+    _complete_items,
+    _Course,
+    _repeats,
+    _vary,
+    refine_text,
+)
+from appliance.ai.local import LocalEngine
+from appliance.ai.quality import refine_flags
+
+from .conftest import requires_model
+
+
+def text_screen(html: str, title: str = "Spotting a fake sender") -> dict[str, Any]:
+    return {"type": "text", "title": title, "content": {"html": html}}
+
+
+def writer(retries: int = 2) -> tuple[_Course, list[tuple[str, dict[str, Any] | None]]]:
+    events: list[tuple[str, dict[str, Any] | None]] = []
+    course = _Course(engine=None, brief=CourseBrief("Phishing", retries=retries),  # type: ignore[arg-type]
+                     progress=lambda f, m, d: events.append((m, d)), cancel=CancelToken(), timeout=5.0,
+                     count=3, structured=False)
+    return course, events
+
+
+BAD = "<p>Welcome to the 'Spotting a fake sender' screen. In this course you will learn about email.</p>"
+GOOD = "<p>Check the sender's address before you click anything in an unexpected email.</p>"
+
+
+def test_a_screen_that_fails_the_gate_is_written_again_with_a_fresh_seed() -> None:
+    course, events = writer()
+    seeds: list[int | None] = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        seeds.append(sampling.seed)
+        return text_screen(BAD if len(seeds) == 1 else GOOD)
+
+    course.write(0, make)
+    assert len(seeds) == 2 and course.regenerated == 1
+    assert course.screens[0]["content"]["html"] == GOOD
+    assert [m for m, _d in events] == ["screen 1 of 3"]  # delivered once, when it passed
+
+
+def test_retries_are_bounded_and_what_still_fails_is_kept_to_be_flagged() -> None:
+    course, _events = writer(retries=2)
+    calls = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        calls.append(1)
+        return text_screen(BAD)
+
+    course.write(1, make)
+    assert len(calls) == 3  # the first answer and two rewrites
+    assert course.screens[1]["content"]["html"] == BAD
+    none, _ = writer(retries=0)
+    none.write(0, make)
+    assert len(calls) == 4  # quality_retries = 0: the first answer only
+
+
+def test_the_plan_is_read_line_by_line_from_a_growing_outline() -> None:
+    outline = ('{"title":"Phishing","objectives":["Spot a fake sender"],"screens":[{"title":"Signs","type":"list",'
+               '"objective":1},{"title":"Report it","type":"process","objective":1}],"description":"How to"}')
+    seen = [len(_complete_items(outline[:n], "screens")) for n in range(len(outline) + 1)]
+    first = outline.index('},{') + 1
+    assert seen[first - 1] == 0 and seen[first] == 1  # a line counts the moment its object closes
+    assert seen[-1] == 2 and sorted(seen) == seen
+    assert _complete_items(outline[:40], "objectives") == []  # the array is not complete yet
+    assert _complete_items(outline, "objectives") == ["Spot a fake sender"]
+
+
+def test_a_third_screen_in_a_row_of_one_type_changes_type() -> None:
+    plan: list[dict[str, Any]] = []
+    kinds = [_vary(plan, {"title": str(i), "type": "text", "objective": 1})["type"] for i in range(6)]
+    assert kinds == ["text", "text", "list", "text", "text", "list"]
+    lists: list[dict[str, Any]] = []
+    assert [_vary(lists, {"title": "x", "type": "list", "objective": 1})["type"] for _ in range(3)] == \
+        ["list", "list", "text"]
+
+
+def test_sentences_repeated_across_screens_are_found_for_the_second_pass() -> None:
+    said = "Check the sender's address before you click anything in an unexpected email."
+    content = {"screens": [text_screen(f"<p>{said}</p>"), text_screen("<p>Something new and different here today.</p>"),
+                           text_screen(f"<p>{said}</p>"),
+                           {"type": "quiz", "title": "Check", "content": {"questions": []}}]}
+    found = _repeats(content)
+    assert list(found) == [2] and len(found[2]) == 1
+
+
+@requires_model
+def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> None:
+    clean = "Lock your screen whenever you leave your desk."
+    result = refine_text(engine, clean, "fix_grammar", timeout=120)
+    assert result == clean or not refine_flags(clean, result, "fix_grammar")
+    shorter = refine_text(engine, "Always lock your computer screen whenever you step away from your desk, even "
+                          "for a short moment, because anyone passing by could read or change your work.",
+                          "shorten", timeout=120)
+    assert shorter.strip() and shorter != clean
