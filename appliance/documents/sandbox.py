@@ -104,6 +104,13 @@ class _Spare:
 SPARE = _Spare()
 
 
+def prestart() -> None:
+    """Start a reader now, so that even the first upload finds one waiting (for the server's
+    start-up; without it the first upload starts its reader itself, 0.15-0.7 s)."""
+    argv, env = reader_command()
+    SPARE.refill(argv, env, PACKAGE_ROOT)
+
+
 def _start(argv: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
     full_env = {**{k: v for k, v in os.environ.items() if k in ENV_KEYS}, **env}  # no secrets, as run_isolated
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

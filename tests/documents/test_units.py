@@ -97,6 +97,9 @@ def _spare_pid() -> int | None:
 
 
 def test_each_document_gets_its_own_reader_started_ahead() -> None:
+    sandbox.SPARE.discard()
+    sandbox.prestart()  # what the server's start-up may call
+    assert _spare_pid() is not None
     extract_isolated(fx.make_docx(), "a.docx", Limits(), timeout=30)
     waiting = _spare_pid()
     assert waiting is not None  # the next reader is started once a document is read
