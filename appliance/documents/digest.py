@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from appliance.documents.service import STOPWORDS
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")  # CJK full stops need no space after them
+# CJK full stop, exclamation and question marks (U+3002, U+FF01, U+FF1F) need no space after them
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])|\n+")
 _TERM = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 PICKED_DECAY = 0.3  # a picked sentence's terms keep this share of their weight
 MIN_SENTENCE = 20  # shorter pieces (page numbers, stray labels) are not sentences
