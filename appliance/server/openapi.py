@@ -79,6 +79,8 @@ def statuses(method: str, path: str) -> set[int]:
         codes.add(404)
     if method != "get":
         codes.update(WRITES)
+    if method == "post" and path.endswith("/documents"):
+        codes.add(415)  # not multipart, or a file type the reader refuses
     if path.startswith("/v1/headless/course/scorm/"):
         codes.update((404, 409))
     if "/generate/" in path or path.endswith("/generate") or "/translation" in path or "/narrate" in path:
@@ -103,6 +105,20 @@ def _bound_integers(parameters: Any) -> None:
             # page * length must fit SQLite's OFFSET: page_window refuses pages above MAX_PAGE
             highest = MAX_PAGE if parameter.name == "page" else INT_MAX
             schema.maximum = highest if schema.maximum is None else min(schema.maximum, highest)
+
+
+def _true_media_types(path: str, responses: dict[str, Any]) -> None:
+    """Litestar documents a `Response[str]` as a JSON string; the signed-URL routes answer
+    text/plain (decisions D1), and the job event streams text/event-stream."""
+    for code, response in responses.items():
+        content = getattr(response, "content", None)
+        if not code.startswith("2") or not content or "application/json" not in content:
+            continue
+        schema = content["application/json"].schema
+        if path.endswith("/events"):
+            response.content = {"text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+        elif isinstance(schema, Schema) and schema.type == OpenAPIType.STRING:
+            response.content = {"text/plain": OpenAPIMediaType(schema=schema)}
 
 
 def make_truthful(document: OpenAPI) -> OpenAPI:
@@ -138,5 +154,6 @@ def make_truthful(document: OpenAPI) -> OpenAPI:
                 codes.add(404)  # a named course, user or client that does not exist
             for status in sorted(codes):
                 responses.setdefault(str(status), _error_response(status))
+            _true_media_types(path, responses)
             operation.responses = responses
     return document
