@@ -46,7 +46,7 @@ REFINE_OPERATIONS = ("shorten", "expand", "simplify", "fix_grammar", "change_ton
 SCREEN_RETRIES = 2  # fresh samples for a screen that fails the gate
 # rules a fresh sample can fix; the course-level ones (type mix, quiz, summary) are settled by the plan
 REGENERATE_RULES = {"leaked_markup", "meta_talk", "repeated_sentence", "empty_field", "overlong_field",
-                    "quiz_malformed", "untranslated", "unchanged", "changed"}
+                    "quiz_malformed", "untranslated", "unchanged", "changed", "mixed_script"}
 SYSTEM = (
     "You write short, clear e-learning content for workplace courses. Write to the learner (\"you\") "
     "about the topic itself. Never mention the screen, the course, the module, the format, JSON or "

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 RULES = ("leaked_markup", "meta_talk", "repeated_sentence", "empty_field", "overlong_field",
-         "type_mix", "no_quiz", "quiz_malformed", "no_summary", "untranslated", "unchanged", "changed")
+         "type_mix", "no_quiz", "quiz_malformed", "no_summary", "untranslated", "unchanged", "changed",
+         "mixed_script")
+
+# Qwen2.5-Coder, trained on much Chinese text, sometimes finishes an English word in Chinese
+# ("customer personal数据"). Han, kana and hangul inside text that is otherwise Latin is such a slip;
+# a text written in one of those scripts has few Latin letters and is not flagged.
+_CJK = re.compile(r"[぀-ヿ㐀-䶿一-鿿가-힯豈-﫿]")
+_LATIN = re.compile(r"[A-Za-zÀ-ɏ]")
+MIXED_SCRIPT_LATIN = 12  # Latin letters that make a text "Latin" for this rule
 
 
 @dataclass(frozen=True)
@@ -261,6 +269,12 @@ def screen_flags(screen: dict[str, Any], index: int | None = None, *, seen: set[
     point taught earlier, and answers are checked for distinctness by quiz_malformed)."""
     fields = list(_field_texts(screen))
     flags = _markup_meta([text for _kind, text in fields], index)
+    for _field, text in fields:
+        cjk = _CJK.search(text)
+        if cjk and len(_LATIN.findall(text)) >= MIXED_SCRIPT_LATIN:
+            flags.append(Flag("mixed_script", index, "another script inside Latin text: "
+                              + _quote(text, max(0, cjk.start() - 20), cjk.end() + 10)))
+            break
     kind = screen.get("type")
     if kind != "quiz" and not any(text.strip() for k, text in fields if k not in ("title", "description")):
         flags.append(Flag("empty_field", index, f"the {kind or 'untyped'} screen has no content"))

@@ -564,3 +564,19 @@ def test_a_25_screen_course_is_checked_in_well_under_10_ms() -> None:
         course_flags(content)
         best = min(best, time.perf_counter() - started)
     assert best < 0.010, f"{best * 1000:.1f} ms"
+
+
+def test_mixed_script_fails_when_another_script_slips_into_latin_text() -> None:
+    slip = text("Handling customer data", "Protect customer personal数据 at every step of the call.")
+    flags = screen_flags(slip, 2)
+    assert [(f.rule, f.screen) for f in flags] == [("mixed_script", 2)]
+    assert "数据" in flags[0].detail
+
+
+@pytest.mark.parametrize("clean", [
+    "Protect customer personal data at every step of the call.",
+    "顧客の個人情報は通話のすべての段階で保護してください。",  # a Japanese course is not mixed
+    "在 Outlook 中报告可疑邮件。",  # a product name inside Chinese text
+])
+def test_mixed_script_passes_text_in_one_script(clean: str) -> None:
+    assert [f.rule for f in screen_flags(text("Data", clean))] == []
