@@ -43,6 +43,9 @@ def test_schemathesis_finds_no_5xx_no_schema_violation_and_no_missing_auth(fuzze
         "--request-timeout", "30",
         "--no-color",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
+    # run from the test's directory: schemathesis keeps its example database in the working directory
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=400, check=False, cwd=install.data_dir.parent
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "unhandled error" not in server.log()
