@@ -108,11 +108,15 @@ SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 SCREEN_TOKENS = 450
 OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per planned screen
-INTRO_SCHEMA = _object(title=_text(60, 3), paragraphs=_array(_text(280, 40), 1, 2))
+INTRO_SCHEMA = _object(paragraphs=_array(_text(280, 40), 1, 2))
 URGENT = -1  # the opening screen: decoded ahead of everything else (SamplingParams.priority)
 
 
-def quiz_schema(question_count: int) -> dict[str, Any]:
+KNOWLEDGE_CHECK = "Check your understanding"
+OPENING = "Why this matters"
+
+
+def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
         question=_text(160, 10),
         answers=_array(_text(90, 1), 3, 3),
@@ -120,7 +124,8 @@ def quiz_schema(question_count: int) -> dict[str, Any]:
         feedback_correct=_text(160, 5),
         feedback_incorrect=_text(160, 5),
     )
-    return _object(title=_text(60, 3), questions=_array(question, question_count, question_count))
+    questions = _array(question, question_count, question_count)
+    return _object(title=_text(60, 3), questions=questions) if titled else _object(questions=questions)
 
 
 def fence_safe(text: str) -> str:
@@ -205,15 +210,16 @@ def generate_screen(
 def generate_quiz(
     engine: Engine, context: str, question_count: int = 3, *, source: str | None = None,
     cancel: CancelToken | None = None, timeout: float | None = None, focus: str | None = None,
-    sampling: SamplingParams = DEFAULT_SAMPLING,
+    sampling: SamplingParams = DEFAULT_SAMPLING, title: str | None = None,
 ) -> dict[str, Any]:
+    """A quiz screen; with ``title`` given the model writes only the questions."""
     count = max(1, min(10, question_count))
     task = (f"Write a {count}-question multiple-choice knowledge check. Each question has 3 answers, exactly "
             "one of them correct; the wrong ones are plausible. Feedback explains why.")
     if focus:
         task += f" {focus}"
-    raw = engine.generate_json(_messages(task, source, context), quiz_schema(count), max_tokens=200 + 220 * count,
-                               timeout=timeout, cancel=cancel, sampling=sampling)
+    raw = engine.generate_json(_messages(task, source, context), quiz_schema(count, titled=title is None),
+                               max_tokens=200 + 220 * count, timeout=timeout, cancel=cancel, sampling=sampling)
     questions = [
         {
             "id": i + 1,
@@ -223,7 +229,7 @@ def generate_quiz(
         }
         for i, q in enumerate(raw["questions"])
     ]
-    return validate_screen({"type": "quiz", "title": raw["title"], "scored": True, "passing_grade": 50,
+    return validate_screen({"type": "quiz", "title": title or raw["title"], "scored": True, "passing_grade": 50,
                             "content": {"questions": questions}})
 
 
@@ -257,11 +263,26 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
     """The opening screen, from the brief alone, so it is written while the outline is planned."""
     task = (f"Write the opening screen of a course. Topic: {brief.prompt}. Audience: {brief.audience} "
             f"({brief.familiarity}). Tone: {brief.tone}. Tell the learner in 1 or 2 short paragraphs why the "
-            "topic matters to them and what they will be able to do. Give it a short, specific title "
-            "(not 'Introduction' or 'Welcome').")
+            "topic matters to them and what they will be able to do.")
     raw = engine.generate_json(_messages(task, brief.source), INTRO_SCHEMA, max_tokens=SCREEN_TOKENS,
                                timeout=timeout, cancel=cancel, sampling=sampling)
-    return validate_screen({"type": "text", "title": raw["title"], "content": screen_content("text", raw)})
+    return validate_screen({"type": "text", "title": OPENING, "content": screen_content("text", raw)})
+
+
+# what the frame already has: a planned screen titled like this would say it twice
+_FRAME_TITLE = re.compile(
+    r"\b(?:introduction|intro|welcome|overview|conclusions?|summary|recap|takeaways?|key points|next steps|"
+    r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts)\b", re.IGNORECASE)
+
+
+def _reframe(planned: dict[str, Any], objectives: list[str]) -> dict[str, Any]:
+    """A planned screen that repeats the frame (another introduction, a conclusion, a summary, a
+    quiz) is given the objective it serves as its subject instead; small models plan those out of
+    habit even when told not to."""
+    if not _FRAME_TITLE.search(planned["title"]) or not objectives:
+        return planned
+    goal = objectives[min(int(planned["objective"]), len(objectives)) - 1].strip().rstrip(".")
+    return {**planned, "title": goal[:1].upper() + goal[1:70]}
 
 
 def _vary(plan: list[dict[str, Any]], planned: dict[str, Any]) -> dict[str, Any]:
@@ -434,7 +455,7 @@ def draft_course(
 
     def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
         index += head
-        planned = _vary(plan, planned)
+        planned = _vary(plan, _reframe(planned, objectives) if structured else planned)
         course.report(0.5 / (count + 1), f"planned screen {index + 1}",
                       {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
         context = course.context(title, objectives)
@@ -459,7 +480,7 @@ def draft_course(
             quiz_focus = "Ask one question about each objective, in order."
             futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz(
                 engine, context, max(2, len(objectives)), cancel=cancel, timeout=timeout, focus=quiz_focus,
-                sampling=sampling)))
+                sampling=sampling, title=KNOWLEDGE_CHECK)))
         summary_focus = "Sum up what the learner now knows and does: one point per objective."
         futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
             engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,

@@ -107,3 +107,15 @@ def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> 
                           "for a short moment, because anyone passing by could read or change your work.",
                           "shorten", timeout=120)
     assert shorter.strip() and shorter != clean
+
+
+def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject() -> None:
+    from appliance.ai.generation import _reframe
+
+    goals = ["recognise a phishing email.", "Report it the right way"]
+    for title in ("Introduction", "Conclusion", "Key Takeaways", "Quiz: phishing", "Next steps"):
+        assert _reframe({"title": title, "type": "text", "objective": 2}, goals)["title"] == "Report it the right way"
+    assert _reframe({"title": "Introduction", "type": "text", "objective": 1}, goals)["title"] == \
+        "Recognise a phishing email"
+    kept = {"title": "Spotting a fake sender", "type": "list", "objective": 1}
+    assert _reframe(kept, goals) is kept
