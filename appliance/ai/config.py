@@ -14,8 +14,9 @@ Keys (TOML ``[ai]`` / env var):
                                                    (default 2; 0 returns the first answer with its flags)
     timeout_seconds  APPLIANCE_AI_TIMEOUT_SECONDS  per-request timeout incl. queue wait (default 300)
     local            APPLIANCE_AI_LOCAL            "true"/"false": run the in-process engine (default true)
-    remote_engines   APPLIANCE_AI_REMOTE_ENGINES   list of URLs or tables {url, model, api_key, name,
-                                                   response_format}; env: comma-separated URLs
+    remote_engines   APPLIANCE_AI_REMOTE_ENGINES   list of URLs or tables {url, model, name, response_format};
+                                                   env: comma-separated URLs. An engine's API key is never
+                                                   in the file: `appliance secret set` (docs/security.md)
     remote_failure_threshold, remote_cooldown_seconds, remote_health_interval_seconds
 """
 
