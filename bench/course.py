@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.ai.bench import _cpu_model
 from appliance.ai.config import AIConfig, create_engine
-from appliance.ai.generation import CourseBrief, draft_course
+from appliance.ai.course_writer import CourseBrief, draft_course
 from appliance.ai.local import LocalEngine
 from appliance.ai.quality import Flag
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.ai.config import AIConfig, create_engine
-from appliance.ai.generation import CourseBrief, generate_course
+from appliance.ai.course_writer import CourseBrief, generate_course
 from appliance.ai.quality import course_flags
 
 # Fixed prompts: varied workplace topics and audiences, the first one is issue 10's failing course.

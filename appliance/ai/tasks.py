@@ -8,9 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.ai.course_writer import CourseBrief, draft_course
 from appliance.ai.generation import (
-    CourseBrief,
-    draft_course,
     generate_quiz,
     generate_screen,
     translate_screens,

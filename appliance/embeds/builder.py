@@ -39,14 +39,8 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.response import ServerSentEvent
 
 from appliance.ai import narration
-from appliance.ai.generation import (
-    GENERATED_TYPES,
-    MAX_SCREENS,
-    REFINE_OPERATIONS,
-    CourseBrief,
-    draft_course,
-    refine_text,
-)
+from appliance.ai.course_writer import CourseBrief, draft_course
+from appliance.ai.generation import GENERATED_TYPES, MAX_SCREENS, REFINE_OPERATIONS, refine_text
 from appliance.ai.http import to_api_error
 from appliance.ai.jobs import FINAL, HANDLERS, AIService, JobContext, handler
 from appliance.courses import service as courses

@@ -1,4 +1,4 @@
-"""The course writer's orchestration (appliance.ai.generation): the gate's rewrite loop, the
+"""The course writer's orchestration (appliance.ai.course_writer): the gate's rewrite loop, the
 plan read from a growing outline, type variety and the cross-screen repetition pass. The screens
 here are written by plain functions handed to the writer (it takes any screen maker), so every
 branch runs deterministically; the model-driven paths are tested through the engine fixture and
@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.ai.course_writer import CourseBrief, _complete_items, _Course, _repeats, _vary
 from appliance.ai.engine import CancelToken, SamplingParams
-from appliance.ai.generation import (
-    CourseBrief,
-    _complete_items,
-    _Course,
-    _repeats,
-    _vary,
-    refine_text,
-)
+from appliance.ai.generation import refine_text
 from appliance.ai.local import LocalEngine
 from appliance.ai.quality import refine_flags
 
@@ -110,7 +104,7 @@ def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> 
 
 
 def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject() -> None:
-    from appliance.ai.generation import _reframe
+    from appliance.ai.course_writer import _reframe
 
     goals = ["recognise a phishing email.", "Report it the right way"]
     for title in ("Introduction", "Conclusion", "Key Takeaways", "Quiz: phishing", "Next steps"):

@@ -1,0 +1,394 @@
+"""Whole courses from a brief: the plan streamed, screens written several at once, the frame
+(opening screen, knowledge check, key takeaways) and the quality gate's rewrites (decision D10).
+
+Contract:
+- A course of 4+ screens opens with "Why this matters" (written from the brief alone, at priority
+  -1 so it runs alone and reaches the author first), has a planned middle, and ends with a
+  knowledge check (unless the caller turns it off) and "Key takeaways"; 1-3 screens are planned whole.
+- The outline streams; each middle screen starts the moment its line of the plan is complete, and
+  the knowledge check and the key takeaways start as soon as the objectives exist. Up to
+  ``parallel - 1`` requests of one course run at once; their prompts begin with the same course
+  context, which the local engine reads once. One CancelToken makes the course one caller.
+- Every screen passes the gate (appliance.ai.quality) or is written again with a fresh seed, at most
+  ``brief.retries`` times; then sentences repeated across screens are written once more. What still
+  fails is returned as flags, never silently kept.
+- Every screen is handed to ``progress`` the moment it exists (``{"screen", "index"}``); progress
+  never goes backwards. A full engine queue makes the course's own requests wait, not fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, SamplingParams
+from appliance.ai.errors import QueueFull
+from appliance.ai.generation import (
+    INTRO_SCHEMA,
+    MAX_SCREENS,
+    SCREEN_RETRIES,
+    SCREEN_TOKENS,
+    Progress,
+    check_cancel,
+    fixable,
+    fresh_sample,
+    generate_quiz,
+    generate_screen,
+    outline_schema,
+    prompt_messages,
+    screen_content,
+)
+from appliance.ai.quality import Flag, course_flags, screen_flags, sentences, visible_texts
+from appliance.ai.schema import validate
+from appliance.courses.model import empty_content
+from appliance.courses.validate import validate_content, validate_screen
+
+T = TypeVar("T")
+OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per planned screen
+
+TYPE_GUIDE = (
+    "Screen types: text = a short explanation; list = 3-4 key points; process = steps in order; "
+    "checklist = actions the learner should take; flashcards = terms and their meaning."
+)
+URGENT = -1  # the opening screen: decoded ahead of everything else (SamplingParams.priority)
+
+
+KNOWLEDGE_CHECK = "Check your understanding"
+OPENING = "Why this matters"
+
+
+@dataclass
+class CourseBrief:
+    prompt: str
+    audience: str = "employees"
+    familiarity: str = "beginner"
+    tone: str = "professional"
+    screen_count: int = 5
+    source: str | None = None
+    quiz: bool = True  # a knowledge check in every course of 4+ screens unless the caller says no
+    retries: int = SCREEN_RETRIES  # fresh samples for a screen that fails the gate ([ai] quality_retries)
+
+
+@dataclass
+class CourseDraft:
+    title: str
+    description: str
+    content: dict[str, Any]
+    flags: list[Flag] = field(default_factory=list)  # what still fails the gate after the retries
+    regenerated: int = 0  # screens written again because they failed the gate
+
+
+# -- the plan, streamed ----------------------------------------------------------------------------
+
+def _complete_items(text: str, key: str) -> list[Any]:
+    """The complete elements of the array under ``"key"`` in a JSON text that may still be growing."""
+    at = text.find(f'"{key}"')
+    if at < 0:
+        return []
+    start = text.find("[", at)
+    if start < 0:
+        return []
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    i = start + 1
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return items
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except ValueError:
+            return items  # the next element is not finished yet
+        items.append(value)
+
+
+def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | None = None,
+                   timeout: float | None = None, sampling: SamplingParams = DEFAULT_SAMPLING) -> dict[str, Any]:
+    """The opening screen, from the brief alone, so it is written while the outline is planned."""
+    task = (f"Write the opening screen of a course. Topic: {brief.prompt}. Audience: {brief.audience} "
+            f"({brief.familiarity}). Tone: {brief.tone}. Tell the learner in 1 or 2 short paragraphs why the "
+            "topic matters to them and what they will be able to do.")
+    raw = engine.generate_json(prompt_messages(task, brief.source), INTRO_SCHEMA, max_tokens=SCREEN_TOKENS,
+                               timeout=timeout, cancel=cancel, sampling=sampling)
+    return validate_screen({"type": "text", "title": OPENING, "content": screen_content("text", raw)})
+
+
+# what the frame already has: a planned screen titled like this would say it twice
+_FRAME_TITLE = re.compile(
+    r"\b(?:introduction|intro|welcome|overview|conclusions?|summary|recap|takeaways?|key points|next steps|"
+    r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts)\b", re.IGNORECASE)
+
+
+def _reframe(planned: dict[str, Any], objectives: list[str]) -> dict[str, Any]:
+    """A planned screen that repeats the frame (another introduction, a conclusion, a summary, a
+    quiz) is given the objective it serves as its subject instead; small models plan those out of
+    habit even when told not to."""
+    if not _FRAME_TITLE.search(planned["title"]) or not objectives:
+        return planned
+    goal = objectives[min(int(planned["objective"]), len(objectives)) - 1].strip().rstrip(".")
+    return {**planned, "title": goal[:1].upper() + goal[1:70]}
+
+
+def _vary(plan: list[dict[str, Any]], planned: dict[str, Any]) -> dict[str, Any]:
+    """A third screen in a row of one type becomes a list of key points (or a text, after two
+    lists): a shape that fits any title, so a course is never a wall of one kind of screen. The
+    plan streams, so this is decided screen by screen, before the screen is written."""
+    if len(plan) >= 2 and plan[-1]["type"] == plan[-2]["type"] == planned["type"]:
+        planned = {**planned, "type": "list" if planned["type"] != "list" else "text"}
+    plan.append(planned)
+    return planned
+
+
+Maker = Callable[[SamplingParams, str | None], dict[str, Any]]  # (sampling, sentences to avoid) -> screen
+
+
+@dataclass
+class _Course:
+    """The state of one course being written (shared by the writer threads)."""
+
+    engine: Engine
+    brief: CourseBrief
+    progress: Progress
+    cancel: CancelToken
+    timeout: float | None
+    count: int
+    structured: bool  # opening screen, plan, quiz (unless turned off), key takeaways
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    screens: dict[int, dict[str, Any]] = field(default_factory=dict)
+    makers: dict[int, Maker] = field(default_factory=dict)
+    regenerated: int = 0
+    reported: float = 0.0
+
+    def report(self, fraction: float, message: str, data: dict[str, Any] | None) -> None:
+        """Progress from any writer thread, in order, never going backwards."""
+        with self.lock:
+            self.reported = max(self.reported, fraction)
+            self.progress(self.reported, message, data)
+
+    def context(self, title: str, objectives: list[str]) -> str:
+        b = self.brief
+        goals = " ".join(f"({i + 1}) {o}" for i, o in enumerate(objectives))
+        return (f"{title}. Topic: {b.prompt}. Audience: {b.audience} ({b.familiarity}). Tone: {b.tone}. "
+                f"Objectives: {goals}")
+
+    def patiently(self, call: Callable[[], T]) -> T:
+        """One request of this course. A full engine queue means other callers are busy: the
+        course's own requests wait for room (until cancel or the timeout) instead of failing the
+        course; the queue bound is for callers arriving from outside, not for a job already running."""
+        waited = 0.0
+        while True:
+            check_cancel(self.cancel)
+            try:
+                return call()
+            except QueueFull as exc:
+                if waited >= (self.timeout or float(getattr(self.engine, "default_timeout", 300.0))):
+                    raise
+                pause = min(1.0, max(0.1, float(exc.retry_after or 1)))
+                time.sleep(pause)
+                waited += pause
+
+    def _call(self, make: Maker, sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        return self.patiently(lambda: make(sampling, avoid))
+
+    def write(self, index: int, make: Maker, avoid: str | None = None, first_attempt: int = 0) -> None:
+        """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples."""
+        self.makers[index] = make
+        retries = self.brief.retries
+        for attempt in range(first_attempt, first_attempt + 1 + retries):
+            screen = self._call(make, fresh_sample(DEFAULT_SAMPLING, attempt), avoid)
+            if not fixable(screen_flags(screen, index)):
+                break
+            if attempt < first_attempt + retries:
+                with self.lock:
+                    self.regenerated += 1
+        screen["id"] = index + 1
+        with self.lock:
+            self.screens[index] = screen
+            done = len(self.screens)
+        if first_attempt == 0:
+            self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
+
+
+def _title_of(text: str) -> str:
+    """The course title at the start of a growing outline (empty until it is complete)."""
+    try:
+        start = text.index(":", text.index('"title"')) + 1
+        value, _end = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        return ""
+    return str(value)
+
+
+def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]], None],
+                 on_screen: Callable[[int, dict[str, Any], str, list[str]], None]) -> dict[str, Any]:
+    """Stream the outline; call ``on_goals`` once the title and objectives are complete, and
+    ``on_screen`` for each planned screen the moment its line is done."""
+    b = course.brief
+    frame = ("An opening screen, a knowledge check and a key-takeaways screen are added for you: plan only the "
+             "screens in between, with no introduction, welcome, conclusion, summary, references or quiz screen. "
+             if course.structured else "")
+    task = (
+        f"Plan the {count} content screens of a course. Topic: {b.prompt}. Audience: {b.audience}. Their "
+        f"familiarity: {b.familiarity}. Tone: {b.tone}. Start from 1 to 3 learning objectives; give every screen "
+        f"the number of the objective it serves. Each screen covers a different point. {frame}{TYPE_GUIDE} "
+        "Use at least two types."
+    )
+    schema = outline_schema(count)
+    messages = prompt_messages(task, b.source)
+    text = ""
+    launched = 0
+    goals = False
+    chunks = course.patiently(lambda: course.engine.stream(
+        messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout,
+        cancel=course.cancel))
+    for chunk in chunks:
+        text += chunk
+        if not goals and '"screens"' in text:  # the objectives array is closed
+            goals = True
+            on_goals(_title_of(text), _complete_items(text, "objectives"))
+        planned = _complete_items(text, "screens")
+        if planned and launched == 0:
+            course.report(0.5 / (course.count + 1), "outline",
+                          {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
+        while launched < len(planned):
+            on_screen(launched, planned[launched], _title_of(text), _complete_items(text, "objectives"))
+            launched += 1
+    try:
+        outline: dict[str, Any] = json.loads(text)
+        validate(outline, schema)
+        return outline
+    except ValueError:  # InvalidOutput is a ValueError too: cut short, or a rule the grammar cannot hold
+        pass
+    title, objectives = _title_of(text), _complete_items(text, "objectives")
+    planned = _complete_items(text, "screens")[:count]
+    if not (title and objectives and len(planned) == count):  # the plan itself is unusable: plan again
+        fresh = course.patiently(lambda: course.engine.generate_json(
+            messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout, cancel=course.cancel))
+        title, objectives = title or fresh["title"], objectives or fresh["objectives"]
+        if not goals:
+            on_goals(title, objectives)
+        planned = planned + fresh["screens"][len(planned):]
+        for index in range(launched, count):
+            on_screen(index, planned[index], title, objectives)
+    # only the description was lost: the plan stands, the description is said plainly
+    return {"title": title, "objectives": objectives, "screens": planned,
+            "description": f"{b.prompt[:200]} (for {b.audience[:80]})"}
+
+
+def draft_course(
+    engine: Engine, brief: CourseBrief, progress: Progress, *, cancel: CancelToken | None = None,
+    timeout: float | None = None,
+) -> CourseDraft:
+    """Outline first (title, objectives, one line per screen), streamed; each screen is written
+    as soon as its line exists, several at once; then the knowledge check and the summary. Every
+    screen is delivered to ``progress`` the moment it is complete (``{"screen", "index"}``)."""
+    count = max(1, min(MAX_SCREENS, brief.screen_count))
+    structured = count >= 4  # an opening screen first; a quiz (unless turned off) and a summary last
+    head = 1 if structured else 0
+    tail = (2 if brief.quiz else 1) if structured else 0
+    planned_count = count - head - tail
+    cancel = cancel or CancelToken()  # one token: the engine treats the course as one caller
+    course = _Course(engine, brief, progress, cancel, timeout, count, structured)
+    workers = max(2, int(getattr(engine, "parallel", 3)) - 1)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-screen")
+    futures: list[Future[None]] = []
+    plan: list[dict[str, Any]] = []
+    if structured:
+        futures.append(pool.submit(course.write, 0, lambda sampling, _avoid: generate_intro(
+            engine, brief, cancel=cancel, timeout=timeout, sampling=replace(sampling, priority=URGENT))))
+
+    def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
+        index += head
+        planned = _vary(plan, _reframe(planned, objectives) if structured else planned)
+        course.report(0.5 / (count + 1), f"planned screen {index + 1}",
+                      {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
+        context = course.context(title, objectives)
+        objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
+        focus = f"It serves the objective: {objective}." if objective else None
+
+        def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+            screen = generate_screen(engine, planned["type"], planned["title"], context, source=brief.source,
+                                     cancel=cancel, timeout=timeout, focus=focus, sampling=sampling, avoid=avoid)
+            screen["objective"] = objective
+            return screen
+
+        futures.append(pool.submit(course.write, index, make))
+
+    def start_closing(title: str, objectives: list[str]) -> None:
+        """The knowledge check and the key takeaways need only the objectives: they start before the
+        rest of the plan, so the longest screens are not the last to begin."""
+        if not structured:
+            return
+        context = course.context(title, objectives)
+        if brief.quiz:
+            quiz_focus = "Ask one question about each objective, in order."
+            futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz(
+                engine, context, max(2, len(objectives)), cancel=cancel, timeout=timeout, focus=quiz_focus,
+                sampling=sampling, title=KNOWLEDGE_CHECK)))
+        summary_focus = "Sum up what the learner now knows and does: one point per objective."
+        futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
+            engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,
+            sampling=sampling, avoid=avoid)))
+
+    try:
+        outline = _stream_plan(course, planned_count, start_closing, start_screen)
+        objectives: list[str] = outline["objectives"]
+        course.report(1 / (count + 1), "plan complete", {"title": outline["title"], "objectives": objectives,
+                                                         "screens": [p["title"] for p in plan]})
+        for future in list(futures):
+            future.result()
+        content = empty_content()
+        content["screens"] = [course.screens[i] for i in range(count)]
+        _second_pass(course, content, pool)
+        content["objectives"] = objectives
+        content = validate_content(content)
+    except BaseException:
+        cancel.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    flags = course_flags(content, require_quiz=brief.quiz)
+    return CourseDraft(outline["title"], outline["description"], content, flags, course.regenerated)
+
+
+def _repeats(content: dict[str, Any]) -> dict[int, list[str]]:
+    """Sentences of a screen already said by an earlier one (quiz screens may restate a point)."""
+    first: dict[str, int] = {}
+    found: dict[int, list[str]] = {}
+    for index, screen in enumerate(content["screens"]):
+        if screen["type"] == "quiz":
+            continue
+        for text in visible_texts(screen):
+            for sentence in sentences(text):
+                if first.setdefault(sentence, index) != index:
+                    found.setdefault(index, []).append(sentence)
+    return found
+
+
+def _second_pass(course: _Course, content: dict[str, Any], pool: ThreadPoolExecutor) -> None:
+    """Sentences repeated across screens are only visible once all exist: those screens are
+    written once more (concurrently), told which sentences to avoid."""
+    if course.brief.retries < 1:
+        return
+    jobs = [pool.submit(course.write, index, course.makers[index], "; ".join(repeated)[:300], 1 + course.brief.retries)
+            for index, repeated in _repeats(content).items() if index in course.makers]
+    for job in jobs:
+        job.result()
+    content["screens"] = [course.screens[i] for i in range(len(content["screens"]))]
+
+
+def generate_course(
+    engine: Engine, brief: CourseBrief, progress: Progress, *, cancel: CancelToken | None = None,
+    timeout: float | None = None,
+) -> tuple[str, str, dict[str, Any]]:
+    """:func:`draft_course` as (title, description, content), for callers that do not read flags."""
+    draft = draft_course(engine, brief, progress, cancel=cancel, timeout=timeout)
+    return draft.title, draft.description, draft.content
+
