@@ -9,9 +9,9 @@ Contract:
   the knowledge check and the key takeaways start as soon as the objectives exist. Up to
   ``parallel - 1`` requests of one course run at once; their prompts begin with the same course
   context, which the local engine reads once. One CancelToken makes the course one caller.
-- Every screen passes the gate (appliance.ai.quality) or is written again with a fresh seed, at most
-  ``brief.retries`` times; then sentences repeated across screens are written once more. What still
-  fails is returned as flags, never silently kept.
+- Every screen passes the gate (appliance.ai.quality), and says nothing a finished screen already
+  said, or is written again with a fresh seed, at most ``brief.retries`` times. What still fails is
+  returned as flags, never silently kept.
 - Every screen is handed to ``progress`` the moment it exists (``{"screen", "index"}``); progress
   never goes backwards. A full engine queue makes the course's own requests wait, not fail.
 """
@@ -56,7 +56,7 @@ TYPE_GUIDE = (
     "Screen types: text = a short explanation; list = 3-4 key points; process = steps in order; "
     "checklist = actions the learner should take; flashcards = terms and their meaning."
 )
-URGENT = -1  # the opening screen: decoded ahead of everything else (SamplingParams.priority)
+URGENT = -1  # the opening screen and the plan: decoded ahead of the screens (SamplingParams.priority)
 
 
 KNOWLEDGE_CHECK = "Check your understanding"
@@ -114,7 +114,8 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
     """The opening screen, from the brief alone, so it is written while the outline is planned."""
     task = (f"Write the opening screen of a course. Topic: {brief.prompt}. Audience: {brief.audience} "
             f"({brief.familiarity}). Tone: {brief.tone}. Tell the learner in 1 or 2 short paragraphs why the "
-            "topic matters to them and what they will be able to do.")
+            "topic matters in their daily work: the risk it avoids or the benefit it brings. Start with the topic "
+            "itself, not with the course.")
     raw = engine.generate_json(prompt_messages(task, brief.source), INTRO_SCHEMA, max_tokens=SCREEN_TOKENS,
                                timeout=timeout, cancel=cancel, sampling=sampling)
     return validate_screen({"type": "text", "title": OPENING, "content": screen_content("text", raw)})
@@ -197,23 +198,41 @@ class _Course:
     def _call(self, make: Maker, sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
         return self.patiently(lambda: make(sampling, avoid))
 
-    def write(self, index: int, make: Maker, avoid: str | None = None, first_attempt: int = 0) -> None:
-        """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples."""
+    def write(self, index: int, make: Maker, urgent: bool = False) -> None:
+        """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples. Besides
+        the screen's own rules, a sentence already said by a finished screen counts as a failure
+        (the rewrite is told which sentences to avoid), so repetition is caught while the other
+        screens are still being written, not in a pass at the end. An urgent screen's first
+        attempt runs ahead of the others; its rewrites do not."""
         self.makers[index] = make
+        avoid: str | None = None
         retries = self.brief.retries
-        for attempt in range(first_attempt, first_attempt + 1 + retries):
-            screen = self._call(make, fresh_sample(DEFAULT_SAMPLING, attempt), avoid)
-            if not fixable(screen_flags(screen, index)):
+        for attempt in range(1 + retries):
+            sampling = fresh_sample(DEFAULT_SAMPLING, attempt)
+            if urgent and attempt == 0:
+                sampling = replace(sampling, priority=URGENT)
+            screen = self._call(make, sampling, avoid)
+            said = self._already_said(screen)
+            if not fixable(screen_flags(screen, index)) and not said:
                 break
-            if attempt < first_attempt + retries:
+            avoid = "; ".join(said)[:300] or None
+            if attempt < retries:
                 with self.lock:
                     self.regenerated += 1
         screen["id"] = index + 1
         with self.lock:
             self.screens[index] = screen
             done = len(self.screens)
-        if first_attempt == 0:
-            self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
+        self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
+
+    def _already_said(self, screen: dict[str, Any]) -> list[str]:
+        """Sentences of ``screen`` that a finished screen already has (a quiz may restate)."""
+        if screen["type"] == "quiz":
+            return []
+        with self.lock:
+            finished = [s for s in self.screens.values() if s["type"] != "quiz"]
+        earlier = {sentence for s in finished for text in visible_texts(s) for sentence in sentences(text)}
+        return [sentence for text in visible_texts(screen) for sentence in sentences(text) if sentence in earlier]
 
 
 def _title_of(text: str) -> str:
@@ -247,7 +266,7 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
     goals = False
     chunks = course.patiently(lambda: course.engine.stream(
         messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout,
-        cancel=course.cancel))
+        cancel=course.cancel, sampling=replace(DEFAULT_SAMPLING, priority=URGENT)))  # the plan feeds every screen
     for chunk in chunks:
         text += chunk
         if not goals and '"screens"' in text:  # the objectives array is closed
@@ -302,7 +321,7 @@ def draft_course(
     plan: list[dict[str, Any]] = []
     if structured:
         futures.append(pool.submit(course.write, 0, lambda sampling, _avoid: generate_intro(
-            engine, brief, cancel=cancel, timeout=timeout, sampling=replace(sampling, priority=URGENT))))
+            engine, brief, cancel=cancel, timeout=timeout, sampling=sampling), urgent=True))
 
     def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
         index += head
@@ -346,7 +365,6 @@ def draft_course(
             future.result()
         content = empty_content()
         content["screens"] = [course.screens[i] for i in range(count)]
-        _second_pass(course, content, pool)
         content["objectives"] = objectives
         content = validate_content(content)
     except BaseException:
@@ -356,32 +374,6 @@ def draft_course(
         pool.shutdown(wait=True, cancel_futures=True)
     flags = course_flags(content, require_quiz=brief.quiz)
     return CourseDraft(outline["title"], outline["description"], content, flags, course.regenerated)
-
-
-def _repeats(content: dict[str, Any]) -> dict[int, list[str]]:
-    """Sentences of a screen already said by an earlier one (quiz screens may restate a point)."""
-    first: dict[str, int] = {}
-    found: dict[int, list[str]] = {}
-    for index, screen in enumerate(content["screens"]):
-        if screen["type"] == "quiz":
-            continue
-        for text in visible_texts(screen):
-            for sentence in sentences(text):
-                if first.setdefault(sentence, index) != index:
-                    found.setdefault(index, []).append(sentence)
-    return found
-
-
-def _second_pass(course: _Course, content: dict[str, Any], pool: ThreadPoolExecutor) -> None:
-    """Sentences repeated across screens are only visible once all exist: those screens are
-    written once more (concurrently), told which sentences to avoid."""
-    if course.brief.retries < 1:
-        return
-    jobs = [pool.submit(course.write, index, course.makers[index], "; ".join(repeated)[:300], 1 + course.brief.retries)
-            for index, repeated in _repeats(content).items() if index in course.makers]
-    for job in jobs:
-        job.result()
-    content["screens"] = [course.screens[i] for i in range(len(content["screens"]))]
 
 
 def generate_course(

@@ -41,7 +41,7 @@ Progress = Callable[[float, str, dict[str, Any] | None], None]
 SCREEN_TASKS = {
     "text": "Explain it in 1 or 2 short paragraphs of 2-3 sentences each.",
     "list": "Give 3 or 4 key points, each a short title and one sentence.",
-    "process": "Give 3 to 5 steps in order, each a short title and one sentence.",
+    "process": "Give 3 or 4 steps in order, each a short title and one sentence.",
     "checklist": "Give 3 to 5 concrete actions the learner should take, each on one short line.",
     "flashcards": "Give 3 or 4 cards: a term on the front, a one-sentence explanation on the back.",
 }
@@ -70,28 +70,28 @@ def outline_schema(screen_count: int) -> dict[str, Any]:
     screen = _object(title=_text(70, 3), type={"enum": list(GENERATED_TYPES)}, objective={"enum": [1, 2, 3]})
     return _object(
         title=_text(80, 3),
-        objectives=_array(_text(110, 10), 1, 3),
+        objectives=_array(_text(90, 10), 1, 3),
         screens=_array(screen, screen_count, screen_count),
-        description=_text(220, 10),
+        description=_text(180, 10),
     )
 
 
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
-    "text": _object(paragraphs=_array(_text(360, 40), 1, 2)),
-    "process": _object(steps=_array(_object(title=_text(60, 2), description=_text(180, 10)), 3, 5)),
-    "checklist": _object(items=_array(_object(title=_text(110, 5)), 3, 5)),
-    "list": _object(items=_array(_object(title=_text(60, 2), description=_text(180, 10)), 3, 4)),
-    "flashcards": _object(cards=_array(_object(front=_text(60, 2), back=_text(180, 10)), 3, 4)),
+    "text": _object(paragraphs=_array(_text(300, 40), 1, 2)),
+    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
+    "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 5)),
+    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
+    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 4)),
 }
 SCREEN_TOKENS = 450
-INTRO_SCHEMA = _object(paragraphs=_array(_text(280, 40), 1, 2))  # the opening screen (course_writer)
+INTRO_SCHEMA = _object(paragraphs=_array(_text(260, 40), 1, 2))  # the opening screen (course_writer)
 def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
-        question=_text(160, 10),
-        answers=_array(_text(90, 1), 3, 3),
+        question=_text(140, 10),
+        answers=_array(_text(70, 1), 3, 3),
         correct={"enum": [0, 1, 2]},
-        feedback_correct=_text(160, 5),
-        feedback_incorrect=_text(160, 5),
+        feedback_correct=_text(120, 5),
+        feedback_incorrect=_text(120, 5),
     )
     questions = _array(question, question_count, question_count)
     return _object(title=_text(60, 3), questions=questions) if titled else _object(questions=questions)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.ai.course_writer import CourseBrief, _complete_items, _Course, _repeats, _vary
+from appliance.ai.course_writer import CourseBrief, _complete_items, _Course, _vary
 from appliance.ai.engine import CancelToken, SamplingParams
 from appliance.ai.generation import refine_text
 from appliance.ai.local import LocalEngine
@@ -83,13 +83,24 @@ def test_a_third_screen_in_a_row_of_one_type_changes_type() -> None:
         ["list", "list", "text"]
 
 
-def test_sentences_repeated_across_screens_are_found_for_the_second_pass() -> None:
+def test_a_sentence_a_finished_screen_already_said_makes_the_screen_be_written_again() -> None:
+    course, _events = writer()
     said = "Check the sender's address before you click anything in an unexpected email."
-    content = {"screens": [text_screen(f"<p>{said}</p>"), text_screen("<p>Something new and different here today.</p>"),
-                           text_screen(f"<p>{said}</p>"),
-                           {"type": "quiz", "title": "Check", "content": {"questions": []}}]}
-    found = _repeats(content)
-    assert list(found) == [2] and len(found[2]) == 1
+    course.write(0, lambda sampling, avoid: text_screen(f"<p>{said}</p>"))
+    asked_to_avoid: list[str | None] = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        asked_to_avoid.append(avoid)
+        first = len(asked_to_avoid) == 1
+        return text_screen(f"<p>{said}</p>" if first else "<p>Report a suspicious message to the service desk.</p>",
+                           "Reporting")
+
+    course.write(1, make)
+    assert asked_to_avoid[0] is None and asked_to_avoid[1] is not None
+    assert said.lower().rstrip(".").replace("'", "") in asked_to_avoid[1].replace("'", "")
+    assert "Report a suspicious" in course.screens[1]["content"]["html"]
+    quiz = {"type": "quiz", "title": "Check", "content": {"questions": []}}
+    assert course._already_said(quiz) == []  # a quiz may restate what was taught
 
 
 @requires_model
