@@ -201,21 +201,22 @@ class _Course:
     def write(self, index: int, make: Maker, urgent: bool = False) -> None:
         """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples. Besides
         the screen's own rules, a sentence already said by a finished screen counts as a failure
-        (the rewrite is told which sentences to avoid), so repetition is caught while the other
-        screens are still being written, not in a pass at the end. An urgent screen's first
-        attempt runs ahead of the others; its rewrites do not."""
+        (the rewrite is told which sentences to avoid; one rewrite for repetition, which the
+        final flags report if it persists), so repetition is caught while the other screens are
+        still being written, not in a pass at the end. An urgent screen (the opening one) runs
+        ahead of the others, rewrites included: the first screen is what the author waits for."""
         self.makers[index] = make
         avoid: str | None = None
         retries = self.brief.retries
         for attempt in range(1 + retries):
             sampling = fresh_sample(DEFAULT_SAMPLING, attempt)
-            if urgent and attempt == 0:
+            if urgent:
                 sampling = replace(sampling, priority=URGENT)
             screen = self._call(make, sampling, avoid)
-            said = self._already_said(screen)
+            said = self._already_said(screen) if avoid is None else []  # one rewrite for repetition
             if not fixable(screen_flags(screen, index)) and not said:
                 break
-            avoid = "; ".join(said)[:300] or None
+            avoid = "; ".join(said)[:300] or avoid
             if attempt < retries:
                 with self.lock:
                     self.regenerated += 1
