@@ -127,14 +127,21 @@ _FRAME_TITLE = re.compile(
     r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts)\b", re.IGNORECASE)
 
 
-def _reframe(planned: dict[str, Any], objectives: list[str]) -> dict[str, Any]:
+# the angles a reframed screen takes on its objective, in turn, so two never share a title
+ANGLES = (("In practice", "checklist"), ("Common mistakes", "list"), ("Examples", "flashcards"),
+          ("Step by step", "process"))
+
+
+def _reframe(planned: dict[str, Any], objectives: list[str], plan: list[dict[str, Any]]) -> dict[str, Any]:
     """A planned screen that repeats the frame (another introduction, a conclusion, a summary, a
-    quiz) is given the objective it serves as its subject instead; small models plan those out of
-    habit even when told not to."""
+    quiz) takes its objective from a practical angle instead (the next angle not yet used in
+    ``plan``); small models plan those screens out of habit even when told not to."""
     if not _FRAME_TITLE.search(planned["title"]) or not objectives:
         return planned
     goal = objectives[min(int(planned["objective"]), len(objectives)) - 1].strip().rstrip(".")
-    return {**planned, "title": goal[:1].upper() + goal[1:70]}
+    used = {p["title"].split(":")[0] for p in plan}
+    angle, kind = next((a for a in ANGLES if a[0] not in used), ANGLES[len(plan) % len(ANGLES)])
+    return {**planned, "title": f"{angle}: {goal[:1].lower()}{goal[1:60]}", "type": kind}
 
 
 def _vary(plan: list[dict[str, Any]], planned: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +333,7 @@ def draft_course(
 
     def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
         index += head
-        planned = _vary(plan, _reframe(planned, objectives) if structured else planned)
+        planned = _vary(plan, _reframe(planned, objectives, plan) if structured else planned)
         course.report(0.5 / (count + 1), f"planned screen {index + 1}",
                       {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
         context = course.context(title, objectives)

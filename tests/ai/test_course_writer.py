@@ -118,9 +118,15 @@ def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject(
     from appliance.ai.course_writer import _reframe
 
     goals = ["recognise a phishing email.", "Report it the right way"]
+    plan: list[dict[str, Any]] = []
     for title in ("Introduction", "Conclusion", "Key Takeaways", "Quiz: phishing", "Next steps"):
-        assert _reframe({"title": title, "type": "text", "objective": 2}, goals)["title"] == "Report it the right way"
-    assert _reframe({"title": "Introduction", "type": "text", "objective": 1}, goals)["title"] == \
-        "Recognise a phishing email"
+        plan.append(_reframe({"title": title, "type": "text", "objective": 2}, goals, plan))
+    titles = [p["title"] for p in plan]
+    assert titles[:4] == ["In practice: report it the right way", "Common mistakes: report it the right way",
+                          "Examples: report it the right way", "Step by step: report it the right way"]
+    assert [p["type"] for p in plan[:4]] == ["checklist", "list", "flashcards", "process"]
+    assert len(set(titles[:4])) == 4  # never the same title twice while angles are left
+    assert _reframe({"title": "Introduction", "type": "text", "objective": 1}, goals, [])["title"] == \
+        "In practice: recognise a phishing email"
     kept = {"title": "Spotting a fake sender", "type": "list", "objective": 1}
-    assert _reframe(kept, goals) is kept
+    assert _reframe(kept, goals, plan) is kept
