@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance.ai.bench import _cpu_model
+from appliance.ai.bench import cpu_model
 from appliance.ai.config import AIConfig, create_engine
 from appliance.ai.course_writer import CourseBrief, draft_course
 from appliance.ai.local import LocalEngine
@@ -111,7 +111,7 @@ def main() -> int:
     result: dict[str, Any] = {
         "benchmark": "P2 course generation",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "nproc": os.cpu_count(),
         "model": args.model,
         "threads": args.threads,

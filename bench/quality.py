@@ -18,11 +18,11 @@ import collections
 import dataclasses
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from appliance.ai.bench import cpu_model
 from appliance.ai.config import AIConfig, create_engine
 from appliance.ai.course_writer import CourseBrief, generate_course
 from appliance.ai.quality import course_flags
@@ -36,15 +36,6 @@ PROMPTS = (
     "Giving constructive feedback to your team, for first-time managers",
 )
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_course(engine: Any, prompt: str, screens: int, keep_content: bool) -> dict[str, Any]:

@@ -127,7 +127,8 @@ def bench_model(name: str, models_dir: Path, rounds: int, threads: int, tokens: 
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's name, for result files (benchmarks compare like with like)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "benchmark": "P1 free (raw llama-cpp-python) vs constrained (appliance), same prompt/seed/length",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "nproc": os.cpu_count(),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
