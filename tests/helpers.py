@@ -147,3 +147,17 @@ def start_server(
             time.sleep(0.1)
     server.stop()
     raise AssertionError(f"server did not start:\n{server.log()}")
+
+
+def all_pages(client: httpx.Client, path: str) -> list[Any]:
+    """Every row of a paginated list route (0-based `page`, at most 100 per page, as the cloud)."""
+    rows: list[Any] = []
+    page = 0
+    while True:
+        response = client.get(path, params={"page": page, "length": 100})
+        assert response.status_code == 200, response.text
+        batch = response.json()
+        rows += batch
+        if len(batch) < 100:
+            return rows
+        page += 1

@@ -31,7 +31,7 @@ from appliance.errors import error_body
 from appliance.runtime import open_runtime
 from appliance.storage import diskfull
 from appliance.storage.database import fetch_one
-from tests.helpers import Server, cli, init_data_dir, start_server
+from tests.helpers import Server, all_pages, cli, init_data_dir, start_server
 
 TMPFS_MB = 48
 
@@ -248,7 +248,7 @@ def test_disk_full_answers_507_keeps_every_acknowledged_write_and_resumes(
 
         # every write that got a 2xx is there
         with server.client(install.test_key) as client:
-            themes = {t["id"]: t["name"] for t in client.get("/v1/headless/themes").json()}
+            themes = {t["id"]: t["name"] for t in all_pages(client, "/v1/headless/themes")}
         missing = {i: n for i, n in load.acked.items() if themes.get(i) != n}
         assert not missing, f"{len(missing)} acknowledged writes are missing"
         assert len(load.acked) >= 100

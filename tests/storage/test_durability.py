@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import cli, init_data_dir, start_server
+from tests.helpers import all_pages, cli, init_data_dir, start_server
 
 VARIANTS = {
     "writes": {},
@@ -74,7 +74,7 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path: Path, variant
     restarted = start_server(install.data_dir, env=env)
     try:
         with restarted.client(install.test_key) as client:
-            themes = {t["id"]: t["name"] for t in client.get("/v1/headless/themes").json()}
+            themes = {t["id"]: t["name"] for t in all_pages(client, "/v1/headless/themes")}
             assert client.post("/v1/headless/themes", json={"name": "after restart"}).status_code == 200
     finally:
         restarted.stop()
