@@ -313,9 +313,10 @@ def draft_course(
     engine: Engine, brief: CourseBrief, progress: Progress, *, cancel: CancelToken | None = None,
     timeout: float | None = None,
 ) -> CourseDraft:
-    """Outline first (title, objectives, one line per screen), streamed; each screen is written
-    as soon as its line exists, several at once; then the knowledge check and the summary. Every
-    screen is delivered to ``progress`` the moment it is complete (``{"screen", "index"}``)."""
+    """The course of ``brief`` as described in the module docstring: the opening screen and the
+    streamed outline first, the knowledge check and key takeaways once the objectives exist, each
+    middle screen once its plan line exists, several at once. Every screen is delivered to
+    ``progress`` the moment it is complete (``{"screen", "index"}``)."""
     count = max(1, min(MAX_SCREENS, brief.screen_count))
     structured = count >= 4  # an opening screen first; a quiz (unless turned off) and a summary last
     head = 1 if structured else 0
