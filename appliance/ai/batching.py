@@ -54,7 +54,6 @@ class Sequence:
     stats: Any = None
     max_tokens: int = 0
     generated: int = 0
-    reused: int = 0  # prompt tokens found in the cache
     last_used: float = 0.0
 
 
@@ -152,7 +151,6 @@ class BatchDecoder:
                 shared = 0
         target.tokens = tokens[:shared]
         target.pending = tokens[shared:]
-        target.reused = shared
         target.job = job
         target.stats = stats
         target.max_tokens = max_tokens

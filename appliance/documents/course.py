@@ -35,7 +35,7 @@ import sqlite_utils
 
 from appliance.ai.engine import CancelToken, Engine, Message
 from appliance.ai.errors import Cancelled
-from appliance.ai.generation import MAX_SCREENS, SYSTEM, generate_screen, outline_schema
+from appliance.ai.generation import MAX_SCREENS, SYSTEM, fence_safe, generate_screen, outline_schema
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content
 from appliance.documents import service
@@ -57,14 +57,8 @@ SCREEN_WORKERS = 4  # concurrent screen requests (the engine batches them; more 
 SECTION_LINE_OVERHEAD = 40  # "[pages a-b] title: " in front of each digest
 DIGEST_MODEL = "extractive"  # document_sections.model: made by appliance.documents.digest
 
-_FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 _WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
-
-
-def fence_safe(text: str) -> str:
-    """Document text as data: it cannot open or close the `<source>` fence."""
-    return _FENCE.sub("[source", text)
 
 
 def budget(engine: Engine, reserve_tokens: int) -> int:
@@ -325,7 +319,7 @@ def document_course(
         source = focused(texts, query, screen_chars) or condense(texts, screen_chars)
         screen = generate_screen(engine, planned["type"], planned["title"],
                                  f"{context}. This screen serves the objective: {objective}",
-                                 source=fence_safe(source), cancel=cancel)
+                                 source=source, cancel=cancel)
         screen["id"] = index + 1
         screen["objective"] = objective
         if support_score(db.read(), document_id, screen) < settings.support_threshold:
@@ -428,7 +422,7 @@ def presentation_course(
         source = condense([s["text"] for s in group], screen_budget)
         screen = generate_screen(engine, planned["type"], titles[index][:80],
                                  f"{context}. This screen serves the objective: {objective}",
-                                 source=fence_safe(source), cancel=cancel)
+                                 source=source, cancel=cancel)
         screen["id"] = index + 1
         screen["objective"] = objective
         screen["description"] = f"Slides {group[0]['page_start']}-{group[-1]['page_end']}"
