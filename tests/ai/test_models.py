@@ -10,6 +10,7 @@ import pytest
 
 from appliance.ai import models as M
 from appliance.ai.errors import ModelUnavailable
+from appliance.cli import build_parser
 
 from .conftest import TEST_MODEL, model_path, requires_model
 
@@ -87,8 +88,7 @@ def test_add_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     d = _copy_models_dir(tmp_path)
     src = tmp_path / "My-Model.Q4.gguf"
     shutil.copy(model_path(), src)
-    parser = argparse.ArgumentParser(prog="appliance")
-    M.register_cli(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()  # the real `appliance` command line
 
     args = parser.parse_args(
         ["model", "--models-dir", str(d), "add", str(src), "--license", "Apache-2.0", "--n-ctx", "2048"]
@@ -119,9 +119,7 @@ def test_add_rejects_non_gguf(tmp_path: Path) -> None:
 
 
 def _model_cli() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="appliance")
-    M.register_cli(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def _fake_gguf(path: Path) -> Path:
