@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from appliance import config
+from appliance.runtime import open_runtime
 from tests.helpers import all_pages, cli, init_data_dir, start_server
 
 VARIANTS = {
@@ -88,3 +90,27 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path: Path, variant
     verify = cli("backup", "verify", data_dir=install.data_dir, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "matches live" in verify.stdout
+
+
+# PRAGMA synchronous as SQLite reports it: 1 NORMAL, 2 FULL, 3 EXTRA. kill -9 above cannot tell them
+# apart (the page cache survives a killed process, even with OFF), so the level is read off the
+# writer connections the runtime opens: what a 2xx waits for before it is sent.
+SYNCHRONOUS = {"NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+
+@pytest.mark.parametrize("configured", [None, "NORMAL", "EXTRA"])
+def test_the_configured_synchronous_level_reaches_every_writer_connection(
+    tmp_path: Path, configured: str | None
+) -> None:
+    install = init_data_dir(tmp_path / "data")
+    environ = {} if configured is None else {"APPLIANCE_STORAGE_SYNCHRONOUS": configured.lower()}
+    expected = SYNCHRONOUS[configured or "FULL"]  # FULL when nothing is configured
+    runtime = open_runtime(config.load(install.data_dir, environ=environ))
+    try:
+        databases = [runtime.control, runtime.audit.database]
+        databases += [runtime.environment(install.workspace_id, env) for env in ("test", "production")]
+        for database in databases:
+            level = database.write(lambda w: w.execute("PRAGMA synchronous").fetchone()[0], transactional=False)
+            assert level == expected, (database.name, level)
+    finally:
+        runtime.close()
