@@ -31,10 +31,48 @@ def _handshake(port: int, version: ssl.TLSVersion) -> str:
         return str(tls.version())
 
 
+def _client_hello(version: ssl.TLSVersion) -> bytes:
+    """The first flight of a client that offers exactly `version` (made in memory, never sent)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def _server_reply(port: int, hello: bytes) -> bytes:
+    """Everything the server sends back to `hello` until it closes the connection (or 5 s pass)."""
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(hello)
+        try:
+            while chunk := raw.recv(4096):
+                reply += chunk
+        except TimeoutError:
+            pass
+    return reply
+
+
 def test_tls_12_and_13_work_and_11_is_refused(tls_server: Server) -> None:
     assert _handshake(tls_server.port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     assert _handshake(tls_server.port, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
-    with pytest.raises(ssl.SSLError):
+    # A real TLS 1.1 ClientHello reaches the server (a handshake record whose client_version is 3.2,
+    # 1.1's wire number), so a refusal is the server's and not the client's inability to offer 1.1.
+    old = _client_hello(ssl.TLSVersion.TLSv1_1)
+    assert old[0] == 0x16 and old[5] == 0x01 and old[9:11] == b"\x03\x02", old[:16].hex()
+    # The same probe with 1.2 gets a ServerHello (a handshake record, 0x16 0x03 0x03) ...
+    assert _server_reply(tls_server.port, _client_hello(ssl.TLSVersion.TLSv1_2))[:3] == b"\x16\x03\x03"
+    # ... while 1.1 gets no handshake at all: the connection closes (uvicorn's asyncio TLS drops the
+    # alert OpenSSL wrote when it refused the version) or, from a server that flushes it, a fatal
+    # protocol_version alert (record 0x15, level 2, description 70).
+    reply = _server_reply(tls_server.port, old)
+    assert reply == b"" or (reply[0] == 0x15 and reply[5:7] == b"\x02\x46"), reply.hex()
+    with pytest.raises(ssl.SSLError):  # and a TLS client sees a failed handshake, not a session
         _handshake(tls_server.port, ssl.TLSVersion.TLSv1_1)
 
 
