@@ -24,7 +24,7 @@ from appliance.ai.errors import AIError, Cancelled
 from appliance.ai.models import default_models_dir
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
-from appliance.server import logs
+from appliance import logs
 from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.storage.diskfull import is_disk_full
 

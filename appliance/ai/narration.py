@@ -44,7 +44,7 @@ from appliance.courses import service as courses
 from appliance.courses.validate import validate_content
 from appliance.errors import ApiError, not_found
 from appliance.isolation import ChildNotStarted, ChildTimeout, run_isolated
-from appliance.server import logs
+from appliance import logs
 from appliance.storage.database import fetch_all
 from appliance.storage.objects import ObjectError, ObjectStore
 

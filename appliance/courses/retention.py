@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from appliance.runtime import Runtime
-from appliance.server import logs
+from appliance import logs
 from appliance.storage import erasure
 from appliance.storage.database import fetch_all
 

@@ -32,7 +32,7 @@ from appliance.errors import ApiError, error_body
 from appliance.headless.deps import context_of, provide_runtime
 from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
-from appliance.server import logs
+from appliance import logs
 from appliance.storage.database import fetch_one
 from appliance.workspaces.service import NotFound, Principal
 

@@ -25,7 +25,7 @@ from appliance.embeds.tokens import SCORM_TYP, TokenInvalid
 from appliance.errors import ApiError, error_body
 from appliance.headless.deps import context_of, provide_runtime
 from appliance.headless.trackings import record_progress
-from appliance.server import logs
+from appliance import logs
 from appliance.storage.database import Database, StorageError
 from appliance.workspaces.service import Principal
 

@@ -36,7 +36,7 @@ from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
 from appliance.scorm.api import SCORM_HANDLERS
-from appliance.server import logs
+from appliance import logs
 from appliance.server.inputs import OUT_OF_RANGE, IntegerParamsMiddleware
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp, redact_path

@@ -27,7 +27,8 @@ from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
 from appliance.security.pseudonym import log_key, pseudonymise_path
-from appliance.server import inputs, logs
+from appliance import logs
+from appliance.server import inputs
 from appliance.server.context import RequestContext
 from appliance.server.metrics import Metrics
 from appliance.storage import diskfull

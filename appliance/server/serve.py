@@ -13,7 +13,7 @@ import uvicorn
 from appliance.ai.jobs import AIService
 from appliance.courses.retention import RetentionWorker
 from appliance.runtime import Runtime
-from appliance.server import logs
+from appliance import logs
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
 from appliance.storage.pitr import start_backup_service
