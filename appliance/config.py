@@ -2,6 +2,10 @@
 
 Every setting has a section and a key; the variable for `[server] port` is `APPLIANCE_SERVER_PORT`.
 `APPLIANCE_DATA_DIR` stands for `--data-dir`. See docs/configuration.md for the full list.
+
+Every table is a dataclass below and every table is read the same way: a key the dataclass does not
+have, a table this module does not know, or a value that is not of the field's type is an error that
+names it, so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +105,42 @@ class DocumentSettings:
 
 
 @dataclass
+class RemoteEngine:
+    """One `[ai] remote_engines` entry: a URL, or a table with these keys (appliance.ai.remote)."""
+
+    url: str
+    model: str = "default"
+    name: str = ""  # names the engine in logs and its API key's secret; empty: the url
+    response_format: str = "json_schema"  # or "json_object" (llama-cpp-python server style)
+    # never read from the file (it is plain text): the runtime attaches it from the keyring or the
+    # environment (appliance.security.secrets)
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class AISettings:
+    """The AI engines (appliance.ai); see docs/ai.md. An unset number (None) means the model's or the
+    machine's own default."""
+
+    model: str = ""  # manifest name; empty: the manifest's default
+    models_dir: str = ""  # empty: <repo>/models from source, <data dir>/models in the binary
+    n_ctx: int | None = None  # context size; unset: the model's manifest n_ctx
+    n_threads: int | None = None  # llama.cpp threads; unset: the CPU count, at most 8
+    queue_size: int = 8  # requests that may wait for a free sequence before QueueFull
+    parallel: int | None = None  # sequences decoded together in one batch; unset: the engine's default
+    kv_cells: int | None = None  # shared KV cache in tokens; unset: n_ctx x 4
+    quality_retries: int = 2  # fresh samples for a result that fails the quality gate
+    timeout_seconds: float = 300.0  # per request, queue wait included
+    local: bool = True  # run the in-process engine (alone, or as the fallback behind remote ones)
+    remote_engines: list[RemoteEngine] = field(default_factory=list)
+    remote_failure_threshold: int = 3
+    remote_cooldown_seconds: float = 30.0
+    remote_health_interval_seconds: float = 15.0  # background probe of each remote engine; 0: none
+    tts_python: str = "~/.cache/appliance/venv-tts/bin/python"  # narration's side venv (make tts-deps)
+    tts_memory_mb: int = 2048  # address-space cap of the text-to-speech worker
+
+
+@dataclass
 class Settings:
     data_dir: Path
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -109,7 +151,7 @@ class Settings:
     backup: BackupSettings = field(default_factory=BackupSettings)
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
-    ai: dict[str, Any] = field(default_factory=dict)  # the [ai] table, read by appliance.ai.config
+    ai: AISettings = field(default_factory=AISettings)
 
     @property
     def base_url(self) -> str:
@@ -128,31 +170,77 @@ SECTIONS = {
     "backup": BackupSettings,
     "embeds": EmbedSettings,
     "documents": DocumentSettings,
+    "ai": AISettings,
 }
+# variables that name a setting besides APPLIANCE_<SECTION>_<KEY> (and win over it)
+ENV_ALIASES = {"ai.models_dir": "APPLIANCE_MODELS_DIR"}
 
 
 def _coerce(value: Any, target: Any, name: str) -> Any:
+    """`value` (from TOML, or the text of an environment variable) as the field type `target`."""
+    if typing.get_origin(target) in (types.UnionType, typing.Union):  # `int | None`: "" leaves it unset
+        if value == "":
+            return None
+        target = next(t for t in typing.get_args(target) if t is not type(None))
+    if typing.get_origin(target) is list:
+        item = typing.get_args(target)[0]
+        if item is RemoteEngine:
+            return _remote_engines(value, name)
+        target = list
     try:
         if target is bool:
-            if isinstance(value, str):
-                if value.lower() in {"1", "true", "yes", "on"}:
-                    return True
-                if value.lower() in {"0", "false", "no", "off"}:
-                    return False
-                raise ValueError(value)
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+                return True
+            if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
         if target is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
             return int(value)
         if target is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         if target is list:  # a TOML array, or comma-separated text (environment variables)
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list):
                 raise ValueError(value)
             return [str(v).strip() for v in items if str(v).strip()]
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}: {value!r} is not a valid {target.__name__}") from None
+
+
+def _remote_engines(value: Any, name: str) -> list[RemoteEngine]:
+    """A TOML array of URLs or tables, or comma-separated URLs (environment variable)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ConfigError(f"setting {name}: {value!r} is not a list of URLs or tables")
+    keys = {f.name for f in dataclasses.fields(RemoteEngine)} - {"api_key"}
+    engines = []
+    for index, item in enumerate(items):
+        where = f"{name}[{index}]"
+        if isinstance(item, str):
+            if item.strip():
+                engines.append(RemoteEngine(url=item.strip()))
+            continue
+        if not isinstance(item, dict):
+            raise ConfigError(f"setting {where}: {item!r} is neither a URL nor a table")
+        unknown = set(item) - keys
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {where}: {', '.join(sorted(unknown))}")
+        if not isinstance(item.get("url"), str) or not item["url"].strip():
+            raise ConfigError(f"setting {where}: needs a url")
+        engine = RemoteEngine(**{k: _coerce(v, str, f"{where}.{k}") for k, v in item.items()})
+        if engine.response_format not in {"json_schema", "json_object"}:
+            raise ConfigError(f"setting {where}.response_format must be json_schema or json_object")
+        engines.append(engine)
+    return engines
 
 
 def resolve_data_dir(arg: str | None) -> Path:
@@ -186,26 +274,30 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+    unknown_tables = set(raw) - set(SECTIONS)
+    if unknown_tables:
+        raise ConfigError(f"{path}: unknown table(s): {', '.join(f'[{t}]' for t in sorted(unknown_tables))}")
     settings = Settings(data_dir=data_dir)
-    ai_table = raw.get("ai", {})
-    if not isinstance(ai_table, dict):
-        raise ConfigError(f"{path}: [ai] must be a table")
-    _refuse_secrets(ai_table, path)
-    settings.ai = ai_table
     for section, cls in SECTIONS.items():
-        target = getattr(settings, section)
         values = raw.get(section, {})
-        for f in dataclasses.fields(cls):
-            name = f"{section}.{f.name}"
-            env_name = f"APPLIANCE_{section.upper()}_{f.name.upper()}"
-            typ = {"int": int, "float": float, "bool": bool, "str": str, "list[str]": list}[str(f.type)]
-            if env_name in env:
-                setattr(target, f.name, _coerce(env[env_name], typ, name))
-            elif f.name in values:
-                setattr(target, f.name, _coerce(values[f.name], typ, name))
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        if section == "ai":
+            _refuse_secrets(values, path)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
+        target = getattr(settings, section)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            name = f"{section}.{f.name}"
+            env_names = [ENV_ALIASES[name]] if name in ENV_ALIASES else []
+            env_names.append(env_var(section, f.name))
+            env_name = next((n for n in env_names if n in env), None)
+            if env_name is not None:
+                setattr(target, f.name, _coerce(env[env_name], hints[f.name], f"{name} ({env_name})"))
+            elif f.name in values:
+                setattr(target, f.name, _coerce(values[f.name], hints[f.name], name))
     if settings.storage.synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
         raise ConfigError("storage.synchronous must be FULL, NORMAL or EXTRA")
     if settings.storage.disk_reserve_mb < 0:
@@ -220,7 +312,22 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("documents limits and extract_timeout_seconds must be positive")
     if min(settings.backup.retention_days, settings.backup.ship_interval_seconds) <= 0:
         raise ConfigError("backup.retention_days and backup.ship_interval_seconds must be positive")
+    ai = settings.ai
+    if min(ai.queue_size, ai.remote_failure_threshold, ai.tts_memory_mb) < 1 or ai.timeout_seconds <= 0:
+        raise ConfigError("ai.queue_size, remote_failure_threshold, tts_memory_mb and timeout_seconds must be positive")
+    if ai.quality_retries < 0:
+        raise ConfigError("ai.quality_retries must be 0 or more")
     return settings
+
+
+def env_var(section: str, key: str) -> str:
+    """The environment variable that overrides `[section] key`."""
+    return f"APPLIANCE_{section.upper()}_{key.upper()}"
+
+
+def setting_names() -> list[str]:
+    """Every setting as `section.key` (docs/configuration.md lists each one; tests/test_docs.py checks)."""
+    return [f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
 
 
 def _check_webhooks(hooks: WebhookSettings) -> None:

@@ -9,6 +9,7 @@ serialises model calls itself, with its own bounded queue.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance.ai.config import AIConfig, create_engine
+from appliance.ai.config import create_engine
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
 from appliance.ai.errors import AIError, Cancelled
 from appliance.ai.models import default_models_dir
@@ -96,7 +97,7 @@ class AIService:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-job")
         self._live: dict[tuple[int, str, int], _Live] = {}
         # fresh samples for a result that fails the quality gate ([ai] quality_retries)
-        self.quality_retries = max(0, AIConfig.from_mapping(runtime.settings.ai).quality_retries)
+        self.quality_retries = runtime.settings.ai.quality_retries
         self._lock = threading.Lock()
 
     # -- the engine -----------------------------------------------------------------------------
@@ -104,9 +105,10 @@ class AIService:
     def engine(self) -> Engine:
         with self._engine_lock:
             if self._engine is None:
-                ai_config = AIConfig.from_mapping(self.runtime.settings.ai)
-                if ai_config.models_dir is None:  # <repo>/models from source, <data dir>/models in the binary
-                    ai_config.models_dir = default_models_dir(self.runtime.data_dir)
+                ai_config = self.runtime.settings.ai
+                if not ai_config.models_dir:  # <repo>/models from source, <data dir>/models in the binary
+                    models_dir = str(default_models_dir(self.runtime.data_dir))
+                    ai_config = dataclasses.replace(ai_config, models_dir=models_dir)
                 self._engine = create_engine(ai_config)
             return self._engine
 

@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import config
+from appliance.config import AISettings
+
 from .errors import ModelUnavailable
 
 # In the one-file binary this is <unpack dir>/models: the bundled manifest.json only (build/binary.sh).
@@ -81,18 +84,15 @@ def default_models_dir(data_dir: Path | None = None) -> Path:
     return (data_dir.expanduser().resolve() if data_dir else Path.cwd()) / FROZEN_MODELS_SUBDIR
 
 
-def models_dir_for(data_dir: Path | None, ai_table: dict[str, Any] | None = None) -> Path:
+def models_dir_for(data_dir: Path | None, ai: AISettings | None = None) -> Path:
     """The models dir the server of ``data_dir`` uses: ``APPLIANCE_MODELS_DIR``, then ``[ai] models_dir``
-    (``ai_table``, or read from the data dir's configuration file), then :func:`default_models_dir`."""
+    (``ai``, or read from the data dir's configuration file), then :func:`default_models_dir`."""
     if os.environ.get("APPLIANCE_MODELS_DIR"):
         return default_models_dir(data_dir)
-    if ai_table is None and data_dir is not None:
-        from appliance import config  # the CLI's path; the server passes its already-loaded table
-
-        ai_table = config.load(data_dir.expanduser().resolve()).ai
-    configured = (ai_table or {}).get("models_dir")
-    if configured:
-        return Path(str(configured)).expanduser()
+    if ai is None and data_dir is not None:
+        ai = config.load(data_dir.expanduser().resolve()).ai
+    if ai is not None and ai.models_dir:
+        return Path(ai.models_dir).expanduser()
     if data_dir is None and frozen() and not os.environ.get("APPLIANCE_DATA_DIR"):
         raise ValueError(
             "the binary keeps models in <data dir>/models: give --data-dir DIR (or set APPLIANCE_DATA_DIR), "

@@ -30,7 +30,6 @@ import threading
 import time
 import unicodedata
 import wave
-from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -40,6 +39,7 @@ import sqlite_utils
 
 from appliance.ai.errors import NarrationFailed, NarrationUnavailable
 from appliance.ai.jobs import JobContext, handler
+from appliance.config import AISettings
 from appliance.courses import service as courses
 from appliance.courses.validate import validate_content
 from appliance.errors import ApiError, not_found
@@ -49,13 +49,11 @@ from appliance.storage.database import fetch_all
 from appliance.storage.objects import ObjectError, ObjectStore
 
 KIND = "narrate_course"
-DEFAULT_VENV = Path.home() / ".cache" / "appliance" / "venv-tts"
 WORKER = Path(__file__).with_name("tts_worker.py")
 MAX_SCREEN_CHARS = 4000  # about four minutes of speech; longer text is cut at a sentence
 CHUNK_CHARS = 300  # one synthesis call; a long "sentence" costs the voice model memory
 MAX_WORD_CHARS = 40  # longer runs without a space (URLs, hostile input) are not read out
 BATCH_CHARS = 3000  # text per worker run: cancel is checked between runs
-DEFAULT_MEMORY_MB = 2048
 MAX_CLIP_BYTES = 64 * 1024 * 1024
 SECONDS_PER_CHAR = 0.05  # worker deadline: start-up plus a generous real-time factor
 STARTUP_SECONDS = 30.0
@@ -65,15 +63,12 @@ STARTUP_SECONDS = 30.0
 @dataclass(frozen=True)
 class TTSConfig:
     python: Path
-    memory_mb: int = DEFAULT_MEMORY_MB
+    memory_mb: int
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any] | None, env: Mapping[str, str] | None = None) -> TTSConfig:
-        t = dict(table or {})
-        env = os.environ if env is None else env
-        python = env.get("APPLIANCE_AI_TTS_PYTHON") or t.get("tts_python") or str(DEFAULT_VENV / "bin" / "python")
-        memory = env.get("APPLIANCE_AI_TTS_MEMORY_MB") or t.get("tts_memory_mb") or DEFAULT_MEMORY_MB
-        return cls(Path(str(python)).expanduser(), int(memory))
+    def from_settings(cls, ai: AISettings) -> TTSConfig:
+        """From `[ai] tts_python` and `tts_memory_mb` (appliance.config reads and checks them)."""
+        return cls(Path(ai.tts_python).expanduser(), ai.tts_memory_mb)
 
 
 _probed: dict[tuple[str, float], float] = {}
@@ -106,9 +101,9 @@ def ensure_installed(config: TTSConfig) -> None:
         _probed[key] = time.time()
 
 
-def require_installed(table: Mapping[str, Any] | None) -> TTSConfig:
+def require_installed(ai: AISettings) -> TTSConfig:
     """For routes: the config, or the D1 503 error body (with the reason in the server log)."""
-    config = TTSConfig.from_mapping(table)
+    config = TTSConfig.from_settings(ai)
     try:
         ensure_installed(config)
     except NarrationUnavailable as exc:
@@ -339,7 +334,7 @@ def run_narrate_course(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     course_id = int(p["courseId"])
     runtime = ctx.service.runtime
-    config = TTSConfig.from_mapping(runtime.settings.ai)
+    config = TTSConfig.from_settings(runtime.settings.ai)
     ensure_installed(config)
     row = courses.get_row(ctx.db.read(), course_id)
     if row["deleted"] is not None:

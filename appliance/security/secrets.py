@@ -1,10 +1,10 @@
-"""Operator secrets kept in the encrypted keyring, never in `appliance.toml` (issue 11).
+"""Operator secrets kept in the encrypted keyring, never in `appliance.toml`.
 
 Today one kind: the API key of a remote AI engine (`[ai] remote_engines` tables). The config file
 is plain text, so `config.load` refuses an `api_key` there; the operator stores it with
 `appliance secret set remote-api-key:<engine name>` (value on stdin), or sets
 `APPLIANCE_AI_REMOTE_API_KEY_<ENGINE NAME>` in the service's environment. When the runtime opens,
-`attach_remote_api_keys` puts it into the engine's table in memory, where `appliance.ai` reads it.
+`attach_remote_api_keys` puts it into the engine's settings in memory, where `appliance.ai` reads it.
 
 The keyring holds AES key-wrapped keys (RFC 3394: a multiple of 8 bytes, at least 16), so a secret
 is stored length-prefixed and zero-padded.
@@ -12,11 +12,12 @@ is stored length-prefixed and zero-padded.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 from collections.abc import Mapping
-from typing import Any
 
+from appliance.config import AISettings, RemoteEngine
 from appliance.storage.crypto import KeyProblem
 from appliance.storage.keyring import Keyring
 
@@ -71,24 +72,19 @@ def names(keyring: Keyring) -> list[str]:
     return [n[len(PREFIX) :] for n in keyring.names() if n.startswith(PREFIX)]
 
 
-def engine_name(table: Mapping[str, Any]) -> str:
-    return str(table.get("name") or str(table.get("url", "")).rstrip("/"))
+def engine_name(engine: RemoteEngine) -> str:
+    return engine.name or engine.url.rstrip("/")
 
 
 def env_name(engine: str) -> str:
     return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", engine).upper()
 
 
-def attach_remote_api_keys(ai: dict[str, Any], keyring: Keyring, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The [ai] table with each remote engine's api_key from the environment or the keyring."""
-    engines = ai.get("remote_engines")
-    if not isinstance(engines, list):
-        return ai
-    attached: list[Any] = []
-    for item in engines:
-        if isinstance(item, dict):
-            engine = engine_name(item)
-            key = environ.get(env_name(engine)) or get(keyring, REMOTE_API_KEY + engine)
-            item = {**item, "api_key": key} if key else item
-        attached.append(item)
-    return {**ai, "remote_engines": attached}
+def attach_remote_api_keys(ai: AISettings, keyring: Keyring, environ: Mapping[str, str]) -> AISettings:
+    """The [ai] settings with each remote engine's api_key from the environment or the keyring."""
+    attached: list[RemoteEngine] = []
+    for engine in ai.remote_engines:
+        name = engine_name(engine)
+        key = environ.get(env_name(name)) or get(keyring, REMOTE_API_KEY + name)
+        attached.append(dataclasses.replace(engine, api_key=key) if key else engine)
+    return dataclasses.replace(ai, remote_engines=attached)

@@ -11,6 +11,7 @@ import pytest
 from appliance.ai import models as M
 from appliance.ai.errors import ModelUnavailable
 from appliance.cli import build_parser
+from appliance.config import AISettings
 
 from .conftest import TEST_MODEL, model_path, requires_model
 
@@ -184,9 +185,9 @@ def test_ai_service_uses_the_models_dir_default(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(jobs, "create_engine", lambda config: seen.append(config) or object())
     monkeypatch.delenv("APPLIANCE_MODELS_DIR", raising=False)
     monkeypatch.setattr(M.sys, "frozen", True, raising=False)
-    runtime: Any = SimpleNamespace(settings=SimpleNamespace(ai={}), data_dir=tmp_path / "data")
+    runtime: Any = SimpleNamespace(settings=SimpleNamespace(ai=AISettings()), data_dir=tmp_path / "data")
     jobs.AIService(runtime).engine
-    configured = SimpleNamespace(ai={"models_dir": str(tmp_path / "m")})
+    configured = SimpleNamespace(ai=AISettings(models_dir=str(tmp_path / "m")))
     runtime = SimpleNamespace(settings=configured, data_dir=tmp_path)
     jobs.AIService(runtime).engine
-    assert [c.models_dir for c in seen] == [(tmp_path / "data").resolve() / "models", tmp_path / "m"]
+    assert [Path(c.models_dir) for c in seen] == [(tmp_path / "data").resolve() / "models", tmp_path / "m"]

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from appliance.ai import narration
+from appliance.config import AISettings
 from appliance.courses.demo import demo_content
 from tests.helpers import Install, Server, cli, init_data_dir, start_server
 
@@ -30,7 +31,7 @@ PREFIXES = ("/v1/headless", "/api/v1/headless")
 
 def tts_python() -> Path:
     configured = os.environ.get("APPLIANCE_AI_TTS_PYTHON")
-    python = Path(configured) if configured else narration.DEFAULT_VENV / "bin" / "python"
+    python = Path(configured) if configured else Path(AISettings().tts_python).expanduser()
     if not python.is_file():
         pytest.fail(f"the narration voice is not installed at {python}: run `make tts-deps`")
     return python

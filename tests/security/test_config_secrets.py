@@ -1,4 +1,4 @@
-"""Secrets never sit in the plain-text config file (issue 11): a remote AI engine's api_key there is
+"""Secrets never sit in the plain-text config file: a remote AI engine's api_key there is
 refused; kept in the encrypted keyring (`appliance secret set`) or the environment, it reaches the
 engine and nothing else."""
 
@@ -99,13 +99,13 @@ def test_environment_secret_wins_over_the_keyring(fresh_install: Install, monkey
     cli("secret", "set", "remote-api-key:gpu1", data_dir=data_dir, input_text=KEYRING_SECRET + "\n")
     runtime = open_runtime(config.load(data_dir))
     try:
-        assert runtime.settings.ai["remote_engines"][0]["api_key"] == KEYRING_SECRET
+        assert runtime.settings.ai.remote_engines[0].api_key == KEYRING_SECRET
     finally:
         runtime.close()
     monkeypatch.setenv("APPLIANCE_AI_REMOTE_API_KEY_GPU1", "sk-from-env")
     runtime = open_runtime(config.load(data_dir))
     try:
-        assert runtime.settings.ai["remote_engines"][0]["api_key"] == "sk-from-env"
+        assert runtime.settings.ai.remote_engines[0].api_key == "sk-from-env"
     finally:
         runtime.close()
     _error = cli("secret", "set", "not-a-kind", data_dir=data_dir, input_text="x\n", check=False)
