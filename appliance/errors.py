@@ -1,6 +1,10 @@
-"""The one error body every 4xx/5xx carries (decisions D1):
+"""Errors: the domain's refusals and the one error body every 4xx/5xx carries:
 `{"statusCode": 403, "code": "FORBIDDEN", "error": "Forbidden", "message": "..."}`.
 
+Domain code (courses, learners, documents, ai) raises a `DomainError` subclass and knows nothing of
+HTTP; HTTP code (headless, embeds, scorm) may raise `ApiError` directly. `as_api_error` is the one
+mapping from a domain error to its status; the app's exception handler (appliance.server.app) and
+the few routes that shape their own error answers (the SCORM API, for its CORS headers) use it.
 Messages are written for partners; they never echo a key, a token or a stack trace.
 """
 
@@ -35,6 +39,38 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     }
 
 
+class DomainError(Exception):
+    """A request the domain refuses; `message` is what the partner reads."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """The object does not exist (or does not exist for this caller)."""
+
+
+class Invalid(DomainError):
+    """The input breaks a rule of the domain."""
+
+
+class Conflict(DomainError):
+    """The object's state does not allow the operation (e.g. publishing a deleted course)."""
+
+
+class TooLarge(DomainError):
+    """The input is larger than a configured limit."""
+
+
+class Unsupported(DomainError):
+    """The input's type is not one the appliance reads."""
+
+
+class Unavailable(DomainError):
+    """A part the operation needs cannot run right now; retrying later may work."""
+
+
 class ApiError(HTTPException):
     """Raise from a handler to answer with the D1 error body."""
 
@@ -42,8 +78,33 @@ class ApiError(HTTPException):
         super().__init__(status_code=status, detail=message, headers=headers)
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found")
+# the statuses partners see for each domain refusal (the wire contract: do not change one)
+STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Invalid: 422,
+    Conflict: 409,
+    TooLarge: 413,
+    Unsupported: 415,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 422
+
+
+def as_api_error(exc: DomainError | ApiError) -> ApiError:
+    """The HTTP answer to a domain refusal (an ApiError passes through)."""
+    if isinstance(exc, ApiError):
+        return exc
+    return ApiError(status_of(exc), exc.message)
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound(f"{what} not found")
 
 
 def forbidden(entitlement: str) -> ApiError:

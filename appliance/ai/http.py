@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.ai import errors
-from appliance.errors import ApiError
+from appliance.errors import ApiError, DomainError, as_api_error
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (errors.QueueFull, 503, "The on-box model is busy; retry shortly"),
@@ -25,14 +25,14 @@ def public_message(exc: BaseException) -> str:
     for cls, _status, message in _STATUS:
         if isinstance(exc, cls):
             return message
-    if isinstance(exc, ApiError):
-        return str(exc.detail)
+    if isinstance(exc, ApiError | DomainError):
+        return str(as_api_error(exc).detail)
     return "The AI job failed"
 
 
 def to_api_error(exc: BaseException) -> ApiError:
-    if isinstance(exc, ApiError):
-        return exc
+    if isinstance(exc, ApiError | DomainError):
+        return as_api_error(exc)
     for cls, status, message in _STATUS:
         if isinstance(exc, cls):
             retry = getattr(exc, "retry_after", None) or (5 if status == 503 else None)

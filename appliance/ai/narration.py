@@ -42,7 +42,7 @@ from appliance.ai.jobs import JobContext, handler
 from appliance.config import AISettings
 from appliance.courses import service as courses
 from appliance.courses.validate import validate_content
-from appliance.errors import ApiError, not_found
+from appliance.errors import NotFound, not_found
 from appliance.isolation import ChildNotStarted, ChildTimeout, run_isolated
 from appliance import logs
 from appliance.storage.database import fetch_all
@@ -428,7 +428,7 @@ def screen_clip(runtime: Any, workspace_id: int, environment: str, content: dict
             if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
                 break
             return data
-    raise ApiError(404, "This screen has no narration")
+    raise NotFound("This screen has no narration")
 
 
 AUDIO_HEADERS = {

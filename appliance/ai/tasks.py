@@ -17,7 +17,7 @@ from appliance.ai.generation import (
 from appliance.ai.jobs import JobContext, handler
 from appliance.courses import service as courses
 from appliance.errors import not_found
-from appliance.headless.identities import ensure_identity
+from appliance.learners.identities import ensure_identity
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_one
 

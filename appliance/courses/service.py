@@ -10,7 +10,7 @@ import sqlite_utils
 
 from appliance import webhooks
 from appliance.courses.model import course_to_wire, new_course_key
-from appliance.errors import ApiError, not_found
+from appliance.errors import Conflict, not_found
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_all, fetch_one, last_id
 
@@ -123,7 +123,7 @@ def publish(db: sqlite_utils.Database, course_id: int) -> None:
     """The draft becomes the next published revision; learners see published content only."""
     row = get_row(db, course_id)
     if row["deleted"] is not None:
-        raise ApiError(409, "A deleted course cannot be published; restore it first")
+        raise Conflict("A deleted course cannot be published; restore it first")
     now = now_iso()
     db.execute(
         "UPDATE courses SET published_content = draft, published = ?, revision = revision + 1, updated = ? WHERE id = ?",
@@ -134,7 +134,7 @@ def publish(db: sqlite_utils.Database, course_id: int) -> None:
 def revert(db: sqlite_utils.Database, course_id: int) -> None:
     row = get_row(db, course_id)
     if row["published_content"] is None:
-        raise ApiError(409, "This course has never been published, so there is nothing to revert to")
+        raise Conflict("This course has never been published, so there is nothing to revert to")
     db.execute(
         "UPDATE courses SET draft = published_content, updated = ? WHERE id = ?", [now_iso(), course_id]
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from appliance.errors import ApiError
+from appliance.errors import Invalid
 
 Short = Annotated[str, msgspec.Meta(max_length=300)]
 Long = Annotated[str, msgspec.Meta(max_length=5000)]
@@ -161,24 +161,24 @@ def paragraphs_to_html(paragraphs: list[str]) -> str:
 
 def validate_screen(screen: Any) -> dict[str, Any]:
     if not isinstance(screen, dict):
-        raise ApiError(422, "a screen must be an object")
+        raise Invalid("a screen must be an object")
     kind = screen.get("type")
     if kind not in CONTENT_TYPES:
-        raise ApiError(422, f"screen type must be one of {', '.join(CONTENT_TYPES)}")
+        raise Invalid(f"screen type must be one of {', '.join(CONTENT_TYPES)}")
     try:
         content = msgspec.convert(screen.get("content", {}), CONTENT_TYPES[kind])
     except msgspec.ValidationError as exc:
-        raise ApiError(422, f"screen {screen.get('title', '')!r}: {exc}") from None
+        raise Invalid(f"screen {screen.get('title', '')!r}: {exc}") from None
     clean = msgspec.to_builtins(content)
     if kind == "text":
         clean["html"] = sanitise_html(clean["html"])
     if kind == "quiz":
         for q in clean["questions"]:
             if not any(a["correct"] for a in q["answers"]):
-                raise ApiError(422, f"quiz question {q['question'][:40]!r} has no correct answer")
+                raise Invalid(f"quiz question {q['question'][:40]!r} has no correct answer")
     title = screen.get("title", "")
     if not isinstance(title, str) or len(title) > 300:
-        raise ApiError(422, "a screen title is text of at most 300 characters")
+        raise Invalid("a screen title is text of at most 300 characters")
     result = {"id": screen.get("id"), "type": kind, "title": title, "content": clean}
     for optional in ("description", "objective", "scored", "passing_grade", "asset", "object", "unsupported"):
         if optional in screen:
@@ -187,12 +187,12 @@ def validate_screen(screen: Any) -> dict[str, Any]:
         try:
             result["narration"] = msgspec.to_builtins(msgspec.convert(screen["narration"], Narration))
         except msgspec.ValidationError as exc:
-            raise ApiError(422, f"screen {title!r} narration: {exc}") from None
+            raise Invalid(f"screen {title!r} narration: {exc}") from None
     if kind == "quiz":
         result["scored"] = bool(screen.get("scored", True))
         grade = screen.get("passing_grade", 50)
         if not isinstance(grade, int | float) or not 0 <= grade <= 100:
-            raise ApiError(422, "passing_grade is a number from 0 to 100")
+            raise Invalid("passing_grade is a number from 0 to 100")
         result["passing_grade"] = grade
     return result
 
@@ -200,10 +200,10 @@ def validate_screen(screen: Any) -> dict[str, Any]:
 def validate_content(content: Any) -> dict[str, Any]:
     """Check a whole draft (`{start, finish, screens}`) and give every screen a unique id."""
     if not isinstance(content, dict) or not isinstance(content.get("screens", []), list):
-        raise ApiError(422, "content must be an object with a screens list")
+        raise Invalid("content must be an object with a screens list")
     screens = [validate_screen(s) for s in content.get("screens", [])]
     if len(screens) > MAX_SCREENS:
-        raise ApiError(422, f"a course has at most {MAX_SCREENS} screens")
+        raise Invalid(f"a course has at most {MAX_SCREENS} screens")
     used: set[int] = set()
     for screen in screens:
         if not isinstance(screen["id"], int) or screen["id"] in used:

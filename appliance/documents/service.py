@@ -20,7 +20,7 @@ import sqlite_utils
 from appliance.documents.chunking import chunk_blocks
 from appliance.documents.extract import DocumentError, Limits
 from appliance.documents.sandbox import extract_isolated
-from appliance.errors import ApiError, not_found
+from appliance.errors import DomainError, Invalid, TooLarge, Unavailable, Unsupported, not_found
 from appliance.security.audit import now_iso
 from appliance.storage import erasure
 from appliance.storage.database import fetch_all, fetch_one, last_id
@@ -57,6 +57,11 @@ def _safe_filename(filename: str) -> str:
     return name[:MAX_FILENAME] or "document"
 
 
+# the reader answers across a process boundary with a status number (appliance.documents.extract);
+# the domain error each one is
+READER_REFUSALS: dict[int, type[DomainError]] = {413: TooLarge, 415: Unsupported, 422: Invalid, 503: Unavailable}
+
+
 def ingest(
     runtime: Runtime,
     workspace_id: int,
@@ -68,13 +73,13 @@ def ingest(
 ) -> dict[str, Any]:
     """Store, extract, chunk and index one uploaded file; returns the document record.
 
-    Raises ApiError 413 (too large), 415 (unsupported or lying type) or 422 (malformed, encrypted,
-    zip bomb, XXE, too many pages, no text, took too long)."""
+    Raises TooLarge, Unsupported (unsupported or lying type) or Invalid (malformed, encrypted,
+    zip bomb, XXE, too many pages, no text, took too long), appliance.errors."""
     settings = runtime.settings.documents
     limits = limits_of(runtime)
     name = _safe_filename(filename)
     if len(data) > limits.max_bytes:
-        raise ApiError(413, f"The file is larger than the document limit of {limits.max_bytes} bytes")
+        raise TooLarge(f"The file is larger than the document limit of {limits.max_bytes} bytes")
     database = runtime.environment(workspace_id, environment)
     key = secrets.token_hex(16)
     store = ObjectStore(runtime)
@@ -92,7 +97,7 @@ def ingest(
         except BaseException as exc:
             store.shred_subject(workspace_id, environment, SUBJECT_KIND, key)
             if isinstance(exc, DocumentError):
-                raise ApiError(exc.status, exc.message) from None
+                raise READER_REFUSALS.get(exc.status, Invalid)(exc.message) from None
             raise
     chunks = chunk_blocks(extracted.blocks, per_page=extracted.type == "pptx")
 

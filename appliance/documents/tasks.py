@@ -16,8 +16,8 @@ import sqlite_utils
 from appliance.ai.jobs import JobContext, handler
 from appliance.courses import service as courses
 from appliance.documents import course, service
-from appliance.errors import ApiError
-from appliance.headless.identities import ensure_identity
+from appliance.errors import Invalid
+from appliance.learners.identities import ensure_identity
 
 Builder = Callable[..., tuple[str, str, dict[str, Any], list[int], int]]
 
@@ -27,7 +27,7 @@ def _run(ctx: JobContext, build: Builder, *, presentation: bool) -> dict[str, An
     req = course.Request.from_params(p)
     document = service.get_row(ctx.db.read(), req.document_id)
     if presentation and document["type"] != "pptx":
-        raise ApiError(422, "presentation_to_course needs a PowerPoint (.pptx) document")
+        raise Invalid("presentation_to_course needs a PowerPoint (.pptx) document")
     settings = ctx.service.runtime.settings.documents
     title, description, content, unsupported, sections = build(
         ctx.engine, ctx.db, document, req, settings, ctx.progress, ctx.cancel

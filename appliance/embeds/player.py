@@ -13,8 +13,9 @@ import sqlite_utils
 from appliance.courses import service as courses
 from appliance.courses.model import DEFAULT_FINISH, DEFAULT_START
 from appliance.embeds import track_input
-from appliance.errors import ApiError, not_found
-from appliance.headless.trackings import record_progress
+from appliance.errors import Conflict, Invalid, not_found
+from appliance.learners import trackings
+from appliance.learners.trackings import record_progress
 from appliance.storage.database import fetch_all, fetch_one
 
 MEDIA_KINDS = {
@@ -25,7 +26,7 @@ MEDIA_KINDS = {
 
 def published_content(row: dict[str, Any]) -> dict[str, Any]:
     if row["published_content"] is None:
-        raise ApiError(409, "This course has not been published yet")
+        raise Conflict("This course has not been published yet")
     content: dict[str, Any] = json.loads(row["published_content"])
     return content
 
@@ -132,9 +133,7 @@ def tracking_state(
 ) -> dict[str, Any] | None:
     if not identifier:
         return None
-    row = fetch_one(
-        db, "SELECT * FROM trackings WHERE course_id = ? AND identifier = ?", [course_id, identifier]
-    )
+    row = trackings.find(db, course_id, identifier)
     if row is None:
         return None
     return {
@@ -152,13 +151,13 @@ def _find_screen(content: dict[str, Any], screen_id: Any) -> tuple[int, dict[str
     for i, s in enumerate(content.get("screens", [])):
         if str(s.get("id")) == str(screen_id):
             return i, s
-    raise ApiError(422, "screenId is not a screen of this course")
+    raise Invalid("screenId is not a screen of this course")
 
 
 def grade(screen: dict[str, Any], answers: Any) -> dict[str, Any]:
     """Score one quiz screen attempt: percent of questions answered exactly right."""
     if not isinstance(answers, dict):
-        raise ApiError(422, "answers must be an object of question id -> [answer ids]")
+        raise Invalid("answers must be an object of question id -> [answer ids]")
     questions = (screen.get("content") or {}).get("questions", [])
     results = []
     right = 0

@@ -13,7 +13,7 @@ from appliance.courses.model import new_course_key
 from appliance.errors import ApiError, not_found
 from appliance.headless.common import page_window
 from appliance.headless.deps import set_target
-from appliance.headless.identities import ensure_identity
+from appliance.learners.identities import ensure_identity
 from appliance.security.audit import now_iso
 from appliance.storage.database import Database, fetch_all, fetch_one, last_id
 

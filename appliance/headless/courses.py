@@ -16,7 +16,7 @@ from appliance.embeds.sessions import signer_of
 from appliance.errors import ApiError
 from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
-from appliance.headless.identities import ensure_identity
+from appliance.learners.identities import ensure_identity
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
 from appliance.server import public

@@ -1,4 +1,5 @@
-"""Dependencies every headless handler shares: the caller and its environment's database."""
+"""Dependencies every headless handler shares: the caller and its environment's database.
+(The request's context and runtime are appliance.server.context's: embeds and SCORM read them too.)"""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ import sqlite_utils
 from litestar import Request
 from litestar.di import Provide
 
+from appliance.backup import erasure
 from appliance.errors import ApiError, forbidden
 from appliance.runtime import Runtime
-from appliance.server.context import RequestContext
-from appliance.storage import erasure
+from appliance.server.context import context_of, runtime_of
 from appliance.storage.database import Database
 from appliance.workspaces import service
 from appliance.workspaces.service import Principal
-
-
-def context_of(request: Request[Any, Any, Any]) -> RequestContext:
-    ctx: RequestContext = request.scope["appliance"]  # type: ignore[typeddict-item]
-    return ctx
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -32,8 +28,7 @@ def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 
 def provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return runtime_of(request)
 
 
 def provide_db(request: Request[Any, Any, Any]) -> Database:
@@ -51,13 +46,13 @@ def require_entitlement(request: Request[Any, Any, Any], name: str) -> None:
 async def erase_subject(
     request: Request[Any, Any, Any], kind: str, subject_id: str, delete_rows: Callable[[sqlite_utils.Database], Any]
 ) -> None:
-    """Hard-delete a subject: rows, WAL, backups and its file keys (appliance.storage.erasure).
+    """Hard-delete a subject: rows, WAL, backups and its file keys (appliance.backup.erasure).
 
     It takes a second or more (VACUUM, rewriting log segments), so it runs in a worker thread."""
     principal = provide_principal(request)
     runtime = provide_runtime(request)
     await anyio.to_thread.run_sync(
-        lambda: erasure.erase(runtime, principal.workspace_id, principal.environment, kind, subject_id, delete_rows)
+        lambda: erasure.erase(runtime.backups, principal.workspace_id, principal.environment, kind, subject_id, delete_rows)
     )
 
 
@@ -65,6 +60,9 @@ def set_target(request: Request[Any, Any, Any], target: str) -> None:
     """Name the object a call touched, for the audit log."""
     context_of(request).target = target
 
+
+__all__ = ["DEPENDENCIES", "context_of", "erase_subject", "provide_db", "provide_principal", "provide_runtime",
+           "require_entitlement", "set_target"]
 
 DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),

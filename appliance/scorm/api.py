@@ -19,13 +19,13 @@ from typing import Any
 import anyio
 from litestar import Request, Response, get, post, route
 
+from appliance import logs
 from appliance.ai import narration
 from appliance.embeds import player, sessions
 from appliance.embeds.tokens import SCORM_TYP, TokenInvalid
-from appliance.errors import ApiError, error_body
-from appliance.headless.deps import context_of, provide_runtime
-from appliance.headless.trackings import record_progress
-from appliance import logs
+from appliance.errors import ApiError, DomainError, as_api_error, error_body
+from appliance.learners.trackings import record_progress
+from appliance.server.context import context_of, runtime_of
 from appliance.storage.database import Database, StorageError
 from appliance.workspaces.service import Principal
 
@@ -43,14 +43,16 @@ def _answer(body: Any, status: int = 200) -> Response[Any]:
     return Response(body, status_code=status, headers=CORS, media_type="application/json")
 
 
-def _error(exc: ApiError) -> Response[Any]:
-    return _answer(error_body(exc.status_code, exc.detail), exc.status_code)
+def _error(exc: ApiError | DomainError) -> Response[Any]:
+    """The error body with the CORS headers the launcher (on the LMS's origin) needs to read it."""
+    answer = as_api_error(exc)
+    return _answer(error_body(answer.status_code, answer.detail), answer.status_code)
 
 
 def _claims(request: Request[Any, Any, Any]) -> tuple[dict[str, Any], Database]:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.startswith("Bearer ") else ""
-    runtime = provide_runtime(request)
+    runtime = runtime_of(request)
     try:
         claims = sessions.signer_of(runtime).verify(token, SCORM_TYP)
         if claims.get("action") != "view" or not isinstance(claims.get("course"), int):
@@ -83,7 +85,7 @@ def course(request: Request[Any, Any, Any]) -> Response[Any]:
         claims, db = _claims(request)
         reader = db.read()
         data = player.course_for_player(reader, int(claims["course"]), None)
-    except ApiError as exc:
+    except (ApiError, DomainError) as exc:
         return _error(exc)
     return _answer({"course": data, "environment": claims["environment"], "expires": claims["exp"]})
 
@@ -96,12 +98,12 @@ async def clip(request: Request[Any, Any, Any], screen_id: int) -> Response[Any]
         claims, db = _claims(request)
         row = player.played_row(db.read(), int(claims["course"]), None)  # 404 deleted, 409 unpublished
         content = player.published_content(row)
-        runtime = provide_runtime(request)
+        runtime = runtime_of(request)
         workspace, environment = int(claims["workspace"]), str(claims["environment"])
         data = await anyio.to_thread.run_sync(
             lambda: narration.screen_clip(runtime, workspace, environment, content, screen_id)
         )
-    except ApiError as exc:
+    except (ApiError, DomainError) as exc:
         return _error(exc)
     # CORP cross-origin: the launcher reads it from the LMS's origin (a CORS fetch)
     headers = {**CORS, **narration.AUDIO_HEADERS, "cross-origin-resource-policy": "cross-origin"}
@@ -143,7 +145,7 @@ async def track(request: Request[Any, Any, Any]) -> Response[Any]:
             return result
 
         result = await db.awrite(job)
-    except ApiError as exc:
+    except (ApiError, DomainError) as exc:
         return _error(exc)
     return _answer(result)
 

@@ -34,7 +34,7 @@ import sqlite_utils
 from appliance.courses import service as courses
 from appliance.embeds import player
 from appliance.embeds.tokens import SCORM_TYP, Signer
-from appliance.errors import ApiError
+from appliance.errors import NotFound
 from appliance.scorm.manifest import VERSIONS, build_manifest
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "embeds" / "web"
@@ -114,7 +114,7 @@ def extract_assets(course: dict[str, Any]) -> dict[str, bytes]:
 
 
 # a narrated screen's clip: (the published content, screen id) -> WAV bytes (decrypted from the object
-# store, appliance.ai.narration.screen_clip); ApiError 404 when the screen has none
+# store, appliance.ai.narration.screen_clip); NotFound when the screen has none
 ClipReader = Callable[[dict[str, Any], int], bytes]
 
 
@@ -129,7 +129,7 @@ def extract_narration(course: dict[str, Any], content: dict[str, Any], clip: Cli
         sid = screen.get("id")
         try:
             data = clip(content, sid) if isinstance(sid, int) else b""
-        except ApiError:
+        except NotFound:
             data = b""
         if not data:
             screen["narration"] = None

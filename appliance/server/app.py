@@ -12,18 +12,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from appliance import __version__
+from appliance import __version__, logs
 from appliance.ai import narration as _narration  # noqa: F401 - registers the narrate_course job kind
 from appliance.ai import tasks as _job_kinds  # noqa: F401 - registers the job kinds
 from appliance.ai.jobs import AIService
 from appliance.documents import tasks as _document_job_kinds  # noqa: F401 - registers the document job kinds
-from appliance.documents.routes import DocumentsController
 from appliance.embeds.builder import BUILDER_HANDLERS
 from appliance.embeds.routes import EMBED_HANDLERS
-from appliance.errors import error_body
+from appliance.errors import DomainError, as_api_error, error_body
 from appliance.headless.collections import CollectionsController
 from appliance.headless.courses import CoursesController
 from appliance.headless.deps import DEPENDENCIES
+from appliance.headless.documents import DocumentsController
 from appliance.headless.embeds import EmbedsController, OriginsController
 from appliance.headless.generate import GenerateController, JobsController
 from appliance.headless.identities import IdentitiesController
@@ -36,7 +36,6 @@ from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
 from appliance.scorm.api import SCORM_HANDLERS
-from appliance import logs
 from appliance.server.inputs import OUT_OF_RANGE, IntegerParamsMiddleware
 from appliance.server.metrics import Metrics
 from appliance.server.middleware import ApplianceMiddleware, ASGIApp, redact_path
@@ -91,6 +90,11 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     elif status == 405:
         message = f"Method {request.method} is not allowed on this route"
     return _error_response(status, message[:500], exc.headers)
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """A domain refusal (appliance.errors) answers with its status and the same error body."""
+    return handle_http_exception(request, as_api_error(exc))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -199,7 +203,11 @@ def route_handlers() -> list[Any]:
 def create_litestar(runtime: Runtime, metrics_registry: Metrics, ai: AIService | None = None) -> Litestar:
     app = Litestar(
         route_handlers=route_handlers(),
-        exception_handlers={HTTPException: handle_http_exception, Exception: handle_unexpected},
+        exception_handlers={
+            HTTPException: handle_http_exception,
+            DomainError: handle_domain_error,
+            Exception: handle_unexpected,
+        },
         middleware=[IntegerParamsMiddleware],
         openapi_config=OpenAPIConfig(
             title="Coassemble appliance headless API",

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from appliance import config
-from appliance.headless.identities import ensure_identity
-from appliance.headless.trackings import record_progress
+from appliance.learners.identities import ensure_identity
+from appliance.learners.trackings import record_progress
 from appliance.runtime import open_runtime
 from tests.helpers import Install, Server, create_key, init_data_dir, start_server
 

@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from appliance import config
-from appliance.headless.identities import ensure_identity
-from appliance.headless.trackings import record_progress
+from appliance.learners.identities import ensure_identity
+from appliance.learners.trackings import record_progress
 from appliance.runtime import open_runtime
 from tests.helpers import cli, init_data_dir, start_server
 from tests.storage.test_erasure import find_marker
