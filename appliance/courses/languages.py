@@ -1,14 +1,22 @@
-"""Language tags for translated courses: a BCP 47 tag whose primary subtag is an ISO 639-1 language.
+"""Language tags: the one rule for what a language code looks like, wherever one comes in.
 
-The on-box model translates into languages it has a name for; a syntactically valid but unknown
-tag (`xx`, `qq-ZZ`) is refused with 422 instead of producing a variant in no language.
+A tag is a 2-3 letter language, then subtags of 2-8 letters or digits joined by "-" (BCP 47:
+`fr`, `pt-BR`, `zh-Hant-TW`). An embed's `language` option may also spell the joins "_" as POSIX
+locales do (`pt_BR`): `SPELLINGS` matches both, `canonical` turns one into the other.
+
+A translation target must also be a *known* language (`known_language`): the on-box model translates
+into languages it has a name for, so a syntactically valid but unknown tag (`xx`, `qq-ZZ`) is refused
+with 422 instead of producing a variant in no language.
 """
 
 from __future__ import annotations
 
 import re
 
-TAG = re.compile(r"^([A-Za-z]{2})(?:-[A-Za-z0-9]{2,8})*$")
+_LANGUAGE = "([A-Za-z]{2,3})"
+_SUBTAGS = "(?:{join}[A-Za-z0-9]{{2,8}})*"
+TAG = re.compile(f"^{_LANGUAGE}{_SUBTAGS.format(join='-')}$")
+SPELLINGS = re.compile(f"^{_LANGUAGE}{_SUBTAGS.format(join='[-_]')}$")  # TAG, or joined by "_"
 
 # ISO 639-1 (the two-letter codes), 184 languages
 ISO_639_1 = frozenset("""
@@ -25,3 +33,9 @@ def known_language(tag: str) -> bool:
     """True for tags such as fr, pt-BR or zh-Hant-TW whose language is a known ISO 639-1 code."""
     match = TAG.match(tag)
     return match is not None and match.group(1).lower() in ISO_639_1
+
+
+def canonical(value: str) -> str | None:
+    """`value` as a BCP 47 tag (`pt_BR` -> `pt-BR`), or None when it is not a language tag."""
+    tag = value.replace("_", "-")
+    return tag if TAG.match(tag) else None

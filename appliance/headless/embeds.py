@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 from litestar import Controller, MediaType, Request, Response, get, post, put
 
+from appliance.courses import languages
 from appliance.courses import service as courses
 from appliance.courses.model import empty_content
 from appliance.embeds import origins
@@ -32,7 +33,7 @@ from appliance.storage.database import Database, fetch_one
 from appliance.workspaces.service import Principal
 
 COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
-LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+LANGUAGE = languages.SPELLINGS  # the embed option takes pt_BR as well as pt-BR
 BOOLEAN_OPTIONS = (
     "legacy",
     "ai",
@@ -74,7 +75,7 @@ def parse_options(values: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(422, "options.back must be event or hidden")
     if "color" in raw and not (isinstance(raw["color"], str) and COLOR.match(raw["color"])):
         raise ApiError(422, "options.color must be a hex colour such as #C4BCFC")
-    if "language" in raw and not (isinstance(raw["language"], str) and LANGUAGE.match(raw["language"])):
+    if "language" in raw and not (isinstance(raw["language"], str) and languages.canonical(raw["language"])):
         raise ApiError(422, "options.language must be a language code such as en or fr-CA")
     if "flow" in raw and not isinstance(raw["flow"], str):
         raise ApiError(422, "options.flow must be a string")
