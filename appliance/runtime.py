@@ -13,20 +13,24 @@ Data directory layout:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from appliance import config
+from appliance.backup.targets import Backups, RestoreError, Target
 from appliance.courses.demo import seed_demo_course
 from appliance.security import apikeys
 from appliance.security import secrets as operator_secrets
 from appliance.security.audit import MAC_KEY, AuditEvent, AuditLog
-from appliance.storage import crypto, schema
+from appliance.storage import crypto, rotation, schema
 from appliance.storage.database import Database, StorageError, check_encrypted
 from appliance.storage.diskfull import DiskMonitor
 from appliance.storage.keyring import Keyring
+from appliance.storage.objects import KEYSTORE_KEY, KeyStore
 from appliance.workspaces import service
 from appliance.workspaces.service import ENVIRONMENTS, environment_key_name
 
@@ -55,7 +59,8 @@ class Runtime:
         self._environments: dict[tuple[int, str], Database] = {}
         self._env_lock = threading.Lock()
         self._sync = sync
-        self.closers: list[Callable[[], None]] = []  # run first by close() (e.g. the key store)
+        self.closers: list[Callable[[], None]] = []  # run first by close()
+        self._keystore: KeyStore | None = None
 
     def _open(self, path: Path, key_name: str, name: str, kind: str, meta: dict[str, str]) -> Database:
         check_encrypted(path)
@@ -146,9 +151,78 @@ class Runtime:
             )
         )
 
+    # -- what the storage and backup layers are handed -------------------------------------------
+    @property
+    def keystore(self) -> KeyStore:
+        """The key store (subject keys, object index, erasure ledger), opened on first use."""
+        with self._env_lock:
+            if self._keystore is None:
+                self._keystore = KeyStore(
+                    self.data_dir, self.keyring, synchronous=self._sync, disk=self.disk
+                )
+            return self._keystore
+
+    def backup_targets(self) -> list[Target]:
+        """The databases point-in-time recovery covers: control and every environment that exists."""
+        out = [Target("control", CONTROL_KEY, "control.db")]
+        for workspace_id, environment in self.environment_ids():
+            path = self.environment_path(workspace_id, environment)
+            out.append(
+                Target(
+                    f"ws{workspace_id}-{environment}",
+                    environment_key_name(workspace_id, environment),
+                    str(path.relative_to(self.data_dir)),
+                    workspace_id,
+                    environment,
+                )
+            )
+        return out
+
+    def database_of(self, target: Target) -> Database:
+        if target.workspace_id is None or target.environment is None:
+            return self.control
+        return self.environment(target.workspace_id, target.environment)
+
+    def database_named(self, name: str) -> tuple[Database, str]:
+        """A database and its key name, by backup name (control, ws<id>-<env>), or keystore/audit."""
+        if name == "audit":
+            return self.audit.database, AUDIT_KEY
+        if name == "keystore":
+            return self.keystore.database, KEYSTORE_KEY
+        for target in self.backup_targets():
+            if target.name == name:
+                return self.database_of(target), target.key_name
+        names = ", ".join(["audit", "keystore", *(t.name for t in self.backup_targets())])
+        raise RestoreError(f"no database named {name!r} (names: {names})")
+
+    def rekey(self, name: str) -> float:
+        """Re-encrypt one database (by name, as `database_named`) under a new key, online."""
+        database, key_name = self.database_named(name)
+        return rotation.rekey(self.keyring, database, key_name)
+
+    @functools.cached_property
+    def backups(self) -> Backups:
+        configured = self.settings.backup.path
+        return Backups(
+            data_dir=self.data_dir,
+            keyring=self.keyring,
+            disk=self.disk,
+            path=Path(configured).expanduser() if configured else self.data_dir / "backups",
+            retention_days=self.settings.backup.retention_days,
+            snapshot_interval_hours=self.settings.backup.snapshot_interval_hours,
+            ship_interval_seconds=self.settings.backup.ship_interval_seconds,
+            list_targets=self.backup_targets,
+            open_database=self.database_of,
+            open_keystore=lambda: self.keystore,
+            copied_along=(("audit.db", AUDIT_KEY),),
+        )
+
     def close(self) -> None:
         while self.closers:
             self.closers.pop()()
+        if self._keystore is not None:
+            self._keystore.close()
+            self._keystore = None
         with self._env_lock:
             for database in self._environments.values():
                 database.close()
@@ -160,6 +234,16 @@ class Runtime:
 
 def open_runtime(settings: config.Settings, passphrase: str | None = None) -> Runtime:
     return Runtime(settings, crypto.load_master_key(settings.data_dir, passphrase))
+
+
+@contextlib.contextmanager
+def backups_of(opener: Callable[[], Runtime]) -> Iterator[Backups]:
+    """Open a runtime for the backup layer and close it after (an in-place restore opens twice)."""
+    runtime = opener()
+    try:
+        yield runtime.backups
+    finally:
+        runtime.close()
 
 
 def initialise(data_dir: Path, passphrase: str | None = None) -> tuple[Runtime, bool]:

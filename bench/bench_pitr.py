@@ -1,6 +1,6 @@
 """Data-protection benchmark (issue 7): capture overhead, ship cost, snapshot and restore times.
 
-Run: .venv/bin/python bench/bench_pitr.py [transactions]   (scratch data under /tmp)
+Run: .venv/bin/python bench/bench_py [transactions]   (scratch data under /tmp)
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.backup.format import list_segments, list_snapshots
+from appliance.backup.restore import restore_file
+from appliance.backup.shipping import ship
+from appliance.backup.snapshots import take_snapshot
 from appliance.runtime import initialise
-from appliance.storage import capture, crypto, pitr
+from appliance.storage import capture, crypto
 from appliance.storage.database import Database
 
 
@@ -59,9 +63,9 @@ def workload(tmp: Path, transactions: int) -> dict[str, Any]:
     rt, _ = initialise(tmp / "data")
     ws = rt.create_workspace("bench")
     db = rt.environment(ws, "test")
-    target = pitr.find_target(rt, f"ws{ws}-test")
-    for t in pitr.targets(rt):
-        pitr.take_snapshot(rt, t)
+    target = rt.backups.find(f"ws{ws}-test")
+    for t in rt.backups.targets():
+        take_snapshot(rt.backups, t)
     body = json.dumps({"standard": {"primary": "#123456"}, "notes": "x" * 400})
     ship_s = 0.0
     start = time.perf_counter()
@@ -83,25 +87,25 @@ def workload(tmp: Path, transactions: int) -> dict[str, Any]:
         if i % 2000 == 1999:
             db.write(lambda w: None)
             s = time.perf_counter()
-            pitr.ship(rt, target)
+            ship(rt.backups, target)
             ship_s += time.perf_counter() - s
     db.write(lambda w: None)
     s = time.perf_counter()
-    pitr.ship(rt, target)
+    ship(rt.backups, target)
     ship_s += time.perf_counter() - s
     write_s = time.perf_counter() - start
-    log_bytes = sum(x.path.stat().st_size for x in pitr.list_segments(pitr.backup_root(rt) / target.name))
+    log_bytes = sum(x.path.stat().st_size for x in list_segments(rt.backups.root / target.name))
     s = time.perf_counter()
-    snap = pitr.take_snapshot(rt, target, "bench")
+    snap = take_snapshot(rt.backups, target, "bench")
     snap_s = time.perf_counter() - s
     size = snap.path.stat().st_size
     # restore from the first snapshot through the whole log (the worst case: a week of log)
     out = tmp / "restored.db"
-    snaps = pitr.list_snapshots(pitr.backup_root(rt) / target.name)
+    snaps = list_snapshots(rt.backups.root / target.name)
     s = time.perf_counter()
-    res = pitr.restore_file(
+    res = restore_file(
         rt.keyring,
-        pitr.backup_root(rt) / target.name,
+        rt.backups.root / target.name,
         snaps[-1].taken_us - 1,
         out,
         rt.keyring.get(target.key_name),

@@ -22,11 +22,12 @@ def _only(args: argparse.Namespace) -> str | None:
 
 @with_runtime
 def cmd_backup_now(runtime: Runtime, args: argparse.Namespace) -> int:
-    from appliance.storage import pitr
+    from appliance.backup.shipping import ship
+    from appliance.backup.snapshots import take_snapshot
 
-    for t in pitr.targets(runtime):
-        pitr.ship(runtime, t)
-        snap = pitr.take_snapshot(runtime, t, "on demand")
+    for t in runtime.backups.targets():
+        ship(runtime.backups, t)
+        snap = take_snapshot(runtime.backups, t, "on demand")
         print(f"{t.name}\t{snap.path}\t{snap.path.stat().st_size} bytes")
     runtime.admin_event("backup now")
     return 0
@@ -34,9 +35,9 @@ def cmd_backup_now(runtime: Runtime, args: argparse.Namespace) -> int:
 
 @with_runtime
 def cmd_backup_list(runtime: Runtime, args: argparse.Namespace) -> int:
-    from appliance.storage import pitr
+    from appliance.backup.verify import describe
 
-    for entry in pitr.describe(runtime):
+    for entry in describe(runtime.backups):
         print(
             f"{entry['database']}: restorable from {entry['restorable_from'] or 'nothing yet'}; "
             f"{len(entry['snapshots'])} snapshots, {entry['segments']} log segments ({entry['log_bytes']} bytes)"
@@ -49,9 +50,9 @@ def cmd_backup_list(runtime: Runtime, args: argparse.Namespace) -> int:
 
 @with_runtime
 def cmd_backup_verify(runtime: Runtime, args: argparse.Namespace) -> int:
-    from appliance.storage import pitr
+    from appliance.backup.verify import verify
 
-    report = pitr.verify(runtime)
+    report = verify(runtime.backups)
     for line in report.lines:
         print(line)
     runtime.admin_event("backup verify", target="ok" if report.ok else "failed")
@@ -59,10 +60,13 @@ def cmd_backup_verify(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from appliance.storage import pitr
+    from appliance.backup import restore as pitr
+    from appliance.backup.format import iso, parse_time
+    from appliance.backup.targets import RestoreError
+    from appliance.runtime import backups_of
 
     try:
-        until = pitr.parse_time(args.to)
+        until = parse_time(args.to)
     except ValueError:
         raise CliError(f"--to {args.to!r} is not an ISO-8601 time") from None
     only = _only(args)
@@ -71,23 +75,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.target:
             runtime = opener()
             try:
-                results = pitr.restore(runtime, until, Path(args.target).resolve(), only)
-                runtime.admin_event(f"restore --to {pitr.iso(until)} --target", target=only)
+                results = pitr.restore(runtime.backups, until, Path(args.target).resolve(), only)
+                runtime.admin_event(f"restore --to {iso(until)} --target", target=only)
             finally:
                 runtime.close()
         else:
-            results = pitr.restore_in_place(opener, until, only)
+            results = pitr.restore_in_place(lambda: backups_of(opener), until, only)
             runtime = opener()
             try:
-                runtime.admin_event(f"restore --to {pitr.iso(until)} in place", target=only)
+                runtime.admin_event(f"restore --to {iso(until)} in place", target=only)
             finally:
                 runtime.close()
-    except pitr.RestoreError as exc:
+    except RestoreError as exc:
         raise CliError(str(exc)) from None
     for r in results:
         print(f"{r.database}: from {r.snapshot}, {r.transactions} transactions / {r.changes_applied} changes "
               f"replayed, {r.erased_rows} erased rows removed again, {r.seconds}s")
-    print(f"restored to {pitr.iso(until)}" + (f" into {args.target}" if args.target else " in place"))
+    print(f"restored to {iso(until)}" + (f" into {args.target}" if args.target else " in place"))
     return 0
 
 
@@ -104,7 +108,7 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
         )
     runtime = open_runtime(config.load(data_dir), current)
     try:
-        rotation.rotate_master(runtime, new_passphrase)
+        rotation.rotate_master(runtime.data_dir, runtime.keyring, new_passphrase)
         runtime.admin_event("keys rotate-master")
     finally:
         runtime.close()
@@ -113,10 +117,11 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rekey(args: argparse.Namespace) -> int:
-    from appliance.storage import pitr, rotation
+    from appliance.backup.targets import server_running
+    from appliance.storage import rotation
 
     data_dir = config.resolve_data_dir(args.data_dir)
-    if pitr.server_running(data_dir):
+    if server_running(data_dir):
         result = rotation.request(data_dir, "rekey", db=args.db)
         if not result.get("ok"):
             raise CliError(f"rekey failed in the server: {result.get('error')}")
@@ -124,7 +129,7 @@ def cmd_keys_rekey(args: argparse.Namespace) -> int:
         return 0
     runtime = open_once(args)()
     try:
-        seconds = rotation.rekey(runtime, args.db)
+        seconds = runtime.rekey(args.db)
         runtime.admin_event("keys rekey", target=args.db)
     finally:
         runtime.close()
@@ -134,9 +139,9 @@ def cmd_keys_rekey(args: argparse.Namespace) -> int:
 
 @with_runtime
 def cmd_keys_rotate_backup(runtime: Runtime, args: argparse.Namespace) -> int:
-    from appliance.storage import pitr
+    from appliance.backup.keys import rotate_backup_keys
 
-    gen = pitr.rotate_backup_keys(runtime.keyring)
+    gen = rotate_backup_keys(runtime.keyring)
     runtime.admin_event("keys rotate-backup", target=f"gen {gen}")
     print(f"backup and log keys: generation {gen} for new snapshots and segments; older ones stay "
           "readable until retention removes them")

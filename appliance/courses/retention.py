@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
-from appliance.runtime import Runtime
 from appliance import logs
-from appliance.storage import erasure
+from appliance.backup import erasure
+from appliance.runtime import Runtime
 from appliance.storage.database import fetch_all
 
 INTERVAL_SECONDS = 3600.0
@@ -39,7 +39,9 @@ def purge_expired(runtime: Runtime, days: float, now: datetime | None = None) ->
             database.read(), "SELECT id FROM courses WHERE deleted IS NOT NULL AND deleted < ?", [cutoff]
         )
         for row in expired:
-            erasure.erase(runtime, workspace_id, environment, "course", row["id"], _delete_course(row["id"]))
+            erasure.erase(
+                runtime.backups, workspace_id, environment, "course", row["id"], _delete_course(row["id"])
+            )
             purged += 1
     if purged:
         logs.event("purged soft-deleted courses", count=purged, older_than_days=days)

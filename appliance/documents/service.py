@@ -3,7 +3,7 @@
 `ingest` reads a file in a sandboxed child process, keeps the original encrypted in the object store
 under the document's own subject key, and writes the record and its chunks (FTS5-indexed by
 triggers) in one transaction. If anything fails after the file was stored, its subject is shredded:
-nothing is left half-written. `delete_document` is a hard delete (appliance.storage.erasure): rows,
+nothing is left half-written. `delete_document` is a hard delete (appliance.backup.erasure): rows,
 index, change log and snapshots scrubbed, and the subject key shredded so every copy of the file is
 noise.
 """
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from appliance.backup import erasure
 from appliance.documents.chunking import chunk_blocks
 from appliance.documents.extract import DocumentError, Limits
 from appliance.documents.sandbox import extract_isolated
 from appliance.errors import DomainError, Invalid, TooLarge, Unavailable, Unsupported, not_found
 from appliance.security.audit import now_iso
-from appliance.storage import erasure
 from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.storage.objects import ObjectStore
 
@@ -160,7 +160,7 @@ def delete_document(
         w.execute("DELETE FROM document_chunks WHERE document_id = ?", [document_id])
         w.execute("DELETE FROM documents WHERE id = ?", [document_id])
 
-    erasure.erase(runtime, workspace_id, environment, SUBJECT_KIND, row["key"], delete_rows)
+    erasure.erase(runtime.backups, workspace_id, environment, SUBJECT_KIND, row["key"], delete_rows)
 
 
 def original(runtime: Runtime, workspace_id: int, environment: str, document_id: int) -> bytes:

@@ -10,13 +10,14 @@ from typing import Any
 
 import uvicorn
 
+from appliance import logs
 from appliance.ai.jobs import AIService
+from appliance.backup.service import start_backup_service
 from appliance.courses.retention import RetentionWorker
 from appliance.runtime import Runtime
-from appliance import logs
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
-from appliance.storage.pitr import start_backup_service
+from appliance.storage import rotation
 from appliance.webhooks.worker import DeliveryWorker
 
 
@@ -63,7 +64,8 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     runtime.audit.start_anchoring()
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()
-    backup = start_backup_service(runtime)  # change shipping, snapshots, rekey requests (issue 7)
+    # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
+    backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, runtime.rekey)])
     ai.start()
     retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
     retention.start()

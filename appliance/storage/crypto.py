@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from appliance.storage import files
 
 KEY_BYTES = 32
 MASTER_KEY_FILE = "master.key"
@@ -53,25 +54,8 @@ def derive_from_passphrase(passphrase: str, salt: bytes) -> bytes:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write a file readable only by its owner, atomically (a private temporary name per writer, so
-    the server and a CLI command can replace the same file at the same moment)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a file readable only by its owner, atomically and durably."""
+    files.durable_write(path, data, 0o600)
 
 
 def create_master_key(data_dir: Path, passphrase: str | None = None) -> bytes:

@@ -78,19 +78,33 @@ class StorageError(Exception):
     """A database cannot be used safely (wrong key, not encrypted, wrong identity)."""
 
 
-def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> Any:
-    """Open and key one SQLCipher connection, verifying the key with a first read."""
+def key_literal(key: bytes) -> str:
+    """A raw 256-bit key as SQLCipher takes it in `PRAGMA key` / `PRAGMA rekey` (no KDF)."""
     if len(key) != 32:
         raise StorageError("database keys are 256-bit")
-    conn = sqlcipher.connect(str(path), check_same_thread=False, isolation_level=None)
+    return f"\"x'{key.hex()}'\""
+
+
+def _keyed(path: Path, key: bytes, *, readonly: bool = False) -> Any:
+    """The one place a SQLCipher connection is keyed: the key before any other pragma, SQLCipher 4
+    settings, then a first read, because a wrong key only shows there."""
+    literal = key_literal(key)
+    target = f"file:{path}?mode=ro" if readonly else str(path)
+    conn = sqlcipher.connect(target, uri=readonly, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA cipher_log_level = NONE")
-    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    conn.execute(f"PRAGMA key = {literal}")
     conn.execute("PRAGMA cipher_compatibility = 4")
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlcipher.DatabaseError as exc:
         conn.close()
         raise open_error(path, exc) from None
+    return conn
+
+
+def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> Any:
+    """Open and key one SQLCipher connection to a live database (WAL)."""
+    conn = _keyed(path, key)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
         conn.close()
@@ -98,6 +112,16 @@ def connect(path: Path, key: bytes, *, synchronous: str = "NORMAL", busy_timeout
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def open_file(path: Path, key: bytes, *, readonly: bool = False) -> Any:
+    """A keyed connection in rollback-journal mode, for database files no writer thread owns
+    (snapshots, restore targets): a single file, no WAL beside it."""
+    conn = _keyed(path, key, readonly=readonly)
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
@@ -310,6 +334,18 @@ class Database:
         except Exception:  # noqa: S110 - already failing; the fresh connection takes over
             pass
         self._writer = sqlite_utils.Database(fresh)
+
+    def rekey(self, new_key: bytes) -> None:
+        """Re-encrypt the file under a new key, online: `PRAGMA rekey` on the writer connection
+        (page by page, in one transaction), WAL checkpointed; readers reopen with the new key."""
+        literal = key_literal(new_key)
+
+        def job(db: sqlite_utils.Database) -> None:
+            db.execute(f"PRAGMA rekey = {literal}")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._key = new_key
+
+        self.write(job, transactional=False)
 
     # -- reads ----------------------------------------------------------------------------------
     def read(self) -> sqlite_utils.Database:

@@ -1,4 +1,4 @@
-"""Envelope-encrypted object store and the key store (D4; lab notes §5).
+"""Envelope-encrypted object store and the key store.
 
 Each stored file (uploads, generated media) is encrypted in 1 MiB chunks with AES-256-GCM under
 its own data key (DEK). The DEK is wrapped (AES-KW) by the key of the file's *subject* (a course,
@@ -10,7 +10,7 @@ File format: `MAGIC(8) | object id(16) | subject hash(32) | wrapped DEK(40) | no
 then chunks `length(4) | ciphertext+tag`; chunk i uses nonce `prefix | i (4 bytes) | last flag`
 and the header as AAD, so truncation, reordering and swapping files are all detected.
 
-The key store also holds the erasure ledger (see `erasure`). Subjects are stored only as keyed
+The key store also holds the erasure ledger (see `appliance.backup.ledger`). Subjects are stored only as keyed
 hashes of `workspace/env/kind/id`, so neither table holds personal data.
 """
 
@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import struct
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Protocol
 
 import sqlite_utils
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from appliance.storage import crypto
+from appliance.storage import crypto, files
 from appliance.storage.database import Database, check_encrypted
-
-if TYPE_CHECKING:
-    from appliance.runtime import Runtime
+from appliance.storage.diskfull import DiskMonitor
+from appliance.storage.keyring import Keyring
 
 KEYSTORE_FILE = "keystore.db"
 KEYSTORE_KEY = "keystore"
@@ -80,18 +77,15 @@ class ObjectError(Exception):
 
 
 class KeyStore:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        path = runtime.data_dir / KEYSTORE_FILE
+    """`keystore.db` in the data directory: subject keys, the object index, the erasure ledger."""
+
+    def __init__(
+        self, data_dir: Path, keyring: Keyring, *, synchronous: str = "NORMAL", disk: DiskMonitor | None = None
+    ) -> None:
+        path = data_dir / KEYSTORE_FILE
         check_encrypted(path)
-        keyring = runtime.keyring
-        self.database = Database(
-            path,
-            keyring.create(KEYSTORE_KEY),
-            name="keystore",
-            synchronous=runtime.settings.storage.synchronous.upper(),
-        )
-        self.database.disk = runtime.disk
+        self.database = Database(path, keyring.create(KEYSTORE_KEY), name="keystore", synchronous=synchronous)
+        self.database.disk = disk
         self._kek = keyring.create(SUBJECT_KEK)
         self._id_key = keyring.create(SUBJECT_ID_KEY)
 
@@ -159,35 +153,28 @@ def hard_delete_recipe(db: sqlite_utils.Database) -> None:
         time.sleep(0.02)
 
 
-_stores: weakref.WeakKeyDictionary[Any, KeyStore] = weakref.WeakKeyDictionary()
+class ObjectHost(Protocol):
+    """What the object store is handed: the data directory and its open key store."""
 
+    @property
+    def data_dir(self) -> Path: ...
 
-def keystore(runtime: Runtime) -> KeyStore:
-    """The runtime's key store, opened on first use and closed with the runtime."""
-    store = _stores.get(runtime)
-    if store is None:
-        store = _stores[runtime] = KeyStore(runtime)
-
-        def close() -> None:
-            store.close()
-            _stores.pop(runtime, None)
-
-        runtime.closers.append(close)
-    return store
+    @property
+    def keystore(self) -> KeyStore: ...
 
 
 # -- the object store -----------------------------------------------------------------------------
 class ObjectStore:
     """Encrypted files under `<data dir>/objects/<workspace>/<env>/<object id>`."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.keys = keystore(runtime)
+    def __init__(self, host: ObjectHost) -> None:
+        self.data_dir = host.data_dir
+        self.keys = host.keystore
 
     def _path(self, workspace_id: int, environment: str, object_id: str) -> Path:
         if not all(c in "0123456789abcdef" for c in object_id) or len(object_id) != 32:
             raise ObjectError("bad object id")
-        return self.runtime.data_dir / OBJECTS_DIR / str(workspace_id) / environment / object_id
+        return self.data_dir / OBJECTS_DIR / str(workspace_id) / environment / object_id
 
     def put(
         self,
@@ -211,9 +198,8 @@ class ObjectStore:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         stream = _chunks(data)
         size = 0
-        tmp = path.with_name(f".tmp-{object_id}")
         try:  # a failed write (disk full) leaves no partial or orphaned file behind
-            with open(tmp, "wb") as f:
+            with files.durable_file(path) as f:
                 f.write(header)
                 index = 0
                 current = next(stream, b"")
@@ -227,9 +213,6 @@ class ObjectStore:
                     if following is None:
                         break
                     current, index = following, index + 1
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
             self.keys.database.write(
                 lambda db: db.execute(
                     "INSERT INTO objects (object_id, subject, workspace_id, environment, bytes, created) "
@@ -238,7 +221,6 @@ class ObjectStore:
                 )
             )
         except BaseException:
-            tmp.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             raise
         return object_id

@@ -156,7 +156,7 @@ def test_original_is_encrypted_at_rest_and_delete_shreds_it(docs_server: tuple[S
             assert marker not in path.read_bytes(), f"plaintext in {path}"
     runtime = _runtime(install)
     try:
-        store = objects.keystore(runtime)
+        store = runtime.keystore
         assert marker in b"".join(objects.decrypt_file(new_file, store))
         kept = new_file.with_name("copy-of-object")
         shutil.copy(new_file, kept)  # e.g. a copy in someone's backup

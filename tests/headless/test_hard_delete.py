@@ -10,8 +10,8 @@ from appliance import config
 from appliance.learners.identities import ensure_identity
 from appliance.learners.trackings import record_progress
 from appliance.runtime import open_runtime
+from tests.backup.test_erasure import find_marker
 from tests.helpers import cli, init_data_dir, start_server
-from tests.storage.test_erasure import find_marker
 
 MARKER = "zelda.erasure.marker@example.test"
 

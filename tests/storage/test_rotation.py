@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from appliance import config
+from appliance.backup.format import iso, list_snapshots, now_us
+from appliance.backup.pruning import prune_keys
 from appliance.runtime import open_runtime
-from appliance.storage import crypto, pitr
+from appliance.storage import crypto
 from appliance.storage.database import StorageError, connect
 from tests.helpers import cli, create_key, init_data_dir, start_server
 
@@ -40,7 +42,7 @@ def test_online_rotations_keep_serving_and_old_backups_restorable(tmp_path: Path
 
     def mark(client: Any) -> None:
         time.sleep(0.05)
-        marks.append((pitr.iso(pitr.now_us()), _state(client)))
+        marks.append((iso(now_us()), _state(client)))
         time.sleep(0.05)
 
     try:
@@ -81,9 +83,9 @@ def test_online_rotations_keep_serving_and_old_backups_restorable(tmp_path: Path
         connect(data / "workspaces" / str(ws) / "test.db", key_before).close()
     rt = open_runtime(config.load(data))
     try:
-        gens = {s.gen for s in pitr.list_snapshots(pitr.backup_root(rt) / f"ws{ws}-test")}
+        gens = {s.gen for s in list_snapshots(rt.backups.root / f"ws{ws}-test")}
         assert gens == {1, 2}, gens
-        assert "backup/log/1" not in pitr.prune_keys(rt)  # still needed by the older backups
+        assert "backup/log/1" not in prune_keys(rt.backups)  # still needed by the older backups
         assert rt.keyring.has("backup/snapshot/1")
     finally:
         rt.close()

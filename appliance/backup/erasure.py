@@ -1,14 +1,14 @@
-"""Hard deletion that stays deleted (D4): live database, change log, snapshots, files, restores.
+"""Hard deletion that stays deleted: live database, change log, snapshots, files, restores.
 
 `erase()` is what the deletion routes call (course purge, user, client, tracking delete)::
 
-    from appliance.storage.erasure import erase
+    from appliance.backup.erasure import erase
 
     def delete_rows(db):                       # runs in one write transaction
         db.execute("DELETE FROM trackings WHERE user_id = ?", [user_id])
         db.execute("DELETE FROM users WHERE id = ?", [user_id])
 
-    report = erase(runtime, workspace_id, environment, "user", user_id, delete_rows)
+    report = erase(runtime.backups, workspace_id, environment, "user", user_id, delete_rows)
 
 `delete_rows` must delete (or overwrite) *every* row that carries the subject's data: dependent
 rows, webhook payloads, anything. Rows it UPDATEs count as anonymised: their older images are
@@ -34,17 +34,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 
-from appliance.security.audit import now_iso
-from appliance.storage import capture, objects, pitr
+from appliance.backup import ledger
+from appliance.backup.format import SnapshotInfo, list_segments, list_snapshots, read_segment, write_segment
+from appliance.backup.shipping import ship
+from appliance.backup.targets import BackupLock, Backups, Target
+from appliance.storage import capture
 from appliance.storage.capture import Change
-from appliance.storage.database import fetch_all
-
-if TYPE_CHECKING:
-    from appliance.runtime import Runtime
+from appliance.storage.database import open_file
+from appliance.storage.keyring import Keyring
+from appliance.storage.objects import ObjectStore, hard_delete_recipe
 
 
 @dataclass
@@ -76,7 +78,7 @@ def _scrub_changes(
 
 
 def erase(
-    runtime: Runtime,
+    backups: Backups,
     workspace_id: int,
     environment: str,
     subject_kind: str,
@@ -86,19 +88,13 @@ def erase(
     """Hard-delete a subject everywhere (see the module docstring). Raises what `delete_rows`
     raises, in which case nothing was deleted."""
     started = time.monotonic()
-    database = runtime.environment(workspace_id, environment)
-    target = pitr.Target(
-        database.name,
-        "",
-        "",
-        workspace_id,
-        environment,
-    )
-    root = pitr.backup_root(runtime)
-    store = objects.keystore(runtime)
+    database = backups.environment(workspace_id, environment)
+    target = Target(database.name, "", "", workspace_id, environment)
+    root = backups.root
+    store = backups.keystore
     subject = store.subject(workspace_id, environment, subject_kind, subject_id)
 
-    with pitr.BackupLock.of(root):
+    with BackupLock.of(root):
 
         def job(db: sqlite_utils.Database) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
             before = capture.current_seq(db)
@@ -134,32 +130,17 @@ def erase(
             report.rows_deleted[tbl] = report.rows_deleted.get(tbl, 0) + 1
         for tbl, _pk in images:
             report.rows_anonymised[tbl] = report.rows_anonymised.get(tbl, 0) + 1
-        ledger: dict[str, list[str]] = {}
+        erased: ledger.LedgerRows = {}
         for tbl, pk in sorted(deleted):
-            ledger.setdefault(tbl, []).append(pk)
-        report.ledger_id = store.database.write(
-            lambda db: int(
-                db.execute(
-                    "INSERT INTO erasures (time, workspace_id, environment, database, subject_kind, subject, rows) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        now_iso(),
-                        workspace_id,
-                        environment,
-                        database.name,
-                        subject_kind,
-                        subject,
-                        json.dumps(ledger),
-                    ],
-                ).lastrowid
-                or 0
-            )
+            erased.setdefault(tbl, []).append(pk)
+        report.ledger_id = ledger.record(
+            store, workspace_id, environment, database.name, subject_kind, subject, erased
         )
-        database.write(objects.hard_delete_recipe, transactional=False)
-        pitr.ship(runtime, target, database)
+        database.write(hard_delete_recipe, transactional=False)
+        ship(backups, target, database)
         db_dir = root / database.name
-        for seg in pitr.list_segments(db_dir):
-            content = pitr.read_segment(seg.path, runtime.keyring)
+        for seg in list_segments(db_dir):
+            content = read_segment(seg.path, backups.keyring)
             changed = False
             records = []
             for rows in content.records:
@@ -167,14 +148,12 @@ def erase(
                 changed = changed or touched
                 records.append(kept)
             if changed:
-                pitr.write_segment(
-                    seg.path, content.file_header, runtime.keyring.get(content.header["key"]), records
-                )
+                write_segment(seg.path, content.file_header, backups.keyring.get(content.header["key"]), records)
                 report.segments_rewritten += 1
-        for snap in pitr.list_snapshots(db_dir):
-            _scrub_snapshot(runtime, snap, deleted, images)
+        for snap in list_snapshots(db_dir):
+            _scrub_snapshot(backups.keyring, snap, deleted, images)
             report.snapshots_scrubbed += 1
-        report.files_shredded = objects.ObjectStore(runtime).shred_subject(
+        report.files_shredded = ObjectStore(backups).shred_subject(
             workspace_id, environment, subject_kind, subject_id
         )
     report.seconds = round(time.monotonic() - started, 3)
@@ -182,12 +161,12 @@ def erase(
 
 
 def _scrub_snapshot(
-    runtime: Runtime,
-    snap: pitr.SnapshotInfo,
+    keyring: Keyring,
+    snap: SnapshotInfo,
     deleted: set[tuple[str, str]],
     images: dict[tuple[str, str], str],
 ) -> None:
-    conn = pitr.open_file(snap.path, runtime.keyring.get(snap.key_name))
+    conn = open_file(snap.path, keyring.get(snap.key_name))
     try:
         keys = capture.key_columns(conn)
         seq = capture.current_seq(conn)
@@ -221,22 +200,3 @@ def _scrub_snapshot(
         conn.execute("VACUUM")
     finally:
         conn.close()
-
-
-def ledger_rows(runtime: Runtime, database_name: str) -> list[pitr.LedgerRows]:
-    """Every ledger entry for one database, oldest first (what a restore re-applies)."""
-    store = objects.keystore(runtime)
-    rows = (
-        store.database.read()
-        .execute("SELECT rows FROM erasures WHERE database = ? ORDER BY id", [database_name])
-        .fetchall()
-    )
-    return [json.loads(r[0]) for r in rows]
-
-
-def ledger(runtime: Runtime) -> list[dict[str, Any]]:
-    store = objects.keystore(runtime)
-    return fetch_all(
-        store.database.read(),
-        "SELECT id, time, workspace_id, environment, database, subject_kind, subject, rows FROM erasures ORDER BY id",
-    )

@@ -13,8 +13,16 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from appliance import config
+from appliance.backup.erasure import erase
+from appliance.backup.format import iso, now_us, read_segment
+from appliance.backup.ledger import ledger, ledger_rows
+from appliance.backup.restore import restore, restore_file
+from appliance.backup.service import BackupService
+from appliance.backup.shipping import ship
+from appliance.backup.snapshots import take_snapshot
 from appliance.runtime import Runtime, initialise, open_runtime
-from appliance.storage import capture, erasure, objects, pitr
+from appliance.storage import capture, objects
+from appliance.storage.database import open_file
 from tests.helpers import cli
 
 PAGE = 4096
@@ -48,7 +56,7 @@ def sqlcipher_plaintext(path: Path, key: bytes) -> bytes:
 def find_marker(rt: Runtime, roots: list[Path], marker: bytes) -> list[str]:
     """Search every file under `roots`, raw and decrypted with every key in the keyring."""
     keys = [rt.keyring.get(name) for name in rt.keyring.names()]
-    store = objects.keystore(rt)
+    store = rt.keystore
     hits = []
     for root in roots:
         for path in root.rglob("*"):
@@ -59,7 +67,7 @@ def find_marker(rt: Runtime, roots: list[Path], marker: bytes) -> list[str]:
                 hits.append(f"{path} (raw)")
                 continue
             if path.suffix == ".seg":
-                content = pitr.read_segment(path, rt.keyring)
+                content = read_segment(path, rt.keyring)
                 text = json.dumps(content.records)
                 if marker.decode() in text or marker.hex().upper() in text:
                     hits.append(f"{path} (log decrypted)")
@@ -107,7 +115,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
     rt = runtime
     marker = b"zq-erase-me-7f3a9c"
     db = rt.environment(1, "test")
-    service = pitr.BackupService(rt)
+    service = BackupService(rt.backups)
     service.start()
     store = objects.ObjectStore(rt)
 
@@ -127,7 +135,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
     others = [db.write(lambda w, i=i: user(w, f"other-{i}", f"other person {i}")) for i in range(30)]
     victim = db.write(lambda w: user(w, "victim-1", marker.decode()))
     service.tick()
-    pitr.take_snapshot(rt, pitr.find_target(rt, "ws1-test"), "test")  # a snapshot holding the subject
+    take_snapshot(rt.backups, rt.backups.find("ws1-test"), "test")  # a snapshot holding the subject
     db.write(
         lambda w: w.execute("UPDATE users SET avatar = ? WHERE id = ?", [marker.decode() + "-v2", victim])
     )
@@ -142,7 +150,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
     kept_object = store.put(1, "test", "user", others[0], b"someone else's file")
     service.tick()
     time.sleep(0.01)
-    before_delete = pitr.now_us()
+    before_delete = now_us()
     time.sleep(0.01)
     assert find_marker(rt, [rt.data_dir], marker), "the search must see the subject before deletion"
 
@@ -150,7 +158,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
         w.execute("DELETE FROM users WHERE id = ?", [victim])
         w.execute("UPDATE themes SET name = 'redacted' WHERE name LIKE ?", [f"%{marker.decode()}%"])
 
-    report = erasure.erase(rt, 1, "test", "user", victim, delete_rows)
+    report = erase(rt.backups, 1, "test", "user", victim, delete_rows)
     assert report.rows_deleted == {"users": 1}
     assert report.rows_anonymised == {"themes": 1}
     assert report.files_shredded == 1 and report.snapshots_scrubbed >= 2
@@ -164,7 +172,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
     assert store.get(1, "test", kept_object) == b"someone else's file"
 
     # the ledger names ids only, never the subject
-    entries = erasure.ledger(rt)
+    entries = ledger(rt.keystore)
     assert (
         len(entries) == 1
         and marker.decode() not in json.dumps(entries)
@@ -173,7 +181,7 @@ def test_hard_delete_leaves_nothing_anywhere_and_restores_keep_it_gone(
 
     # restore to before the deletion: the subject stays gone (scrubbed history + ledger re-applied)
     target = tmp_path / "restored"
-    pitr.restore(rt, before_delete, target)
+    restore(rt.backups, before_delete, target)
     restored = open_runtime(config.load(target))
     try:
         rdb = restored.environment(1, "test").read()
@@ -199,36 +207,35 @@ def test_ledger_is_reapplied_when_an_old_copy_still_holds_the_rows(runtime: Runt
         )
         for i in range(5)
     ]
-    target = pitr.find_target(rt, "ws1-test")
-    pitr.ship(rt, target)
-    snap = pitr.take_snapshot(rt, target)
+    target = rt.backups.find("ws1-test")
+    ship(rt.backups, target)
+    snap = take_snapshot(rt.backups, target)
     stash = tmp_path / "stash.snap"
     stash.write_bytes(snap.path.read_bytes())
     time.sleep(0.01)
-    when = pitr.now_us()  # before the erasure
+    when = now_us()  # before the erasure
     time.sleep(0.01)
-    erasure.erase(
-        rt, 1, "test", "theme", ids[2], lambda w: w.execute("DELETE FROM themes WHERE id = ?", [ids[2]])
+    erase(rt.backups, 1, "test", "theme", ids[2], lambda w: w.execute("DELETE FROM themes WHERE id = ?", [ids[2]])
     )
     snap.path.write_bytes(stash.read_bytes())  # the old copy comes back
     out = tmp_path / "r.db"
-    without = pitr.restore_file(
-        rt.keyring, pitr.backup_root(rt) / "ws1-test", when, out, rt.keyring.get(target.key_name), []
+    without = restore_file(
+        rt.keyring, rt.backups.root / "ws1-test", when, out, rt.keyring.get(target.key_name), []
     )
-    conn = pitr.open_file(out, rt.keyring.get(target.key_name), readonly=True)
+    conn = open_file(out, rt.keyring.get(target.key_name), readonly=True)
     assert conn.execute("SELECT count(*) FROM themes WHERE id = ?", [ids[2]]).fetchone()[0] == 1
     conn.close()
     assert without.erased_rows == 0
-    res = pitr.restore_file(
+    res = restore_file(
         rt.keyring,
-        pitr.backup_root(rt) / "ws1-test",
+        rt.backups.root / "ws1-test",
         when,
         out,
         rt.keyring.get(target.key_name),
-        erasure.ledger_rows(rt, "ws1-test"),
+        ledger_rows(rt.keystore, "ws1-test"),
     )
     assert res.erased_rows == 1
-    conn = pitr.open_file(out, rt.keyring.get(target.key_name), readonly=True)
+    conn = open_file(out, rt.keyring.get(target.key_name), readonly=True)
     try:
         assert conn.execute("SELECT count(*) FROM themes WHERE id = ?", [ids[2]]).fetchone()[0] == 0
         assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'themes'").fetchone()[0] >= ids[2]
@@ -243,23 +250,22 @@ def test_in_place_restore_before_a_deletion_keeps_the_subject_gone(tmp_path: Pat
     try:
         ws = rt.create_workspace("w")
         db = rt.environment(ws, "test")
-        for t in pitr.targets(rt):
-            pitr.take_snapshot(rt, t)
+        for t in rt.backups.targets():
+            take_snapshot(rt.backups, t)
         tid = db.write(
             lambda w: _insert(
                 w, "themes", {"name": "doomed-zx81", "colours": "{}", "created": "c", "updated": "u"}
             )
         )
-        pitr.ship(rt, pitr.find_target(rt, f"ws{ws}-test"))
+        ship(rt.backups, rt.backups.find(f"ws{ws}-test"))
         time.sleep(0.01)
-        when = pitr.now_us()
+        when = now_us()
         time.sleep(0.01)
-        erasure.erase(
-            rt, ws, "test", "theme", tid, lambda w: w.execute("DELETE FROM themes WHERE id = ?", [tid])
+        erase(rt.backups, ws, "test", "theme", tid, lambda w: w.execute("DELETE FROM themes WHERE id = ?", [tid])
         )
     finally:
         rt.close()
-    cli("restore", "--to", pitr.iso(when), data_dir=data)
+    cli("restore", "--to", iso(when), data_dir=data)
     rt = open_runtime(config.load(data))
     try:
         assert (
