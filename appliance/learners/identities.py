@@ -4,7 +4,7 @@ Clients and users are created implicitly when a partner passes `identifier` / `c
 (embeds, generation, duplication); `ensure_identity` is that one place. Updating metadata replaces
 it (no merge). Deleting a client removes every object it owns; deleting a user handles its
 courses by `action`: reallocate (to `reallocateTo`), delete, or ignore (the default: leave them).
-The `delete_*_rows` functions are the row part of hard deletion: appliance.storage.erasure runs
+The `delete_*_rows` functions are the row part of hard deletion: appliance.backup.erasure runs
 them and then purges the WAL, the PITR log and snapshots.
 """
 
