@@ -4,7 +4,14 @@ shapes, defaults, pagination, and the 401/403/404/422 bodies."""
 from __future__ import annotations
 
 import pytest
+from litestar import Litestar
 
+from appliance import config
+from appliance.courses import service as courses
+from appliance.learners.identities import ensure_identity
+from appliance.learners.trackings import record_progress
+from appliance.runtime import open_runtime
+from appliance.server.app import route_handlers
 from tests.helpers import Install, Server, cli, create_key
 
 PREFIXES = ("/v1/headless", "/api/v1/headless")
@@ -36,12 +43,57 @@ def _error(response, status: int, code: str) -> None:  # type: ignore[no-untyped
     assert set(body) == {"statusCode", "code", "error", "message"} and body["code"] == code
 
 
+def served_routes(prefix: str) -> set[tuple[str, str]]:
+    """(method, path) of every route the real app serves under `prefix`, read off Litestar's route
+    table, with path parameters filled by ids and names that exist nowhere (no side effects)."""
+    app = Litestar(route_handlers=route_handlers())
+    found = set()
+    for route in app.routes:
+        if not route.path.startswith(prefix + "/"):
+            continue
+        path = route.path
+        for parameter in route.path_parameters.values():
+            path = path.replace("{" + parameter.full + "}", "424242" if parameter.type is int else "route-probe")
+        for method in getattr(route, "route_handler_map", {}):
+            if method not in ("HEAD", "OPTIONS"):
+                found.add((method, path.removeprefix(prefix)))
+    return found
+
+
+def test_the_route_list_is_the_served_route_table() -> None:
+    """Both prefixes serve the same routes, and every route this file probes by hand is one of them
+    (a path nobody serves also answers 401 without a key: it would prove nothing)."""
+    served = served_routes(PREFIXES[0])
+    assert len(served) >= 60 and served == served_routes(PREFIXES[1])
+    paths = {(m, p) for m, p in served}
+    for method, path in ROUTES:
+        bare = path.split("?")[0]
+        assert any(m == method and _same_route(p, bare) for m, p in paths), (method, path)
+
+
+def _same_route(template: str, path: str) -> bool:
+    """`/courses/424242` (a filled route) matches `/courses/1` (a hand-written one)."""
+    a, b = template.split("/"), path.split("/")
+    return len(a) == len(b) and all(x == y or x in ("424242", "route-probe") for x, y in zip(a, b, strict=True))
+
+
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_every_route_needs_the_key(api: tuple[Server, Install], prefix: str) -> None:
-    server, _ = api
-    with server.client() as anonymous:
-        for method, path in ROUTES:
-            _error(anonymous.request(method, prefix + path, json={}), 401, "UNAUTHORIZED")
+    server, install = api
+    routes = sorted(served_routes(prefix))
+    with server.client() as anonymous, server.client(install.test_key) as keyed:
+        # what a path nobody serves answers: 401 without a key, and with one ...
+        _error(anonymous.get(f"{prefix}/no-such-route"), 401, "UNAUTHORIZED")
+        nowhere = keyed.get(f"{prefix}/no-such-route")
+        assert nowhere.status_code == 404, nowhere.text
+        for method, path in routes:
+            _error(anonymous.request(method, prefix + path, json=[]), 401, "UNAUTHORIZED")
+            # ... while with the key each route is found: its own answer (a body no route accepts,
+            # ids that do not exist, also in `?id=`: nothing is created), never the no-such-route
+            # answer, never 401/405
+            answer = keyed.request(method, prefix + path, json="probe", params={"id": "424242"})
+            assert answer.status_code not in (401, 405), (method, path, answer.text)
+            assert (answer.status_code, answer.text) != (404, nowhere.text), (method, path)
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
@@ -143,7 +195,7 @@ def test_trackings(api: tuple[Server, Install]) -> None:
     assert set(envelope) == {"identifier", "clientIdentifier", "name", "avatar", "totals", "trackings"}
     assert envelope["totals"]["completed"] == 1
     assert {"progressPercent", "scorePercent", "totalTime", "courseId"} <= set(envelope["trackings"][0])
-    _error(c.get("/v1/headless/user/trackings", params={"identifier": "nobody"}), 404, "NOT_FOUND")
+    _error(c.get("/v1/headless/user/trackings", params={"identifier": "route-probe"}), 404, "NOT_FOUND")
     form = c.request("DELETE", "/v1/headless/tracking", data={"id": "1", "identifier": "cat"})
     assert form.json() == {"message": "Tracking record deleted"}
     _error(c.request("DELETE", "/v1/headless/tracking", json={"id": 1, "identifier": "cat"}), 404, "NOT_FOUND")
@@ -229,3 +281,54 @@ def test_user_and_client_deletion(api: tuple[Server, Install]) -> None:
     _error(c.get("/v1/headless/client/globex"), 404, "NOT_FOUND")
     _error(c.get("/v1/headless/user/cat"), 404, "NOT_FOUND")
     assert all(x["clientIdentifier"] != "globex" for x in c.get("/v1/headless/courses").json())
+
+
+def _production_learners(install: Install) -> None:
+    """Learners of the production environment, through the real storage layer: two identified
+    (one of them tracked twice), one marked testMode, two anonymous, one from an earlier month."""
+    runtime = open_runtime(config.load(install.data_dir))
+    try:
+        def job(w):  # type: ignore[no-untyped-def]
+            course = courses.create(w, title="Forklift basics", content={"screens": [
+                {"id": 1, "type": "text", "title": "Forklifts", "content": {"html": "<p>Look up.</p>"}}]})
+            for ident, client in (("pia", "initech"), ("quinn", "initech"), ("rex", "umbrella"),
+                                  ("sam", "initech")):
+                ensure_identity(w, ident, client, name=ident.title())
+            for ident, client in (("pia", "initech"), ("pia", "initech"), ("quinn", "initech"),
+                                  ("rex", "umbrella"), ("sam", "initech"), ("anonymous:a1", "initech"),
+                                  ("anonymous:b2", "umbrella")):
+                record_progress(w, course, ident, client_identifier=client, progress_percent=30, seconds=10)
+            w.execute("UPDATE users SET test_mode = 1 WHERE identifier = 'quinn'")
+            w.execute("UPDATE trackings SET commenced = '2000-01-15T09:00:00.000Z' WHERE identifier = 'sam'")
+
+        runtime.environment(install.workspace_id, "production").write(job)
+    finally:
+        runtime.close()
+
+
+def test_production_usage_counts_real_learners(api: tuple[Server, Install]) -> None:
+    """The counting SQL itself (the test environment answers 0 before it runs): distinct learners of
+    this month, identified and anonymous apart, testMode users left out, per client."""
+    server, install = api
+    _production_learners(install)
+    production = server.client(server.extra["production_key"])
+
+    def usage(route: str) -> dict[str, int]:
+        answer = production.get(route)
+        assert answer.status_code == 200, answer.text
+        return {row["metric"]: row["currentUsage"] for row in answer.json()}
+
+    everyone = {"identified_recipients": 2, "anonymous_recipients": 2, "narration_tokens": 0, "image_generations": 0}
+    assert usage("/v1/headless/usage/allowances") == everyone
+    assert usage("/v1/headless/usage/client/initech") == {**everyone, "identified_recipients": 1,
+                                                          "anonymous_recipients": 1}
+    assert usage("/v1/headless/usage/client/umbrella") == {**everyone, "identified_recipients": 1,
+                                                           "anonymous_recipients": 1}
+    # another period: January 2000 holds sam alone
+    rows = production.get("/v1/headless/usage/clients",
+                          params={"start": "2000-01-01", "end": "2000-02-01", "length": 100}).json()["data"]
+    counted = {(r["clientIdentifier"], r["metric"]): r["currentUsage"] for r in rows if r["currentUsage"]}
+    assert counted == {("initech", "identified_recipients"): 1}, rows
+    # the same learners in the test environment would never count: its own allowances stay at 0
+    test_usage = server.client(install.test_key).get("/v1/headless/usage/allowances").json()
+    assert all(row["currentUsage"] == 0 for row in test_usage)
