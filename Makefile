@@ -15,7 +15,7 @@ TTS_STAMP := $(TTS_VENV)/.deps-$(shell echo '$(TTS_PINS)' | sha256sum | cut -c1-
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps
+.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,14 @@ browser-deps: deps
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright==1.65.2
 
-unit: deps browser-deps ai-deps ai-server-venv tts-deps
+# tests that need system tools rather than skip without them: systemd-analyze verifies the systemd
+# unit (tests/test_installer.py); unshare and nsenter run the disk-full server on its own tmpfs
+# (tests/storage/test_disk_full.py, which also needs root). Whatever still skips is listed at the end.
+test-tools:
+	@command -v systemd-analyze >/dev/null || (apt-get update -qq && apt-get install -y -qq systemd)
+	@(command -v unshare && command -v nsenter) >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
+
+unit: deps browser-deps test-tools ai-deps ai-server-venv tts-deps
 	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
 
 test: lint types unit
