@@ -24,6 +24,7 @@ import anyio
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.static_files import create_static_files_router
 
+from appliance import logs
 from appliance.ai import narration
 from appliance.embeds import origins, player, sessions
 from appliance.embeds.sessions import EmbedSession, SessionInvalid
@@ -32,7 +33,6 @@ from appliance.errors import ApiError, error_body
 from appliance.headless.deps import context_of, provide_runtime
 from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
-from appliance import logs
 from appliance.storage.database import fetch_one
 from appliance.workspaces.service import NotFound, Principal
 
@@ -50,7 +50,8 @@ ENTRIES = {
 TITLES = {"course": "Course", "collection": "Collection"}
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+def runtime_of(request: Request[Any, Any, Any]) -> Runtime:
+    """The server's runtime (every embed route, the builder's too, reaches storage through it)."""
     return provide_runtime(request)
 
 
@@ -93,7 +94,7 @@ def _page(kind: str, entry: str, status: int, headers: dict[str, str], data: dic
 
 
 def serve_page(request: Request[Any, Any, Any], kind: str, token: str) -> Response[str]:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     try:
         claims = sessions.signer_of(runtime).verify(token, URL_TYP)
         if claims["kind"] != kind:
@@ -218,13 +219,15 @@ def _context(runtime: Runtime, issued: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _session(
+def embed_session(
     request: Request[Any, Any, Any], kinds: tuple[str, ...], action: str | None = None
 ) -> EmbedSession:
+    """The Bearer session of an embed API call (401 when invalid or expired), attributed in the audit
+    log; 403 unless its kind is one of `kinds` and (when given) its action is `action`."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.startswith("Bearer ") else ""
     try:
-        session = sessions.authenticate(_runtime(request), token)
+        session = sessions.authenticate(runtime_of(request), token)
     except SessionInvalid as exc:
         logs.event("embed session refused", level=20, reason=str(exc))
         raise ApiError(401, SESSION_REFUSED, {"www-authenticate": "Bearer"}) from None
@@ -243,7 +246,7 @@ class EmbedApi(Controller):
     @post("/session", status_code=200)
     async def open_session(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         body = await _json(request)
-        runtime = _runtime(request)
+        runtime = runtime_of(request)
         token = body.get("token")
         try:
             if not isinstance(token, str):
@@ -261,7 +264,7 @@ class EmbedApi(Controller):
     @post("/session/refresh", status_code=200)
     async def refresh_session(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         body = await _json(request)
-        runtime = _runtime(request)
+        runtime = runtime_of(request)
         token = body.get("refreshToken")
         try:
             if not isinstance(token, str):
@@ -276,7 +279,7 @@ class EmbedApi(Controller):
 
     @get("/course", sync_to_thread=False)
     def course(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        session = _session(request, ("course", "collection"), "view")
+        session = embed_session(request, ("course", "collection"), "view")
         raw = request.query_params.get("id")
         target = _course_of(session, int(raw) if raw and raw.isdigit() else None)
         reader = session.db.read()
@@ -292,13 +295,13 @@ class EmbedApi(Controller):
     async def narration(self, request: Request[Any, Any, Any], screen_id: int) -> Response[bytes]:
         """A screen's narration (WAV) of the published course this session may read (`?id=` picks a
         collection's course). Fetched with the Bearer header and played from a blob: URL."""
-        session = _session(request, ("course", "collection"), "view")
+        session = embed_session(request, ("course", "collection"), "view")
         raw = request.query_params.get("id")
         target = _course_of(session, int(raw) if raw and raw.isdigit() else None)
         context_of(request).target = f"course:{target}"
         row = player.played_row(session.db.read(), target, _language_option(session))
         content = player.published_content(row)
-        runtime = _runtime(request)
+        runtime = runtime_of(request)
         data = await anyio.to_thread.run_sync(
             lambda: narration.screen_clip(runtime, session.workspace_id, session.environment, content, screen_id)
         )
@@ -306,7 +309,7 @@ class EmbedApi(Controller):
 
     @post("/track", status_code=200)
     async def track(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        session = _session(request, ("course", "collection"), "view")
+        session = embed_session(request, ("course", "collection"), "view")
         body = await _json(request)
         course_id = body.get("courseId")
         target = _course_of(session, course_id if isinstance(course_id, int) else None)
@@ -334,14 +337,14 @@ class EmbedApi(Controller):
 
     @get("/collection", sync_to_thread=False)
     def collection(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        session = _session(request, ("collection",), "view")
+        session = embed_session(request, ("collection",), "view")
         return player.collection_for_player(
             session.db.read(), int(session.claims["collection"]), session.claims.get("identifier")
         )
 
     @get("/analytics", sync_to_thread=False)
     def analytics(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        session = _session(request, ("analytics/course", "analytics/collection", "analytics/user"))
+        session = embed_session(request, ("analytics/course", "analytics/collection", "analytics/user"))
         data = player.analytics(session.db.read(), session.claims)
         options = session.options
         data["options"] = {k: options.get(k, True) is not False for k in ("stats", "chart", "table")}
@@ -350,7 +353,7 @@ class EmbedApi(Controller):
     @get("/draft", sync_to_thread=False)
     def draft(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """The editable draft: only an edit session may read it (the builder's entry point)."""
-        session = _session(request, ("course",), "edit")
+        session = embed_session(request, ("course",), "edit")
         row = fetch_one(
             session.db.read(), "SELECT id, title, draft FROM courses WHERE id = ?", [session.claims["course"]]
         )

@@ -9,8 +9,6 @@ would rather not wait sends `Prefer: respond-async` and gets 202 with a job to f
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
@@ -19,11 +17,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import ServerSentEvent
 
 from appliance.ai.generation import GENERATED_TYPES, MAX_SCREENS, REFINE_OPERATIONS, refine_text
-from appliance.ai.http import to_api_error
-from appliance.ai.jobs import FINAL, AIService
+from appliance.ai.http import ai_of, to_api_error
 from appliance.courses import service as courses
 from appliance.errors import ApiError, not_found
 from appliance.headless.deps import provide_principal, set_target
+from appliance.server.sse import job_stream
 from appliance.storage.database import Database
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -59,13 +57,6 @@ class RefineInput(msgspec.Struct):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
     operation: str
     tone: Text | None = None
-
-
-def ai_of(request: Request[Any, Any, Any]) -> AIService:
-    service: AIService | None = getattr(request.app.state, "ai", None)
-    if service is None:
-        raise ApiError(503, "The AI service is not running on this server")
-    return service
 
 
 async def run_job(
@@ -191,21 +182,6 @@ class JobsController(Controller):
     async def job_events(self, request: Request[Any, Any, Any], job_id: int) -> ServerSentEvent:
         principal = provide_principal(request)
         service = ai_of(request)
-        job = service.get(principal.workspace_id, principal.environment, job_id)
-        if job is None:
+        if service.get(principal.workspace_id, principal.environment, job_id) is None:
             raise not_found("Job")
-        queue = service.listen(principal.workspace_id, principal.environment, job_id)
-
-        async def events() -> AsyncIterator[str]:
-            if queue is None:  # already finished (or from before a restart)
-                final = service.get(principal.workspace_id, principal.environment, job_id)
-                yield json.dumps({"type": final["status"] if final else "unknown", "job": final})
-                return
-            yield json.dumps({"type": "state", "job": job})
-            while True:
-                event = await queue.get()
-                yield json.dumps(event)
-                if event["type"] in FINAL:
-                    return
-
-        return ServerSentEvent(events())
+        return job_stream(service, principal.workspace_id, principal.environment, job_id)

@@ -1,5 +1,5 @@
 // The course builder (action: edit). Everything goes through the embed session (Bearer JWT in
-// memory, lib/session.js) to /embed/api/builder (appliance/embeds/builder.py); the server validates
+// memory, lib/session.js) to /embed/api/builder (appliance/embeds/builder/); the server validates
 // and sanitises every save and refuses a stale one (409) so two authors never overwrite each other.
 // Host events (§3.5): session ready/error/expired (lib/boot.js), course created/updated, back.
 import { html, render, useState, useEffect, useRef, useCallback } from "../vendor/index.js";

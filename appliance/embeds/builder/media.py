@@ -1,0 +1,110 @@
+"""Media uploads: an image, video or audio file (raw body) into the encrypted object store, served
+back at `GET /embed/media/<ws>/<env>/<object>.<ext>`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+from litestar import Controller, Request, Response, get, post
+
+from appliance.embeds.builder.access import PATH, builder_session, owned_row, target
+from appliance.embeds.routes import runtime_of
+from appliance.errors import ApiError
+from appliance.headless.deps import context_of
+from appliance.server import public
+from appliance.storage.objects import ObjectError, ObjectStore
+
+MEDIA_MAX_BYTES = 8 * 1024 * 1024
+# accepted uploads: extension, MIME type, and a check of the file's first bytes (no SVG: it can script)
+MEDIA_TYPES: dict[str, tuple[str, str]] = {
+    "png": ("image/png", "image"),
+    "jpg": ("image/jpeg", "image"),
+    "gif": ("image/gif", "image"),
+    "webp": ("image/webp", "image"),
+    "mp4": ("video/mp4", "video"),
+    "webm": ("video/webm", "video"),
+    "mp3": ("audio/mpeg", "audio"),
+    "ogg": ("audio/ogg", "audio"),
+    "wav": ("audio/wav", "audio"),
+}
+MEDIA_NAME = re.compile(r"^([0-9a-f]{32})\.([a-z0-9]{2,4})$")
+
+
+def sniff_media(data: bytes) -> str | None:
+    """The extension of an accepted media file, from its content (never from its name)."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+class MediaApi(Controller):
+    path = PATH
+    include_in_schema = False
+
+    @post("/media", status_code=201)
+    async def upload_media(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        session = builder_session(request)
+        course_id = target(request, session)
+        row = owned_row(session.db.read(), session, course_id)
+        data = await request.body()
+        if not data:
+            raise ApiError(422, "The upload is empty")
+        if len(data) > MEDIA_MAX_BYTES:
+            raise ApiError(413, f"Media files are limited to {MEDIA_MAX_BYTES // (1024 * 1024)} MB")
+        ext = sniff_media(data)
+        if ext is None:
+            raise ApiError(415, "Upload a PNG, JPEG, GIF or WebP image, an MP4 or WebM video, or an MP3, OGG or WAV file")
+        store = ObjectStore(runtime_of(request))
+        # stored under the course's client (or the course): erasing that subject erases its media
+        subject_kind, subject_id = (
+            ("client", row["client_identifier"]) if row["client_identifier"] else ("course", row["id"])
+        )
+        object_id = await anyio.to_thread.run_sync(
+            lambda: store.put(session.workspace_id, session.environment, subject_kind, subject_id, data)
+        )
+        mime, kind = MEDIA_TYPES[ext]
+        url = f"{public.base_url(request)}/embed/media/{session.workspace_id}/{session.environment}/{object_id}.{ext}"
+        return {"url": url, "kind": kind, "type": mime, "bytes": len(data)}
+
+
+@get("/embed/media/{workspace:int}/{environment:str}/{name:str}", include_in_schema=False)
+async def media(request: Request[Any, Any, Any], workspace: int, environment: str, name: str) -> Response[bytes]:
+    """An uploaded media file. Its URL is the capability (a random 128-bit object id): images and
+    videos are loaded by `<img>`/`<video>`, which cannot send the session's Bearer header."""
+    match = MEDIA_NAME.match(name)
+    if match is None or match.group(2) not in MEDIA_TYPES or environment not in ("test", "production"):
+        raise ApiError(404, "No such media")
+    ctx = context_of(request)
+    ctx.actor = "embed-media"
+    ctx.target = f"media:{match.group(1)}"
+    store = ObjectStore(runtime_of(request))
+    try:
+        data = await anyio.to_thread.run_sync(lambda: store.get(workspace, environment, match.group(1)))
+    except ObjectError:
+        raise ApiError(404, "No such media") from None
+    if sniff_media(data) != match.group(2):
+        raise ApiError(404, "No such media")
+    return Response(
+        data,
+        media_type=MEDIA_TYPES[match.group(2)][0],
+        headers={"content-security-policy": "default-src 'none'; sandbox", "cross-origin-resource-policy": "same-origin"},
+    )

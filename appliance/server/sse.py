@@ -1,0 +1,54 @@
+"""Server-sent events of an AI job's progress: the one stream behind every job-events route (the
+headless `GET /jobs/{id}/events` and the builder's `GET /embed/api/builder/jobs/{id}/events`).
+
+Each event is one JSON object on a `data:` line: first `{"type": "state", "job": ...}`, then the
+job's own events as `AIService` publishes them (`progress`, with each generated screen in `data`),
+and last the final one (`succeeded`, `failed` or `cancelled`, with the job). A job that has already
+ended (or ran before a restart) gets its final event alone. While nothing happens, a
+`{"type": "ping"}` is sent every PING_SECONDS: a course can wait minutes in the model's queue, and a
+connection that carries nothing that long is closed by proxies and by browsers' idle timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar.response import ServerSentEvent
+
+from appliance.ai.jobs import FINAL, AIService
+
+PING_SECONDS = 15.0
+
+
+async def job_events(
+    current: dict[str, Any] | None,
+    queue: asyncio.Queue[dict[str, Any]] | None,
+    ping_seconds: float = PING_SECONDS,
+) -> AsyncIterator[str]:
+    """The events of a job whose row is `current`, read from `queue` (AIService.listen; None when
+    the job is no longer running), until its final event."""
+    if queue is None or current is None or current["status"] in FINAL:
+        yield json.dumps({"type": current["status"] if current else "unknown", "job": current})
+        return
+    yield json.dumps({"type": "state", "job": current})
+    while True:
+        try:
+            event = await asyncio.wait_for(queue.get(), timeout=ping_seconds)
+        except TimeoutError:
+            yield json.dumps({"type": "ping"})
+            continue
+        yield json.dumps(event)
+        if event["type"] in FINAL:
+            return
+
+
+def job_stream(service: AIService, workspace_id: int, environment: str, job_id: int) -> ServerSentEvent:
+    """The response of a job-events route, for a job the caller may follow (checked by the route)."""
+    # listen first, then read the row: an event published in between is queued, never lost, and a
+    # job that ended in between is read as ended
+    queue = service.listen(workspace_id, environment, job_id)
+    current = service.get(workspace_id, environment, job_id)
+    return ServerSentEvent(job_events(current, queue))
