@@ -67,7 +67,7 @@ def test_restore_to_five_times_reproduces_each_state(runtime: Runtime, tmp_path:
         assert results[0].database == "ws1-test"
         restored = open_runtime(config.load(target))
         try:
-            got = capture.databasedigest(restored.environment(ws, "test").read())
+            got = capture.database_digest(restored.environment(ws, "test").read())
         finally:
             restored.close()
         assert got == expected, f"restore to mark {n + 1} differs"
