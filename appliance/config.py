@@ -116,6 +116,16 @@ class RemoteEngine:
     # environment (appliance.security.secrets)
     api_key: str | None = field(default=None, repr=False)
 
+    @property
+    def key_name(self) -> str:
+        """What names this engine's API key: `remote-api-key:<key_name>`, `api_key_variable(key_name)`."""
+        return self.name or self.url.rstrip("/")
+
+
+def api_key_variable(engine: str) -> str:
+    """The environment variable that holds the API key of the remote engine `engine` (its key_name)."""
+    return "APPLIANCE_AI_REMOTE_API_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", engine).upper()
+
 
 @dataclass
 class AISettings:
@@ -256,12 +266,12 @@ def _refuse_secrets(ai_table: dict[str, Any], path: Path) -> None:
     engines = ai_table.get("remote_engines")
     for index, item in enumerate(engines if isinstance(engines, list) else []):
         if isinstance(item, dict) and "api_key" in item:
-            engine = item.get("name") or str(item.get("url", "")).rstrip("/") or str(index)
+            engine = RemoteEngine(url=str(item.get("url", "")), name=str(item.get("name") or "")).key_name
+            engine = engine or str(index)
             raise ConfigError(
                 f"{path}: [ai] remote_engines[{index}] has an api_key; secrets do not belong in the configuration "
                 f"file. Remove it and store it with `appliance secret set remote-api-key:{engine}` (value on "
-                f"stdin; kept in the encrypted keyring) or set the environment variable "
-                f"APPLIANCE_AI_REMOTE_API_KEY_{re.sub(r'[^A-Za-z0-9]', '_', str(engine)).upper()}"
+                f"stdin; kept in the encrypted keyring) or set the environment variable {api_key_variable(engine)}"
             )
 
 

@@ -13,17 +13,15 @@ is stored length-prefixed and zero-padded.
 from __future__ import annotations
 
 import dataclasses
-import re
 import struct
 from collections.abc import Mapping
 
-from appliance.config import AISettings, RemoteEngine
+from appliance.config import AISettings, RemoteEngine, api_key_variable
 from appliance.storage.crypto import KeyProblem
 from appliance.storage.keyring import Keyring
 
 PREFIX = "secret/"
 REMOTE_API_KEY = "remote-api-key:"
-ENV_PREFIX = "APPLIANCE_AI_REMOTE_API_KEY_"
 KINDS = (REMOTE_API_KEY,)
 MAX_BYTES = 4096
 
@@ -72,19 +70,10 @@ def names(keyring: Keyring) -> list[str]:
     return [n[len(PREFIX) :] for n in keyring.names() if n.startswith(PREFIX)]
 
 
-def engine_name(engine: RemoteEngine) -> str:
-    return engine.name or engine.url.rstrip("/")
-
-
-def env_name(engine: str) -> str:
-    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", engine).upper()
-
-
 def attach_remote_api_keys(ai: AISettings, keyring: Keyring, environ: Mapping[str, str]) -> AISettings:
     """The [ai] settings with each remote engine's api_key from the environment or the keyring."""
     attached: list[RemoteEngine] = []
     for engine in ai.remote_engines:
-        name = engine_name(engine)
-        key = environ.get(env_name(name)) or get(keyring, REMOTE_API_KEY + name)
+        key = environ.get(api_key_variable(engine.key_name)) or get(keyring, REMOTE_API_KEY + engine.key_name)
         attached.append(dataclasses.replace(engine, api_key=key) if key else engine)
     return dataclasses.replace(ai, remote_engines=attached)
