@@ -156,7 +156,7 @@ class BatchDecoder:
         target.max_tokens = max_tokens
         target.generated = 0
         s = job.sampling
-        gbnf = schema_to_gbnf(job.schema) if job.schema is not None else None
+        gbnf = schema_to_gbnf(job.schema, allow_cjk=s.allow_cjk) if job.schema is not None else None
         target.sampler = LazyGrammarSampler(
             self.llm, gbnf, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
             repeat_penalty=s.repeat_penalty, seed=s.seed,

@@ -37,6 +37,7 @@ from appliance.ai.generation import (
     Progress,
     check_cancel,
     fixable,
+    for_scripts,
     fresh_sample,
     generate_quiz,
     generate_screen,
@@ -117,7 +118,7 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
             "topic matters in their daily work: the risk it avoids or the benefit it brings. Start with the topic "
             "itself, not with the course.")
     raw = engine.generate_json(prompt_messages(task, brief.source), INTRO_SCHEMA, max_tokens=SCREEN_TOKENS,
-                               timeout=timeout, cancel=cancel, sampling=sampling)
+                               timeout=timeout, cancel=cancel, sampling=for_scripts(sampling, task, brief.source))
     return validate_screen({"type": "text", "title": OPENING, "content": screen_content("text", raw)})
 
 
@@ -269,12 +270,13 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
     )
     schema = outline_schema(count)
     messages = prompt_messages(task, b.source)
+    sampling = for_scripts(replace(DEFAULT_SAMPLING, priority=URGENT), task, b.source)  # the plan feeds every screen
     text = ""
     launched = 0
     goals = False
     chunks = course.patiently(lambda: course.engine.stream(
         messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout,
-        cancel=course.cancel, sampling=replace(DEFAULT_SAMPLING, priority=URGENT)))  # the plan feeds every screen
+        cancel=course.cancel, sampling=sampling))
     for chunk in chunks:
         text += chunk
         if not goals and '"screens"' in text:  # the objectives array is closed
@@ -297,7 +299,8 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
     planned = _complete_items(text, "screens")[:count]
     if not (title and objectives and len(planned) == count):  # the plan itself is unusable: plan again
         fresh = course.patiently(lambda: course.engine.generate_json(
-            messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout, cancel=course.cancel))
+            messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout, cancel=course.cancel,
+            sampling=sampling))
         title, objectives = title or fresh["title"], objectives or fresh["objectives"]
         if not goals:
             on_goals(title, objectives)

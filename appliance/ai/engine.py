@@ -43,6 +43,10 @@ class SamplingParams:
     # scheduling, local engine only: while a request with a lower number runs, only the requests
     # with that number are decoded (the first screen of a course reaches the author sooner)
     priority: int = 0
+    # local engine only: False keeps Han, kana and hangul out of every JSON string (the grammar
+    # refuses them). Qwen2.5 slips Chinese words into English text ("muscle疲劳"); a caller whose
+    # input and target language use none of those scripts turns them off.
+    allow_cjk: bool = True
 
 
 DEFAULT_SAMPLING = SamplingParams()

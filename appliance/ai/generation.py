@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
-from appliance.ai.quality import Flag, refine_flags, translation_flags
+from appliance.ai.quality import Flag, has_cjk, refine_flags, translation_flags
 from appliance.courses.validate import paragraphs_to_html, validate_screen
 
 MAX_SCREENS = 25
@@ -112,6 +112,17 @@ def prompt_messages(task: str, source: str | None = None, context: str | None = 
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
+CJK_LANGUAGES = ("zh", "ja", "ko")
+
+
+def for_scripts(sampling: SamplingParams, *texts: str | None) -> SamplingParams:
+    """Output in the scripts of the caller's own text: unless that text has Han, kana or hangul,
+    the grammar keeps them out (the model's mixed_script slips cannot happen)."""
+    if any(has_cjk(text) for text in texts):
+        return sampling
+    return replace(sampling, allow_cjk=False)
+
+
 def check_cancel(cancel: CancelToken | None) -> None:
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled")
@@ -151,7 +162,7 @@ def generate_screen(
     if avoid:
         task += f" Do not repeat these sentences: {avoid}"
     raw = engine.generate_json(prompt_messages(task, source, context), SCREEN_SCHEMAS[kind], max_tokens=SCREEN_TOKENS,
-                               timeout=timeout, cancel=cancel, sampling=sampling)
+                               timeout=timeout, cancel=cancel, sampling=for_scripts(sampling, task, source, context))
     return validate_screen({"type": kind, "title": title, "content": screen_content(kind, raw)})
 
 
@@ -163,11 +174,13 @@ def generate_quiz(
     """A quiz screen; with ``title`` given the model writes only the questions."""
     count = max(1, min(10, question_count))
     task = (f"Write a {count}-question multiple-choice knowledge check. Each question has 3 answers, exactly "
-            "one of them correct; the wrong ones are plausible. Feedback explains why.")
+            "one of them correct; the wrong ones are plausible. feedback_correct says why the answer is right; "
+            "feedback_incorrect names the correct answer and explains it, in words specific to that question.")
     if focus:
         task += f" {focus}"
     raw = engine.generate_json(prompt_messages(task, source, context), quiz_schema(count, titled=title is None),
-                               max_tokens=200 + 220 * count, timeout=timeout, cancel=cancel, sampling=sampling)
+                               max_tokens=200 + 220 * count, timeout=timeout, cancel=cancel,
+                               sampling=for_scripts(sampling, task, source, context, title))
     questions = [
         {
             "id": i + 1,
@@ -227,9 +240,10 @@ def translate_screen(
             "order and any HTML tags; translate every sentence.")
     result = screen
     problems: list[Flag] = []
+    base = DEFAULT_SAMPLING if language.split("-")[0].lower() in CJK_LANGUAGES else replace(DEFAULT_SAMPLING, allow_cjk=False)
     for attempt in range(1 + retries):
         raw = engine.generate_json(prompt_messages(task, numbered), schema, max_tokens=200 + 2 * sum(len(t) for t in texts),
-                                   timeout=timeout, cancel=cancel, sampling=fresh_sample(DEFAULT_SAMPLING, attempt))
+                                   timeout=timeout, cancel=cancel, sampling=fresh_sample(base, attempt))
         translated = _replace(translatable, list(raw["translations"]))
         # the model saw escaped HTML; whatever it returns is sanitised like any edit
         result = validate_screen({**screen, "title": translated["title"], "content": translated["content"]})
@@ -296,7 +310,7 @@ def refine_text(
     for attempt in range(1 + retries):
         raw = engine.generate_json(prompt_messages(task, text), _object(text=_text(4000, 1)),
                                    max_tokens=min(1500, 100 + len(text)), timeout=timeout,
-                                   sampling=fresh_sample(DEFAULT_SAMPLING, attempt))
+                                   sampling=fresh_sample(for_scripts(DEFAULT_SAMPLING, text), attempt))
         result = str(raw["text"])
         if not refine_flags(text, result, operation):
             return result

@@ -33,6 +33,10 @@ from .errors import InvalidOutput, SchemaError
 STRICT_CHAR_RULE = (
     r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
 )
+# The same without Han, kana, hangul and CJK compatibility ideographs (SamplingParams.allow_cjk).
+NO_CJK_CHAR_RULE = STRICT_CHAR_RULE.replace(
+    r"\x00-\x1F]", r"\x00-\x1F\u3040-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF]", 1
+)
 # Allow a newline plus bounded indentation between tokens, so that models can pretty-print
 # (their habit), while keeping whitespace runs bounded.
 WS_SPACE_RULE = r'space ::= | " " | "\n" [ \t]{0,20}'
@@ -73,12 +77,13 @@ def grammar_schema(schema: Any) -> Any:
     return out
 
 
-def schema_to_gbnf(schema: dict[str, Any], *, pretty_whitespace: bool = True) -> str:
-    """GBNF for ``schema`` with the strict ``char`` rule (and optional pretty-print whitespace).
+def schema_to_gbnf(schema: dict[str, Any], *, pretty_whitespace: bool = True, allow_cjk: bool = True) -> str:
+    """GBNF for ``schema`` with the strict ``char`` rule (and optional pretty-print whitespace);
+    ``allow_cjk=False`` keeps CJK scripts out of strings.
 
-    Cached per schema. Raises :class:`SchemaError` if the converter does not support the schema.
+    Cached per schema and options. Raises :class:`SchemaError` if the converter does not support the schema.
     """
-    key = json.dumps(schema, sort_keys=True) + ("|ws" if pretty_whitespace else "")
+    key = json.dumps(schema, sort_keys=True) + ("|ws" if pretty_whitespace else "") + ("" if allow_cjk else "|nocjk")
     with _GBNF_LOCK:
         hit = _GBNF_CACHE.get(key)
         if hit is not None:
@@ -93,7 +98,7 @@ def schema_to_gbnf(schema: dict[str, Any], *, pretty_whitespace: bool = True) ->
     out = []
     for line in lines:
         if re.match(r"^char\s*::=", line):
-            line = STRICT_CHAR_RULE
+            line = STRICT_CHAR_RULE if allow_cjk else NO_CJK_CHAR_RULE
         elif pretty_whitespace and re.match(r"^space\s*::=", line):
             line = WS_SPACE_RULE
         out.append(line)

@@ -41,6 +41,11 @@ _LATIN = re.compile(r"[A-Za-zÀ-ɏ]")
 MIXED_SCRIPT_LATIN = 12  # Latin letters that make a text "Latin" for this rule
 
 
+def has_cjk(text: str | None) -> bool:
+    """Does ``text`` hold Han, kana or hangul (the scripts of the mixed_script rule)?"""
+    return bool(text and _CJK.search(text))
+
+
 @dataclass(frozen=True)
 class Flag:
     rule: str            # one of RULES

@@ -1,0 +1,62 @@
+"""The grammar's string rule: what a JSON string may hold, checked token by token on the real
+llama.cpp grammar sampler (the small test model's vocabulary)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from appliance.ai.grammar import LazyGrammarSampler, schema_to_gbnf
+from tests.ai.conftest import model_path
+
+SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
+          "additionalProperties": False}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[Any]:
+    import llama_cpp
+
+    model = llama_cpp.Llama(model_path=str(model_path()), n_ctx=256, n_threads=1, verbose=False)
+    yield model
+    model.close()
+
+
+def _inside_string(llm: Any, allow_cjk: bool) -> LazyGrammarSampler:
+    """A sampler whose grammar has just opened the string value of "text"."""
+    sampler = LazyGrammarSampler(llm, schema_to_gbnf(SCHEMA, allow_cjk=allow_cjk), seed=1)
+    for token in llm.tokenize(b'{"text": "', add_bos=False, special=False):
+        assert sampler.force(token)
+    return sampler
+
+
+@pytest.mark.parametrize("text", ["数据", "データ", "데이터"])
+def test_without_cjk_the_grammar_refuses_han_kana_and_hangul(llm: Any, text: str) -> None:
+    first = llm.tokenize(text.encode(), add_bos=False, special=False)[0]
+    allowing, refusing = _inside_string(llm, True), _inside_string(llm, False)
+    try:
+        assert allowing.legal(first)  # the default grammar lets the model write them
+        assert not refusing.legal(first)
+    finally:
+        allowing.close()
+        refusing.close()
+
+
+@pytest.mark.parametrize("text", ["café", "it\u2019s", "a — b", "«über»", "Привет", "10 €"])
+def test_without_cjk_latin_typography_and_other_scripts_stay_legal(llm: Any, text: str) -> None:
+    sampler = _inside_string(llm, False)
+    try:
+        for token in llm.tokenize(text.encode(), add_bos=False, special=False):
+            assert sampler.force(token), (text, token)
+    finally:
+        sampler.close()
+
+
+def test_generation_keeps_cjk_out_unless_the_callers_text_has_it() -> None:
+    from appliance.ai.engine import DEFAULT_SAMPLING
+    from appliance.ai.generation import for_scripts
+
+    assert for_scripts(DEFAULT_SAMPLING, "Manual handling", None).allow_cjk is False
+    assert for_scripts(DEFAULT_SAMPLING, "Manual handling", "数据安全").allow_cjk is True
