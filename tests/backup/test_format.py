@@ -1,6 +1,5 @@
 """Log segments: sealed (encrypted and authenticated), and a torn tail from a crash is ignored."""
 
-
 from __future__ import annotations
 
 import pytest
@@ -40,3 +39,21 @@ def test_log_segments_are_sealed_and_tolerate_a_torn_tail(runtime: Runtime) -> N
         read_segment(seg, rt.keyring)
     # without the backup keys a segment is noise: the data-dir keys do not open it
     assert list_snapshots(db_dir)[0].path.read_bytes()[:16] != b"SQLite format 3\x00"
+
+
+def test_a_record_cut_short_is_a_torn_tail_and_the_records_before_it_stay(runtime: Runtime) -> None:
+    """A crash after a record's header and part of its ciphertext reached the disk."""
+    rt = runtime
+    db = rt.environment(1, "test")
+    target = rt.backups.find("ws1-test")
+    db.write(lambda w: theme(w, "first batch"))
+    ship(rt.backups, target)
+    seg = list_segments(rt.backups.root / "ws1-test")[-1].path
+    first = [r for rec in read_segment(seg, rt.keyring).records for r in rec]
+    db.write(lambda w: theme(w, "second batch"))
+    ship(rt.backups, target)
+    assert list_segments(rt.backups.root / "ws1-test")[-1].path == seg  # appended to the same segment
+    seg.write_bytes(seg.read_bytes()[:-5])
+    content = read_segment(seg, rt.keyring)
+    assert content.torn_tail
+    assert [r for rec in content.records for r in rec] == first
