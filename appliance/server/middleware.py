@@ -22,7 +22,6 @@ from typing import Any
 from litestar.exceptions import HTTPException
 
 from appliance.errors import error_body
-from appliance.headless.setup import record_failure
 from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
@@ -30,6 +29,7 @@ from appliance.security.pseudonym import log_key, pseudonymise_path
 from appliance import logs
 from appliance.server import inputs
 from appliance.server.context import RequestContext
+from appliance.server.failures import record_failure
 from appliance.server.metrics import Metrics
 from appliance.storage import diskfull
 from appliance.workspaces import service

@@ -16,7 +16,7 @@ from litestar import Request, Response
 from appliance.embeds.routes import embed_session, runtime_of
 from appliance.embeds.sessions import EmbedSession
 from appliance.errors import ApiError
-from appliance.headless.deps import context_of
+from appliance.server.context import context_of
 from appliance.storage.database import fetch_one
 from appliance.workspaces import service as workspaces
 
