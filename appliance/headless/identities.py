@@ -1,4 +1,4 @@
-"""Identities routes (coassemble-api.md §2.4): clients and users. The rules live in
+"""Identities routes of the Coassemble headless API: clients and users. The rules live in
 appliance.learners.identities; deletion is hard deletion (appliance.backup.erasure): the rows are
 gone from the live database, its WAL, the PITR log and snapshots, and stay gone after any restore.
 """

@@ -1,4 +1,4 @@
-"""Trackings routes (coassemble-api.md §2.3): learner progress per course and per collection.
+"""Trackings routes of the Coassemble headless API: learner progress per course and per collection.
 The rules and queries live in appliance.learners (`record_progress`, the one writer of tracking
 rows, included); this module shapes the answers.
 

@@ -1,4 +1,4 @@
-"""Clients and users (coassemble-api.md §2.4).
+"""Clients and users, as the Coassemble headless API names them.
 
 Clients and users are created implicitly when a partner passes `identifier` / `clientIdentifier`
 (embeds, generation, duplication); `ensure_identity` is that one place. Updating metadata replaces

@@ -1,4 +1,4 @@
-"""Course trackings (coassemble-api.md §2.3): one row per learner and course.
+"""Course trackings: one row per learner and course.
 
 `record_progress` is the one writer of tracking rows (the embedded player and the SCORM runtime
 call it); progress only ever increases. Everything else here reads.

@@ -1,3 +1,3 @@
-"""SCORM export (coassemble-api.md §2.1, docs/scorm.md): SCORM 1.2 and 2004 4th edition packages,
+"""SCORM export (docs/scorm.md): SCORM 1.2 and 2004 4th edition packages,
 `static` (player + content + answer key in the zip) or `dynamic` (the player loads the live course
 from the appliance with a view-only package token)."""

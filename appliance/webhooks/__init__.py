@@ -1,4 +1,4 @@
-"""Webhooks (coassemble-api.md §2.8, §3.6): signed event deliveries to operator-allowed receivers.
+"""Webhooks (docs/webhooks.md): signed event deliveries to operator-allowed receivers.
 
 - `outbox`: `emit(w, event, data)` queues an event inside the caller's writer transaction.
 - `signer`: the `sha256=` HMAC over `<timestamp>.<raw body>`.

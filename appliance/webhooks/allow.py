@@ -1,4 +1,4 @@
-"""Where webhooks may go: the operator's allowlist (decisions D8).
+"""Where webhooks may go: the operator's allowlist (docs/webhooks.md).
 
 `webhooks.allow_hosts` lists hostnames (`hooks.example.internal`, `*.example.internal` for any
 sub-domain) and addresses or networks (`10.20.0.7`, `10.20.0.0/16`, `fd00::/8`). Empty means no

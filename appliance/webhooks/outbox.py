@@ -11,7 +11,7 @@ job's own `sqlite_utils.Database`:
                                      "tracking": tracking_summary(tracking_row)})
 
 `emit` writes one `webhook_outbox` row per enabled endpoint subscribed to the event, holding the exact
-body of coassemble-api.md §3.6 (`id`, `type`, `occurredAt`, `workspaceId`, `data`). If the job
+body Coassemble's webhooks carry (`id`, `type`, `occurredAt`, `workspaceId`, `data`). If the job
 fails or rolls back, the rows go with it; once it commits, the delivery worker (appliance.webhooks
 .worker) sends them, and a restart loses none of them. Call it only when the event really happens
 (the first commencement, the first completion, the creation), not on every update.

@@ -1,4 +1,4 @@
-"""Webhook signatures (coassemble-api.md §3.6).
+"""Webhook signatures (docs/webhooks.md).
 
 `X-Coassemble-Signature: sha256=<hex(HMAC_SHA256(secret, "<timestamp>.<raw body>"))>`, where the
 timestamp is the `X-Coassemble-Timestamp` header (Unix seconds) of that very attempt. Each retry is
