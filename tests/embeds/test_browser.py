@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.embeds.conftest import SESSION_SECONDS, Appliance
 
 
@@ -234,17 +232,45 @@ def test_frame_ancestors_blocks_foreign_host(page, host, appliance: Appliance) -
             assert api.put("/v1/headless/embed/origins", json={"origins": []}).status_code == 200
 
 
-@pytest.mark.parametrize("kind", ["analytics/course", "collection"])
-def test_other_embeds_render(page, host, appliance: Appliance, kind: str, artifacts) -> None:  # type: ignore[no-untyped-def]
-    ident = 1
-    if kind == "collection":
-        with appliance.api() as api:
-            ident = api.post(
-                "/v1/headless/collection", json={"title": "Starter path", "courseIds": [1]}
-            ).json()["id"]
-    frame = _open(page, host, kind=kind, id=ident, clientIdentifier="acme")
-    if kind == "collection":
-        frame.get_by_role("button", name="Open: New starter induction").wait_for()
-    else:
-        frame.get_by_role("table").wait_for()
-    page.screenshot(path=str(artifacts / f"embed-{kind.replace('/', '-')}.png"), full_page=True)
+def _track(appliance: Appliance, identifier: str, client: str, *events: dict) -> None:  # type: ignore[type-arg]
+    """A learner's player events over the embed API, as the player sends them."""
+    with appliance.api() as api:
+        url = api.post("/v1/headless/embed/course", json={
+            "action": "view", "courseId": 1, "identifier": identifier, "clientIdentifier": client}).text
+        session = api.post("/embed/api/session", json={"token": url.rsplit("/", 1)[1]}).json()["session"]
+        for event in events:
+            answer = api.post("/embed/api/track", json=event, headers={"Authorization": f"Bearer {session}"})
+            assert answer.status_code == 200, answer.text
+
+
+def test_analytics_embed_shows_the_tracked_numbers(page, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
+    client = "analytics-ltd"  # a client of its own: other tests track learners of acme on this server
+    _track(appliance, "al-1", client, {"event": "start"}, {"event": "progress", "progress": 40})
+    _track(appliance, "al-2", client, {"event": "start"}, {"event": "progress", "progress": 75},
+           {"event": "attempt", "screenId": 4, "answers": {"1": 1}}, {"event": "complete"})
+    frame = _open(page, host, kind="analytics/course", id=1, clientIdentifier=client)
+    frame.get_by_role("table").wait_for()
+    page.screenshot(path=str(artifacts / "embed-analytics-course.png"), full_page=True)
+    assert frame.get_by_role("heading", level=1).inner_text() == "New starter induction"
+    stats = dict(zip(frame.locator(".stat dt").all_inner_texts(), frame.locator(".stat dd").all_inner_texts(), strict=True))
+    assert {k: stats[k] for k in ("Learners", "Commenced", "Completed", "Completion rate", "Average progress",
+                                  "Average score", "Passed")} == {
+        "Learners": "2", "Commenced": "2", "Completed": "1", "Completion rate": "50%",
+        "Average progress": "70%", "Average score": "100%", "Passed": "1"}, stats
+    bars = frame.locator(".chart-bar").evaluate_all("bars => bars.map(b => b.getAttribute('aria-label'))")
+    assert bars == ["0-24%: 0 learners", "25-49%: 1 learners", "50-74%: 0 learners", "75-99%: 0 learners",
+                    "100%: 1 learners"], bars
+    rows = frame.locator("tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    none = "\u2013"  # what the table shows for no score, no pass/fail, not completed
+    assert rows == [["al-1", "New starter induction", "40%", none, none, none],
+                    ["al-2", "New starter induction", "100%", "100%", "Yes", today]], rows
+
+
+def test_collection_embed_renders(page, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
+    with appliance.api() as api:
+        ident = api.post("/v1/headless/collection", json={"title": "Starter path", "courseIds": [1]}).json()["id"]
+    frame = _open(page, host, kind="collection", id=ident, clientIdentifier="acme")
+    frame.get_by_role("button", name="Open: New starter induction").wait_for()
+    page.screenshot(path=str(artifacts / "embed-collection.png"), full_page=True)
