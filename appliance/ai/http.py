@@ -1,17 +1,9 @@
-"""The AI service as the HTTP routes see it: the running service of a request, and how AI errors
-look to API callers (the D1 error body with the right status and Retry-After)."""
+"""How AI errors look to API callers: the D1 error body with the right status and Retry-After."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from litestar import Request
-
 from appliance.ai import errors
 from appliance.errors import ApiError, DomainError, as_api_error
-
-if TYPE_CHECKING:
-    from appliance.ai.jobs import AIService
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (errors.QueueFull, 503, "The on-box model is busy; retry shortly"),
@@ -46,11 +38,3 @@ def to_api_error(exc: BaseException) -> ApiError:
             retry = getattr(exc, "retry_after", None) or (5 if status == 503 else None)
             return ApiError(status, message, {"retry-after": str(retry)} if retry else None)
     return ApiError(500, "The AI job failed")
-
-
-def ai_of(request: Request[Any, Any, Any]) -> AIService:
-    """The server's AI service (headless and builder routes alike); 503 when it is not running."""
-    service: AIService | None = getattr(request.app.state, "ai", None)
-    if service is None:
-        raise ApiError(503, "The AI service is not running on this server")
-    return service

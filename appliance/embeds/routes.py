@@ -31,8 +31,7 @@ from appliance.embeds.sessions import EmbedSession, SessionInvalid
 from appliance.embeds.tokens import URL_TYP, TokenInvalid
 from appliance.errors import ApiError, error_body
 from appliance.runtime import Runtime
-from appliance.server.context import context_of
-from appliance.server.context import runtime_of as _runtime_of
+from appliance.server.context import context_of, runtime_of
 from appliance.server.failures import record_failure
 from appliance.storage.database import fetch_one
 from appliance.workspaces.service import NotFound, Principal
@@ -49,11 +48,6 @@ ENTRIES = {
     "analytics/user": "analytics.js",
 }
 TITLES = {"course": "Course", "collection": "Collection"}
-
-
-def runtime_of(request: Request[Any, Any, Any]) -> Runtime:
-    """The server's runtime (every embed route, the builder's too, reaches storage through it)."""
-    return _runtime_of(request)
 
 
 def _attribute(ctx_request: Request[Any, Any, Any], claims: dict[str, Any], actor: str, target: str) -> None:

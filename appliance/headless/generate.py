@@ -17,11 +17,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import ServerSentEvent
 
 from appliance.ai.generation import GENERATED_TYPES, MAX_SCREENS, REFINE_OPERATIONS, refine_text
-from appliance.ai.http import ai_of, to_api_error
+from appliance.ai.http import to_api_error
 from appliance.courses import service as courses
 from appliance.errors import ApiError, not_found
 from appliance.headless.deps import provide_principal, set_target
-from appliance.server.sse import job_stream
+from appliance.server.sse import ai_of, job_stream
 from appliance.storage.database import Database
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]

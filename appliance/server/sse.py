@@ -1,5 +1,7 @@
-"""Server-sent events of an AI job's progress: the one stream behind every job-events route (the
-headless `GET /jobs/{id}/events` and the builder's `GET /embed/api/builder/jobs/{id}/events`).
+"""AI jobs over HTTP, for the headless and the builder routes alike: the server's AI service
+(`ai_of`) and the server-sent events of a job's progress (`job_stream`), the one stream behind every
+job-events route (the headless `GET /jobs/{id}/events`, the builder's
+`GET /embed/api/builder/jobs/{id}/events`).
 
 Each event is one JSON object on a `data:` line: first `{"type": "state", "job": ...}`, then the
 job's own events as `AIService` publishes them (`progress`, with each generated screen in `data`),
@@ -16,11 +18,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from litestar import Request
 from litestar.response import ServerSentEvent
 
 from appliance.ai.jobs import FINAL, AIService
+from appliance.errors import ApiError
 
 PING_SECONDS = 15.0
+
+
+def ai_of(request: Request[Any, Any, Any]) -> AIService:
+    """The server's AI service; 503 when it is not running (no model configured, or AI turned off)."""
+    service: AIService | None = getattr(request.app.state, "ai", None)
+    if service is None:
+        raise ApiError(503, "The AI service is not running on this server")
+    return service
 
 
 async def job_events(

@@ -13,10 +13,10 @@ from typing import Any
 import sqlite_utils
 from litestar import Request, Response
 
-from appliance.embeds.routes import embed_session, runtime_of
+from appliance.embeds.routes import embed_session
 from appliance.embeds.sessions import EmbedSession
 from appliance.errors import ApiError
-from appliance.server.context import context_of
+from appliance.server.context import context_of, runtime_of
 from appliance.storage.database import fetch_one
 from appliance.workspaces import service as workspaces
 

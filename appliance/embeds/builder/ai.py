@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from appliance.ai import narration
 from appliance.ai.errors import AIError
 from appliance.ai.generation import GENERATED_TYPES, REFINE_OPERATIONS, refine_text
-from appliance.ai.http import ai_of, to_api_error
+from appliance.ai.http import to_api_error
 from appliance.embeds.builder import service, tasks
 from appliance.embeds.builder.access import PATH, builder_session, own_course, owned_row, require, target
 from appliance.embeds.builder.bodies import (
@@ -28,8 +28,9 @@ from appliance.embeds.builder.bodies import (
     body_of,
 )
 from appliance.embeds.builder.jobs import submit
-from appliance.embeds.routes import runtime_of
 from appliance.errors import ApiError
+from appliance.server.context import runtime_of
+from appliance.server.sse import ai_of
 
 AI_OFF = "AI is not enabled for this builder"
 

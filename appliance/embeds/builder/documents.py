@@ -2,9 +2,9 @@
 then a document or presentation turned into a course (a job) whose screens `jobs/{id}/apply` moves
 into this course, unsupported ones flagged.
 
-The upload's size limit is `documents.max_bytes`, the one documents setting every upload route
-obeys (`documents.service.ingest` enforces it; the server's body limit for `.../documents` paths
-follows it)."""
+The upload's size limit is `documents.max_bytes`, the one limit of every document upload route:
+`documents.service.ingest` enforces it, and the server middleware's body limit for `.../documents`
+paths follows it."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from appliance.documents import service as documents
 from appliance.embeds.builder.access import PATH, builder_session, owned_row, require, target
 from appliance.embeds.builder.bodies import DocumentCourseBody, body_of
 from appliance.embeds.builder.jobs import submit
-from appliance.embeds.routes import runtime_of
 from appliance.embeds.sessions import EmbedSession
 from appliance.errors import ApiError
+from appliance.server.context import runtime_of
 
 KINDS = {"document": "document_to_course", "presentation": "presentation_to_course"}
 
@@ -35,7 +35,9 @@ class DocumentsApi(Controller):
     path = PATH
     include_in_schema = False
 
-    @post("/documents", status_code=201)
+    # the server middleware limits a POST to .../documents to documents.max_bytes (plus overhead)
+    # instead of limits.max_body_bytes, as for the headless upload; the app-wide limit is lifted here
+    @post("/documents", status_code=201, request_max_body_size=None)
     async def upload_document(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         session = builder_session(request)
         course_id = target(request, session)

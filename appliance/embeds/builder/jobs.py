@@ -10,12 +10,11 @@ import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.response import ServerSentEvent
 
-from appliance.ai.http import ai_of
 from appliance.embeds.builder import service
 from appliance.embeds.builder.access import PATH, answer, builder_session, owned_row
 from appliance.embeds.sessions import EmbedSession
 from appliance.errors import ApiError
-from appliance.server.sse import job_stream
+from appliance.server.sse import ai_of, job_stream
 from appliance.storage.database import fetch_one
 
 

@@ -10,10 +10,9 @@ import anyio
 from litestar import Controller, Request, Response, get, post
 
 from appliance.embeds.builder.access import PATH, builder_session, owned_row, target
-from appliance.embeds.routes import runtime_of
 from appliance.errors import ApiError
 from appliance.server import public
-from appliance.server.context import context_of
+from appliance.server.context import context_of, runtime_of
 from appliance.storage.objects import ObjectError, ObjectStore
 
 MEDIA_MAX_BYTES = 8 * 1024 * 1024
