@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -164,19 +165,64 @@ def test_progress_events_stream_while_a_job_runs(ai_server: tuple[Server, Instal
     assert json.loads(row[0])["screens"][3]["title"] == "Key takeaways"
 
 
+def _drafts(install: Install, *course_ids: int) -> list[dict[str, Any]]:
+    from appliance import config
+    from appliance.runtime import open_runtime
+
+    runtime = open_runtime(config.load(install.data_dir))
+    try:
+        db = runtime.environment(install.workspace_id, "test").read()
+        return [json.loads(db.execute("SELECT draft FROM courses WHERE id = ?", [i]).fetchone()[0]) for i in course_ids]
+    finally:
+        runtime.close()
+
+
+def _wait(c: httpx.Client, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 900
+    while (job := c.get(f"/v1/headless/jobs/{job_id}").json())["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job
+        time.sleep(1)
+    return job  # type: ignore[no-any-return]
+
+
+def _kept(source: str, variant: str) -> bool:
+    """A sentence (not a lone word: a product name may rightly stay) left as it was."""
+    def norm(text: str) -> str:
+        return " ".join(text.split()).casefold()
+
+    return " " in source.strip() and len(source.strip()) >= 5 and norm(source) == norm(variant)
+
+
 def test_translation_variants(ai_server: tuple[Server, Install]) -> None:
+    from appliance.ai.quality import visible_texts
+
     server, install = ai_server
     c = server.client(install.test_key)
-    made = c.post("/v1/headless/translation/translate/1", json={"language": "fr"}, timeout=900)
-    assert made.status_code == 200, made.text
-    assert made.json()["language"] == "fr" and made.json()["missingScreens"] == 0
+    started = c.post("/v1/headless/translation/translate/1", json={"language": "fr"},
+                     headers={"Prefer": "respond-async"})
+    assert started.status_code == 202, started.text
+    job = _wait(c, started.json()["id"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
     listing = c.get("/v1/headless/translations/1").json()
     assert [v["language"] for v in listing] == ["en", "fr"]
-    variant = c.get(f"/v1/headless/courses/{made.json()['id']}").json()
+    made = listing[1]
+    assert made["id"] == result["variantId"] and made["missingScreens"] == 0
+    variant = c.get(f"/v1/headless/courses/{made['id']}").json()
     source = c.get("/v1/headless/courses/1").json()
     assert len(variant["screens"]) == len(source["screens"])
     assert [s["type"]["name"] for s in variant["screens"]] == [s["type"]["name"] for s in source["screens"]]
-    assert {"id": made.json()["id"], "language": "fr"} in source["translations"]
+    assert {"id": made["id"], "language": "fr"} in source["translations"]
+    # the learner-visible text changed; a sentence the model left in English is said, not hidden:
+    # the quality gate flags that screen `untranslated` in the job's result
+    original, translated = _drafts(install, 1, made["id"])
+    pairs = [list(zip(visible_texts(a), visible_texts(b), strict=False))
+             for a, b in zip(original["screens"], translated["screens"], strict=True)]
+    assert any(a != b for screen in pairs for a, b in screen), pairs
+    untranslated = {f["screen"] for f in result["flags"] if f["rule"] == "untranslated"}
+    for index, screen in enumerate(pairs):
+        kept = [a for a, b in screen if _kept(a, b)]
+        assert not kept or index in untranslated, (index, kept, result["flags"])
     for bad in ("not a code!", "xx", "qq-ZZ", "klingon"):  # malformed, or no language the model knows
         refused = c.post("/v1/headless/translation/translate/1", json={"language": bad})
         assert refused.status_code == 422 and "ISO 639-1" in refused.json()["message"], (bad, refused.text)
@@ -199,11 +245,20 @@ def test_translation_and_ai_entitlements(ai_server: tuple[Server, Install]) -> N
 
 
 def test_refine_text(ai_server: tuple[Server, Install]) -> None:
+    from appliance.ai.quality import refine_flags
+
     server, install = ai_server
     c = server.client(install.test_key)
-    response = c.post("/v1/headless/generate/refine", json={"text": "this are a bad sentense", "operation": "fix_grammar"},
-                      timeout=300)
-    assert response.status_code == 200 and isinstance(response.json()["text"], str) and response.json()["text"]
+    text = "Wear gloves when you handle chemicals."
+    expanded = c.post("/v1/headless/generate/refine", json={"text": text, "operation": "expand"}, timeout=300)
+    assert expanded.status_code == 200, expanded.text
+    assert expanded.json()["text"].strip() and expanded.json()["text"].strip() != text  # refined, not echoed
+    typos = "this are a bad sentense"
+    fixed = c.post("/v1/headless/generate/refine", json={"text": typos, "operation": "fix_grammar"}, timeout=300)
+    assert fixed.status_code == 200, fixed.text
+    # a grammar fix or, when the model rewrote the text instead, the author's own words back
+    # (generation.refine_text's fallback): never a rewrite the gate would flag
+    assert not refine_flags(typos, fixed.json()["text"], "fix_grammar"), fixed.json()
     assert c.post("/v1/headless/generate/refine", json={"text": "x", "operation": "poetry"}).status_code == 422
 
 
