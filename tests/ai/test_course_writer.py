@@ -108,10 +108,10 @@ def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> 
     clean = "Lock your screen whenever you leave your desk."
     result = refine_text(engine, clean, "fix_grammar", timeout=120)
     assert result == clean or not refine_flags(clean, result, "fix_grammar")
-    shorter = refine_text(engine, "Always lock your computer screen whenever you step away from your desk, even "
-                          "for a short moment, because anyone passing by could read or change your work.",
-                          "shorten", timeout=120)
-    assert shorter.strip() and shorter != clean
+    long = ("Always lock your computer screen whenever you step away from your desk, even for a short moment, "
+            "because anyone passing by could read or change your work.")
+    shorter = refine_text(engine, long, "shorten", timeout=120)
+    assert shorter.strip() and shorter.strip() != long  # refined, not the input back
 
 
 def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject() -> None:
