@@ -18,7 +18,7 @@ from appliance.ai.narration import KIND, require_installed
 from appliance.courses import service as courses
 from appliance.errors import not_found
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
-from appliance.headless.generate import ai_of
+from appliance.server.sse import ai_of
 from appliance.storage.database import Database
 
 
