@@ -136,6 +136,12 @@ async def mint_course(
     mint = Mint(request, principal, db)
     if action == "edit":
         require_entitlement(request, "api_authoring")
+    # before a draft is created with it: an unknown theme is a 404, not a foreign-key failure
+    if (
+        theme_id is not None
+        and fetch_one(db.read(), "SELECT id FROM themes WHERE id = ?", [theme_id]) is None
+    ):
+        raise not_found("Theme")
     if course_id is None:
         if action == "view":
             raise ApiError(422, "courseId is required when action is view")
@@ -161,11 +167,6 @@ async def mint_course(
         if action == "view" and row["published_content"] is None:
             raise ApiError(409, "This course has not been published yet; learners see published content only")
         await mint.identities(identifier, client, name=name, avatar=avatar)
-    if (
-        theme_id is not None
-        and fetch_one(db.read(), "SELECT id FROM themes WHERE id = ?", [theme_id]) is None
-    ):
-        raise not_found("Theme")
     set_target(request, f"course:{course_id}")
     if action == "view" and not identifier:
         identifier = f"anonymous-{secrets.token_hex(8)}"  # an anonymous recipient still gets a tracking

@@ -108,6 +108,12 @@ class ApplianceMiddleware:
         self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
         self.access_log = runtime.settings.log.access_log
         self.log_key = log_key(runtime.pepper)
+        # every method each route answers, for the Allow header of OPTIONS (RFC 9110)
+        self.allowed: dict[str, str] = {
+            route.path_format: ", ".join(sorted(route.methods))
+            for route in getattr(app, "routes", [])
+            if getattr(route, "methods", None)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,6 +166,10 @@ class ApplianceMiddleware:
                     return
                 state["status"] = status
                 state["started"] = True
+                if method == "OPTIONS" and scope.get("path_template") in self.allowed:
+                    # Litestar's own OPTIONS answer lists the methods of one handler group only
+                    allow = (b"allow", self.allowed[scope["path_template"]].encode())
+                    message["headers"] = [*(h for h in message.get("headers", []) if h[0].lower() != b"allow"), allow]
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", ctx.request_id.encode()),

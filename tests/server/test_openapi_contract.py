@@ -72,3 +72,20 @@ def test_every_operation_without_a_key_is_a_documented_401(server: Server, insta
         assert keyed.get(path, params={**params, "page": highest, "length": 100}).status_code < 500, path
         refused = keyed.get(path, params={**params, "page": highest + 1, "length": 1})
         assert refused.status_code == 422 and "page" in refused.json()["message"], (path, refused.text)
+
+
+def test_options_and_405_allow_the_documented_methods(server: Server, install: Install) -> None:
+    """RFC 9110: OPTIONS and 405 carry `Allow`, and it lists every method the resource has (Litestar's
+    own OPTIONS answer listed one handler group's, e.g. only POST on /themes)."""
+    doc = server.client().get("/api/docs/json").json()
+    keyed = server.client(install.test_key)
+    for path, item in doc["paths"].items():
+        documented = {m.upper() for m in METHODS if m in item} | {"OPTIONS"}
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for prefix in ("", "/api"):
+            answer = keyed.options(prefix + url)
+            allowed = {m.strip() for m in answer.headers.get("allow", "").split(",") if m.strip()}
+            assert answer.status_code == 204 and allowed == documented, (prefix + url, answer.headers.get("allow"))
+        unused = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in documented)
+        refused = keyed.request(unused, url)
+        assert refused.status_code == 405 and {m.strip() for m in refused.headers["allow"].split(",")} == documented, url
