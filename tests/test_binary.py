@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from tests.documents import fixtures as fx
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, TEST_ENV, free_port
 
 BINARY = REPO / "build" / "dist" / "appliance"
 CLEAN_ENV = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin"]  # nothing else: no HOME, no LANG
 TEST_MODEL = "smollm2-135m-instruct"
 TEST_MODEL_FILE = REPO / "models" / "smollm2-135m-instruct-q4_1.gguf"  # installed by `make test`
-INVALID_OUTPUT = "The model's answer did not pass validation; retry"  # appliance.ai.http: 502
+GENERATED_TYPES = {"text", "process", "checklist", "flashcards", "list"}  # a 1-screen course's types
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,8 @@ def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: P
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "serve.log"
-    env = (f"APPLIANCE_AI_MODEL={TEST_MODEL}", "APPLIANCE_AI_N_THREADS=1")  # 1: robust on a busy 2-core box
+    # as every test server (tests/helpers.TEST_ENV), and 1 thread: robust on a busy 2-core box
+    env = (*(f"{k}={v}" for k, v in TEST_ENV.items()), "APPLIANCE_AI_N_THREADS=1")
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -181,17 +182,18 @@ def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: P
         assert health["checks"]["ai"] == "ready", health  # not "unavailable": llama_cpp and the model loaded
 
         c = httpx.Client(base_url=url, headers={"Authorization": key}, timeout=300)
+        # the bundled engine writes a course: a 502 (the product's "did not pass validation") fails
+        # this test like any other answer that is not a course; the Python server's tests hold the
+        # same model to the same standard (tests/ai/test_generation_api.py)
         body = {"prompt": "Ladder safety", "screenCount": 1, "identifier": "author-1"}
-        for _attempt in range(2):  # a 135M model may produce an invalid sample: the product says so
-            response = c.post("/v1/headless/generate/course", json=body)
-            if response.status_code != 502:
-                break
-            assert response.json()["message"] == INVALID_OUTPUT, response.text
-        assert response.status_code in (200, 502), response.text
-        if response.status_code == 200:
-            course = response.json()
-            assert len(course["screens"]) == 1 and course["title"], course
-            assert c.get(f"/v1/headless/courses/{course['id']}").status_code == 200
+        response = c.post("/v1/headless/generate/course", json=body)
+        assert response.status_code == 200, response.text
+        course = response.json()
+        assert len(course["screens"]) == 1 and course["title"] and course["identifier"] == "author-1", course
+        screen = course["screens"][0]
+        assert screen["title"] and screen["content"] and screen["type"]["name"] in GENERATED_TYPES, screen
+        stored = c.get(f"/v1/headless/courses/{course['id']}")
+        assert stored.status_code == 200 and stored.json()["screens"] == course["screens"], stored.text
 
         pdf = c.post("/v1/headless/documents", files={"file": ("handbook.pdf", fx.long_pdf(3))})
         assert pdf.status_code == 201, pdf.text
