@@ -21,6 +21,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ PROMPT = "Phishing awareness for new employees"
 
 def one_course(engine: LocalEngine, screens: int, prompt: str = PROMPT) -> dict[str, Any]:
     before = dict(engine.totals)
+    decoder = engine._decoder  # the batch's fill: steps by number of sequences decoded together
+    widths_before = Counter(decoder.widths) if decoder is not None else Counter()
     begin = time.perf_counter()
     marks: list[tuple[float, str]] = []
 
@@ -58,6 +61,8 @@ def one_course(engine: LocalEngine, screens: int, prompt: str = PROMPT) -> dict[
         "prompt_tokens": used["prompt_tokens"],
         "cached_prompt_tokens": used["cached_tokens"],
         "aggregate_tok_s": round(used["completion_tokens"] / total, 2),
+        "screen_seconds": [round(t, 1) for t, m in marks if m.startswith("screen")],
+        "steps_by_width": {k: n - widths_before[k] for k, n in sorted(decoder.widths.items())} if decoder else {},
         "regenerated": draft.regenerated,
         "flags": [_flag(f) for f in draft.flags],
         "title": draft.title,

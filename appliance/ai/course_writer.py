@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, SamplingParams
 from appliance.ai.errors import QueueFull
 from appliance.ai.generation import (
+    DESCRIPTION_SCHEMA,
     INTRO_SCHEMA,
     MAX_SCREENS,
     SCREEN_RETRIES,
@@ -39,7 +40,7 @@ from appliance.ai.generation import (
     fixable,
     for_scripts,
     fresh_sample,
-    generate_quiz,
+    generate_quiz_at_once,
     generate_screen,
     outline_schema,
     prompt_messages,
@@ -57,7 +58,10 @@ TYPE_GUIDE = (
     "Screen types: text = a short explanation; list = 3-4 key points; process = steps in order; "
     "checklist = actions the learner should take; flashcards = terms and their meaning."
 )
-URGENT = -1  # the opening screen and the plan: decoded ahead of the screens (SamplingParams.priority)
+# SamplingParams.priority: the opening screen first (it is what the author waits for), then the plan
+# (it feeds every screen), then everything else
+OPENING_PRIORITY = -2
+URGENT = -1
 
 
 KNOWLEDGE_CHECK = "Check your understanding"
@@ -74,6 +78,11 @@ class CourseBrief:
     source: str | None = None
     quiz: bool = True  # a knowledge check in every course of 4+ screens unless the caller says no
     retries: int = SCREEN_RETRIES  # fresh samples for a screen that fails the gate ([ai] quality_retries)
+    # courses from documents: the source of one planned screen (its plan line, its objective, its
+    # index among the planned screens, how many are planned) instead of `source`, which then only
+    # feeds the plan, the opening screen and the knowledge check
+    screen_source: Callable[[dict[str, Any], str, int, int], str] | None = None
+    plan_note: str = ""  # added to the planning task (documents: teach the source in its order)
 
 
 @dataclass
@@ -206,20 +215,18 @@ class _Course:
     def _call(self, make: Maker, sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
         return self.patiently(lambda: make(sampling, avoid))
 
-    def write(self, index: int, make: Maker, urgent: bool = False) -> None:
+    def write(self, index: int, make: Maker, priority: int = 0) -> None:
         """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples. Besides
         the screen's own rules, a sentence already said by a finished screen counts as a failure
         (the rewrite is told which sentences to avoid; one rewrite for repetition, which the
         final flags report if it persists), so repetition is caught while the other screens are
-        still being written, not in a pass at the end. An urgent screen (the opening one) runs
-        ahead of the others, rewrites included: the first screen is what the author waits for."""
+        still being written, not in a pass at the end. A screen with a lower ``priority`` (the
+        opening one) runs ahead of the others, rewrites included."""
         self.makers[index] = make
         avoid: str | None = None
         retries = self.brief.retries
         for attempt in range(1 + retries):
-            sampling = fresh_sample(DEFAULT_SAMPLING, attempt)
-            if urgent:
-                sampling = replace(sampling, priority=URGENT)
+            sampling = replace(fresh_sample(DEFAULT_SAMPLING, attempt), priority=priority)
             screen = self._call(make, sampling, avoid)
             said = self._already_said(screen) if avoid is None else []  # one rewrite for repetition
             if not fixable(screen_flags(screen, index)) and not said:
@@ -266,9 +273,9 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         f"Plan the {count} content screens of a course. Topic: {b.prompt}. Audience: {b.audience}. Their "
         f"familiarity: {b.familiarity}. Tone: {b.tone}. Start from 1 to 3 learning objectives; give every screen "
         f"the number of the objective it serves. Each screen covers a different point. {frame}{TYPE_GUIDE} "
-        "Use at least two types."
+        f"Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
     )
-    schema = outline_schema(count)
+    schema = outline_schema(count, description=False)
     messages = prompt_messages(task, b.source)
     sampling = for_scripts(replace(DEFAULT_SAMPLING, priority=URGENT), task, b.source)  # the plan feeds every screen
     text = ""
@@ -307,9 +314,7 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         planned = planned + fresh["screens"][len(planned):]
         for index in range(launched, count):
             on_screen(index, planned[index], title, objectives)
-    # only the description was lost: the plan stands, the description is said plainly
-    return {"title": title, "objectives": objectives, "screens": planned,
-            "description": f"{b.prompt[:200]} (for {b.audience[:80]})"}
+    return {"title": title, "objectives": objectives, "screens": planned}
 
 
 def draft_course(
@@ -333,7 +338,7 @@ def draft_course(
     plan: list[dict[str, Any]] = []
     if structured:
         futures.append(pool.submit(course.write, 0, lambda sampling, _avoid: generate_intro(
-            engine, brief, cancel=cancel, timeout=timeout, sampling=sampling), urgent=True))
+            engine, brief, cancel=cancel, timeout=timeout, sampling=sampling), priority=OPENING_PRIORITY))
 
     def start_screen(index: int, planned: dict[str, Any], title: str, objectives: list[str]) -> None:
         index += head
@@ -343,26 +348,45 @@ def draft_course(
         context = course.context(title, objectives)
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
         focus = f"It serves the objective: {objective}." if objective else None
+        source = brief.screen_source(planned, objective, index - head, planned_count) if brief.screen_source \
+            else brief.source
 
         def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
-            screen = generate_screen(engine, planned["type"], planned["title"], context, source=brief.source,
+            screen = generate_screen(engine, planned["type"], planned["title"], context, source=source,
                                      cancel=cancel, timeout=timeout, focus=focus, sampling=sampling, avoid=avoid)
             screen["objective"] = objective
             return screen
 
         futures.append(pool.submit(course.write, index, make))
 
+    described: list[Future[str]] = []
+
+    def describe(context: str) -> str:
+        """The course description, written beside the screens (it is no part of the plan's critical path)."""
+        task = "Write the course description: one or two sentences on what the learner will be able to do."
+        sampling = for_scripts(DEFAULT_SAMPLING, task, brief.source, context)
+        try:
+            raw = course.patiently(lambda: engine.generate_json(
+                prompt_messages(task, brief.source, context), DESCRIPTION_SCHEMA, max_tokens=100, timeout=timeout,
+                cancel=cancel, sampling=sampling))
+        except ValueError:  # InvalidOutput: the plan stands, the description is said plainly
+            return f"{brief.prompt[:200]} (for {brief.audience[:80]})"
+        return str(raw["description"])
+
     def start_closing(title: str, objectives: list[str]) -> None:
         """The knowledge check and the key takeaways need only the objectives: they start before the
         rest of the plan, so the longest screens are not the last to begin."""
+        context = course.context(title, objectives)
+        described.append(pool.submit(describe, context))
         if not structured:
             return
-        context = course.context(title, objectives)
         if brief.quiz:
-            quiz_focus = "Ask one question about each objective, in order."
-            futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz(
-                engine, context, max(2, len(objectives)), cancel=cancel, timeout=timeout, focus=quiz_focus,
-                sampling=sampling, title=KNOWLEDGE_CHECK)))
+            focuses = [f"Ask about this objective: {o}" for o in objectives]
+            if len(focuses) == 1:  # two questions on one objective: one on what to know, one on what to do
+                focuses = [focuses[0] + " (a fact to know).", focuses[0] + " (what to do in a situation)."]
+            futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz_at_once(
+                engine, context, focuses, KNOWLEDGE_CHECK, source=brief.source, cancel=cancel, timeout=timeout,
+                sampling=sampling)))
         summary_focus = "Sum up what the learner now knows and does: one point per objective."
         futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
             engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,
@@ -375,6 +399,7 @@ def draft_course(
                                                          "screens": [p["title"] for p in plan]})
         for future in list(futures):
             future.result()
+        description = described[0].result()
         content = empty_content()
         content["screens"] = [course.screens[i] for i in range(count)]
         content["objectives"] = objectives
@@ -385,7 +410,7 @@ def draft_course(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     flags = course_flags(content, require_quiz=brief.quiz)
-    return CourseDraft(outline["title"], outline["description"], content, flags, course.regenerated)
+    return CourseDraft(outline["title"], description, content, flags, course.regenerated)
 
 
 def generate_course(

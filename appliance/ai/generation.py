@@ -64,16 +64,19 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def outline_schema(screen_count: int) -> dict[str, Any]:
+def outline_schema(screen_count: int, *, description: bool = True) -> dict[str, Any]:
     """The plan: screens come right after the objectives (the first screen starts while the rest of
-    the plan is written); the course description last."""
+    the plan is written); the course description last, or (``description=False``) not at all: the
+    course writer has it written beside the screens, off the plan's critical path."""
     screen = _object(title=_text(70, 3), type={"enum": list(GENERATED_TYPES)}, objective={"enum": [1, 2, 3]})
-    return _object(
-        title=_text(80, 3),
-        objectives=_array(_text(90, 10), 1, 3),
-        screens=_array(screen, screen_count, screen_count),
-        description=_text(180, 10),
-    )
+    plan = {"title": _text(80, 3), "objectives": _array(_text(90, 10), 1, 3),
+            "screens": _array(screen, screen_count, screen_count)}
+    if description:
+        plan["description"] = _text(180, 10)
+    return _object(**plan)
+
+
+DESCRIPTION_SCHEMA = _object(description=_text(180, 10))
 
 
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -166,6 +169,27 @@ def generate_screen(
     return validate_screen({"type": kind, "title": title, "content": screen_content(kind, raw)})
 
 
+QUIZ_TASK = ("Write a {count}-question multiple-choice knowledge check. Each question has 3 answers, exactly "
+             "one of them correct; the wrong ones are plausible. feedback_correct says why the answer is right; "
+             "feedback_incorrect names the correct answer and explains it, in words specific to that question.")
+QUESTION_TOKENS = 220
+
+
+def _quiz_screen(questions: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    """Model questions (answers, index of the correct one, two feedbacks) → a validated quiz screen."""
+    return validate_screen({"type": "quiz", "title": title, "scored": True, "passing_grade": 50, "content": {
+        "questions": [
+            {
+                "id": i + 1,
+                "question": q["question"],
+                "answers": [{"id": j + 1, "text": text, "correct": j == q["correct"]}
+                            for j, text in enumerate(q["answers"])],
+                "feedback": {"correct": q["feedback_correct"], "incorrect": q["feedback_incorrect"]},
+            }
+            for i, q in enumerate(questions)
+        ]}})
+
+
 def generate_quiz(
     engine: Engine, context: str, question_count: int = 3, *, source: str | None = None,
     cancel: CancelToken | None = None, timeout: float | None = None, focus: str | None = None,
@@ -173,25 +197,36 @@ def generate_quiz(
 ) -> dict[str, Any]:
     """A quiz screen; with ``title`` given the model writes only the questions."""
     count = max(1, min(10, question_count))
-    task = (f"Write a {count}-question multiple-choice knowledge check. Each question has 3 answers, exactly "
-            "one of them correct; the wrong ones are plausible. feedback_correct says why the answer is right; "
-            "feedback_incorrect names the correct answer and explains it, in words specific to that question.")
+    task = QUIZ_TASK.format(count=count)
     if focus:
         task += f" {focus}"
     raw = engine.generate_json(prompt_messages(task, source, context), quiz_schema(count, titled=title is None),
-                               max_tokens=200 + 220 * count, timeout=timeout, cancel=cancel,
+                               max_tokens=200 + QUESTION_TOKENS * count, timeout=timeout, cancel=cancel,
                                sampling=for_scripts(sampling, task, source, context, title))
-    questions = [
-        {
-            "id": i + 1,
-            "question": q["question"],
-            "answers": [{"id": j + 1, "text": text, "correct": j == q["correct"]} for j, text in enumerate(q["answers"])],
-            "feedback": {"correct": q["feedback_correct"], "incorrect": q["feedback_incorrect"]},
-        }
-        for i, q in enumerate(raw["questions"])
-    ]
-    return validate_screen({"type": "quiz", "title": title or raw["title"], "scored": True, "passing_grade": 50,
-                            "content": {"questions": questions}})
+    return _quiz_screen(raw["questions"], title or raw["title"])
+
+
+def generate_quiz_at_once(
+    engine: Engine, context: str, focuses: list[str], title: str, *, source: str | None = None,
+    cancel: CancelToken | None = None, timeout: float | None = None, sampling: SamplingParams = DEFAULT_SAMPLING,
+) -> dict[str, Any]:
+    """A quiz of one question per focus (e.g. per objective), each question its own request, all
+    at once: the engine decodes them together, so the quiz takes as long as its longest question
+    instead of the sum (it is the longest screen of a course). The prompts differ only at the end,
+    so they share the evaluated prefix."""
+    task = QUIZ_TASK.format(count=1)
+
+    def one(focus: str) -> dict[str, Any]:
+        asked = f"{task} {focus}"
+        raw = engine.generate_json(prompt_messages(asked, source, context), quiz_schema(1, titled=False),
+                                   max_tokens=QUESTION_TOKENS + 100, timeout=timeout, cancel=cancel,
+                                   sampling=for_scripts(sampling, asked, source, context))
+        question: dict[str, Any] = raw["questions"][0]
+        return question
+
+    with ThreadPoolExecutor(max_workers=len(focuses), thread_name_prefix="ai-question") as pool:
+        questions = list(pool.map(one, focuses))
+    return _quiz_screen(questions, title)
 
 
 # -- translation and refinement ---------------------------------------------------------------------

@@ -19,13 +19,13 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance import logs
 from appliance.ai.config import create_engine
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
 from appliance.ai.errors import AIError, Cancelled
 from appliance.ai.models import default_models_dir
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
-from appliance import logs
 from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.storage.diskfull import is_disk_full
 

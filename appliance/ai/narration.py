@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance import logs
 from appliance.ai.errors import NarrationFailed, NarrationUnavailable
 from appliance.ai.jobs import JobContext, handler
 from appliance.config import AISettings
@@ -44,7 +45,6 @@ from appliance.courses import service as courses
 from appliance.courses.validate import validate_content
 from appliance.errors import NotFound, not_found
 from appliance.isolation import ChildNotStarted, ChildTimeout, run_isolated
-from appliance import logs
 from appliance.storage.database import fetch_all
 from appliance.storage.objects import ObjectError, ObjectStore
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from litestar.exceptions import HTTPException
 
+from appliance import logs
 from appliance.errors import error_body
 from appliance.runtime import Runtime
 from appliance.security import apikeys
 from appliance.security.audit import AuditEvent, AuditUnavailable
 from appliance.security.pseudonym import log_key, pseudonymise_path
-from appliance import logs
 from appliance.server import inputs
 from appliance.server.context import RequestContext
 from appliance.server.failures import record_failure

@@ -14,6 +14,7 @@ from appliance import logs
 from appliance.ai.jobs import AIService
 from appliance.backup.service import start_backup_service
 from appliance.courses.retention import RetentionWorker
+from appliance.documents import sandbox
 from appliance.runtime import Runtime
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
@@ -67,6 +68,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
     backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, runtime.rekey)])
     ai.start()
+    sandbox.prestart()  # a document reader waits for the first upload (its start-up is not on the clock)
     retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
     retention.start()
     scheme = "https" if tls else "http"
@@ -80,6 +82,7 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
         asyncio.run(server.serve())
     finally:
         ai.stop()  # cancels running jobs; their records say so
+        sandbox.SPARE.discard()
         webhooks.stop()
         retention.stop()
         backup.stop()  # ships what is left after the last request

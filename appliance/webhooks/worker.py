@@ -26,10 +26,9 @@ import httpcore
 import httpx
 import sqlite_utils
 
-from appliance import __version__
+from appliance import __version__, logs
 from appliance.config import WebhookSettings
 from appliance.security.audit import now_iso
-from appliance import logs
 from appliance.storage.database import Database
 from appliance.webhooks import outbox
 from appliance.webhooks.allow import AllowList, NotAllowed, check_url

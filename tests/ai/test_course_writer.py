@@ -130,3 +130,42 @@ def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject(
         "In practice: recognise a phishing email"
     kept = {"title": "Spotting a fake sender", "type": "list", "objective": 1}
     assert _reframe(kept, goals, plan) is kept
+
+
+def test_a_screen_is_written_at_the_priority_it_is_given_rewrites_included() -> None:
+    from appliance.ai.course_writer import OPENING_PRIORITY, URGENT
+
+    assert OPENING_PRIORITY < URGENT < 0  # the opening screen ahead of the plan, the plan ahead of the rest
+    course, _events = writer()
+    priorities: list[int] = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        priorities.append(sampling.priority)
+        return text_screen(BAD if len(priorities) == 1 else GOOD)
+
+    course.write(0, make, priority=OPENING_PRIORITY)
+    other = "<p>Report a suspicious message to the service desk.</p>"
+    course.write(1, lambda sampling, avoid: priorities.append(sampling.priority) or text_screen(other, "Reporting"))
+    assert priorities == [OPENING_PRIORITY, OPENING_PRIORITY, 0]
+
+
+@requires_model
+def test_the_knowledge_check_writes_its_questions_at_once(engine: LocalEngine) -> None:
+    """One request per objective, decoded together (steps of two sequences), one quiz screen."""
+    from collections import Counter
+
+    from appliance.ai.generation import generate_quiz_at_once
+
+    decoder = engine._decoder
+    assert decoder is not None
+    before = Counter(decoder.widths)
+    quiz = generate_quiz_at_once(engine, "Phishing awareness. Objectives: (1) Spot a fake sender (2) Report it",
+                                 ["Ask about this objective: Spot a fake sender",
+                                  "Ask about this objective: Report it"], "Check your understanding",
+                                 timeout=300, sampling=SamplingParams(seed=11))
+    together = sum(n - before[k] for k, n in decoder.widths.items() if k >= 2)
+    assert together > 10, dict(decoder.widths)
+    assert quiz["type"] == "quiz" and quiz["title"] == "Check your understanding"
+    questions = quiz["content"]["questions"]
+    assert [q["id"] for q in questions] == [1, 2]
+    assert all(sum(a["correct"] for a in q["answers"]) == 1 for q in questions)
