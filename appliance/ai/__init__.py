@@ -1,4 +1,4 @@
-"""On-box and remote LLM engines for the appliance (decision D7).
+"""On-box and remote LLM engines for the appliance (docs/ai.md).
 
 Public surface (see docs/ai.md)::
 

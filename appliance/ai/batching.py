@@ -1,6 +1,6 @@
 """Continuous batching in one llama.cpp context: several sequences decoded by one ``llama_decode``.
 
-Contract (decision D10; used only by the worker thread of :class:`appliance.ai.local.LocalEngine`):
+Contract (docs/ai.md "Local engine"; used only by the worker thread of :class:`appliance.ai.local.LocalEngine`):
 
 - The context has ``parallel`` sequences sharing one unified KV cache of ``kv_cells`` cells.
   Every step builds one batch: one token (or a run of forced tokens) for each decoding sequence

@@ -1,5 +1,5 @@
 """Whole courses from a brief: the plan streamed, screens written several at once, the frame
-(opening screen, knowledge check, key takeaways) and the quality gate's rewrites (decision D10).
+(opening screen, knowledge check, key takeaways) and the quality gate's rewrites (docs/ai.md "Course generation").
 
 Contract:
 - A course of 4+ screens opens with "Why this matters" (written from the brief alone, at priority
@@ -347,7 +347,9 @@ def draft_course(
                       {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
         context = course.context(title, objectives)
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
-        focus = f"It serves the objective: {objective}." if objective else None
+        # the objective is in every prompt of the course: copied words would repeat across screens
+        focus = (f"It serves the objective: {objective}. Do not repeat the objective's words: teach one concrete "
+                 "point of it." if objective else None)
         source = brief.screen_source(planned, objective, index - head, planned_count) if brief.screen_source \
             else brief.source
 
@@ -387,7 +389,8 @@ def draft_course(
             futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz_at_once(
                 engine, context, focuses, KNOWLEDGE_CHECK, source=brief.source, cancel=cancel, timeout=timeout,
                 sampling=sampling)))
-        summary_focus = "Sum up what the learner now knows and does: one point per objective."
+        summary_focus = ("Sum up what the learner now knows and does: one point per objective, in new words "
+                         "(do not copy the objectives).")
         futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(
             engine, "list", "Key takeaways", context, cancel=cancel, timeout=timeout, focus=summary_focus,
             sampling=sampling, avoid=avoid)))

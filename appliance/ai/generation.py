@@ -3,7 +3,7 @@ and one call each. Every call is JSON-schema constrained; every result is then v
 sanitised by the same code as a human edit (appliance.courses.validate), and it is a draft until
 someone publishes. Whole courses are written by appliance.ai.course_writer from these parts.
 
-Guardrails (decisions D7, D10): source text given by the partner is data, never instructions (it is
+Guardrails (docs/ai.md, docs/security.md): source text given by the partner is data, never instructions (it is
 fenced and the system prompt says so); model text is plain text, escaped before it becomes HTML;
 translation and refine results pass the quality gate (appliance.ai.quality) with bounded retries.
 """

@@ -3,8 +3,8 @@
 llama-cpp-python's stock sampler applies the grammar to the whole vocabulary on every token (about
 20 ms per token for a 150k vocabulary). :class:`LazyGrammarSampler` does what llama.cpp's own server
 does: sample from the unconstrained chain, probe only the sampled token against the grammar, and
-run the full-vocabulary grammar pass only when that token is rejected (0.4-2.4% of tokens). See
-shared/spec/lab-notes-grammar.md.
+run the full-vocabulary grammar pass only when that token is rejected (0.4-2.4% of tokens;
+docs/ai.md "Constrained decoding").
 
 Hard rule: a token is accepted into the grammar only after the grammar said it is legal. Accepting
 an illegal token aborts the process (GGML_ABORT / std::terminate), which Python cannot catch.
@@ -29,7 +29,7 @@ from .errors import InvalidOutput, SchemaError
 
 # Strict JSON string characters (upstream llama.cpp): no raw control characters inside strings.
 # llama-cpp-python 0.3.36 emits ``char ::= [^"\\] | ...`` which lets raw newlines through and makes
-# strict json.loads fail (lab pitfall 7).
+# strict json.loads fail. Tested in tests/ai/test_local.py.
 STRICT_CHAR_RULE = (
     r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
 )

@@ -1,4 +1,4 @@
-"""The quality gate for AI-written course content (issue 10, decision D10): deterministic checks
+"""The quality gate for AI-written course content (docs/ai.md "Quality gate"): deterministic checks
 over the course content model (appliance.courses.model), no model calls.
 
 Every check returns `Flag`s; an empty list means the content passed. The generator regenerates a
