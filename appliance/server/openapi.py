@@ -154,6 +154,8 @@ def _body_components(schemas: dict[str, Any]) -> None:
             if owner == name and field in schema["properties"]:
                 _with_rule(schema["properties"][field], rule)
         schema["additionalProperties"] = {"$ref": inputs.JSON_VALUE_REF}
+        if name in inputs.BODY_EXAMPLES:
+            schema["examples"] = [inputs.BODY_EXAMPLES[name]]
         _bound_numbers(schema)
         schemas[name] = schema
     schemas["JsonValue"] = inputs.json_value()

@@ -329,3 +329,13 @@ BODY_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("WebhookInput", "events"): {"items": {"enum": list(EVENTS)}},
     ("TestDeliveryInput", "event"): {"enum": list(EVENTS)},
 }
+# a documented example of each AI body: what a partner would send (the fuzzing test's first case)
+BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "CourseInput": {"prompt": "Ladder safety", "screenCount": 1, "quiz": False},
+    "ScreenInput": {"type": "text", "title": "Check the ladder"},
+    "QuizInput": {"questionCount": 1},
+    "RefineInput": {"text": "Check a ladder before you climb it.", "operation": "shorten"},
+    "TranslateInput": {"language": "fr"},
+    "DocumentCourseInput": {"documentId": 1, "screenCount": 1},
+    "NarrateInput": {"force": False},
+}
