@@ -1,4 +1,4 @@
-"""The OpenAPI document tells the truth about auth and errors (decisions D11, issue 11): the
+"""The OpenAPI document tells the truth about auth and errors: the
 COASSEMBLE scheme on every headless operation, the D1 error body for every error response, and an
 operation called without a key answers a documented 401 in that body."""
 
