@@ -1,4 +1,4 @@
-"""Course content model and its wire shape (coassemble-api.md §4.1).
+"""Course content model and its wire shape (the cloud's course content, as the headless routes answer it).
 
 A course row keeps its editable draft as JSON (`{start, finish, screens}`) and the content of its
 last published revision separately. Screens carry a `type` name from SCREEN_TYPES and a `content`

@@ -1,4 +1,4 @@
-"""Embed pages and the session API the page calls (decisions D3).
+"""Embed pages and the session API the page calls (docs/embeds.md; the session: appliance.embeds.sessions).
 
 * `GET /embed/{course|collection|analytics/...}/{token}`: the page. The token is verified here to
   pick the workspace's `frame-ancestors`; the HTML has no inline script, the token stays in the

@@ -1,4 +1,4 @@
-"""The cookie-less embed session (decisions D3).
+"""The cookie-less embed session (docs/embeds.md, "The session").
 
 The page exchanges its signed-URL token for a session JWT (`embed-session+jwt`, held in memory,
 sent as `Authorization: Bearer`) and an opaque refresh token. Each refresh consumes the refresh

@@ -1,4 +1,4 @@
-"""Embed tokens (decisions D3): compact JWTs signed with Ed25519 (`alg: EdDSA`).
+"""Embed tokens (docs/embeds.md, "Tokens"): compact JWTs signed with Ed25519 (`alg: EdDSA`).
 
 Two token types, each explicitly typed in the JOSE header and bound to its own audience, so one can
 never stand in for the other:

@@ -1,4 +1,4 @@
-"""What a learner's browser may send to the tracking routes (issue 11).
+"""What a learner's browser may send to the tracking routes.
 
 The body of `POST /embed/api/track` and `POST /scorm/api/track` comes from a page the learner
 controls, so every field is checked against the player's contract (docs/embeds.md "Transport")

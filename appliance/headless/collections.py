@@ -1,4 +1,4 @@
-"""Collections (coassemble-api.md §2.2): ordered groups of courses, shared and tracked together."""
+"""Collections: ordered groups of courses, shared and tracked together."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Courses (coassemble-api.md §2.1): list, get, soft delete, restore, duplicate, publish, revert,
+"""Courses: list, get, soft delete, restore, duplicate, publish, revert,
 content manifest. Thin handlers over appliance.courses.service."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Embed endpoints (coassemble-api.md §3.2, §2.1): each answers a signed URL as `text/plain`.
+"""Embed endpoints (docs/embeds.md, "Mint endpoints"): each answers a signed URL as `text/plain`.
 
 `POST embed/course`, `embed/collection`, `embed/analytics/{course,collection,user}`, and the
 deprecated `POST course/url` (also GET) and `GET course/{view|edit}?id=`. The URL is

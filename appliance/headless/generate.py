@@ -1,4 +1,4 @@
-"""AI generation (coassemble-api.md §2.1 "AI generation") on the on-box model, plus the job
+"""AI generation (the cloud's generate routes) on the on-box model, plus the job
 routes that follow long work (appliance extension, docs/api-differences.md).
 
 Like the cloud, the generate routes answer when the work is done, with the course. A caller that
@@ -93,7 +93,7 @@ async def _course_answer(
 
 async def _generate_course(request: Request[Any, Any, Any], db: Database, data: CourseInput) -> Any:
     count = data.screenCount if data.screenCount is not None else 5
-    if not 1 <= count <= MAX_SCREENS:  # the pedagogical cap (decisions D7): said, not silently applied
+    if not 1 <= count <= MAX_SCREENS:  # the pedagogical cap (ai.generation.MAX_SCREENS): said, not silently applied
         raise ApiError(422, f"screenCount must be a number from 1 to {MAX_SCREENS}")
     if not data.prompt.strip():
         raise ApiError(422, "prompt must not be blank")

@@ -1,4 +1,4 @@
-"""Setup status (coassemble-api.md §2.9): what a partner needs to check in their first minute, and
+"""Setup status: what a partner needs to check in their first minute, and
 the last request of theirs that failed, with a suggested fix (recorded by appliance.server.failures)."""
 
 from __future__ import annotations

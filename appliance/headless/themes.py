@@ -1,4 +1,4 @@
-"""Themes: CRUD (coassemble-api.md §2.6). A theme is applied to courses through `themeId`."""
+"""Themes: create, list, get, update, delete. A theme is applied to courses through `themeId`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Translations (coassemble-api.md §2.5): language variants of a course, made by the on-box model.
+"""Translations: language variants of a course, made by the on-box model.
 
 A variant is a course row with `translation_of` set to its source; the author reviews and publishes
 it like any draft. Needs the `api_advanced` and `translations` entitlements.

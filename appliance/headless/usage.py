@@ -1,4 +1,4 @@
-"""Usage and allowances (coassemble-api.md §2.7).
+"""Usage and allowances (docs/api-differences.md, "Usage").
 
 Usage is computed from trackings, never stored twice. A learner counts once per calendar month
 (UTC) as an identified recipient, or as an anonymous one when the player had no identifier

@@ -1,4 +1,4 @@
-"""Webhook endpoints (coassemble-api.md §2.8), test deliveries and the delivery log.
+"""Webhook endpoints (docs/webhooks.md), test deliveries and the delivery log.
 
 Receivers must be on the operator's allowlist (`webhooks.allow_hosts`) and https unless
 `webhooks.allow_http`; see docs/webhooks.md. The signing secret is answered once, on creation.

@@ -1,4 +1,4 @@
-"""Learner and client identifiers pseudonymised wherever the appliance writes a log (issue 11).
+"""Learner and client identifiers pseudonymised wherever the appliance writes a log.
 
 Request paths such as `/v1/headless/user/<identifier>` reach the access log (stderr, journald),
 the audit log and `setup/status`. After a hard deletion (docs/security.md) the identifier must not

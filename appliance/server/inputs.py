@@ -1,4 +1,4 @@
-"""The one place request input is checked before any handler decodes it (issue 11).
+"""The one place request input is checked before any handler decodes it.
 
 Handlers decode bodies in several ways (Litestar's msgspec `data`, `json.loads` in
 `headless.common.loose_body`, the embed and SCORM routes, the AI and document routes), and ids go

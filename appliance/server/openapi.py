@@ -68,7 +68,7 @@ def error_schema() -> Schema:
             "message": Schema(type=OpenAPIType.STRING, description="What went wrong, for the partner's developer"),
         },
         additional_properties=False,
-        description="The one error body (decisions D1); never a key, token or stack trace",
+        description="The one error body; never a key, token or stack trace",
         examples=[{"statusCode": 404, "code": error_code(404), "error": reason_phrase(404), "message": "Course not found"}],
     )
 
@@ -249,7 +249,7 @@ def _bound_integers(parameters: Any) -> None:
 
 def _true_media_types(path: str, responses: dict[str, Any]) -> None:
     """Litestar documents a `Response[str]` as a JSON string; the signed-URL routes answer
-    text/plain (decisions D1), and the job event streams text/event-stream."""
+    text/plain (as the cloud's do), and the job event streams text/event-stream."""
     for code, response in responses.items():
         content = getattr(response, "content", None)
         if not code.startswith("2") or not content or "application/json" not in content:

@@ -1,4 +1,4 @@
-"""The base URL minted links carry: where partners' browsers reach this appliance (issue 11).
+"""The base URL minted links carry: where partners' browsers reach this appliance.
 
 Signed embed URLs, SCORM packages (dynamic ones call back) and builder media URLs hold an absolute
 base. `server.public_url` (or `serve --public-url`, alias `--embed-base`) is the operator's override,
