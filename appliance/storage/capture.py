@@ -1,4 +1,4 @@
-"""Trigger-based change capture for point-in-time recovery (D5, lab notes B.3).
+"""Trigger-based change capture for point-in-time recovery (docs/security.md, "Point-in-time recovery and hard deletion").
 
 Every captured table gets three triggers (`_cc_<table>_I|U|D`) that write the row's key and its new
 image (JSON) into `_changes` inside the same transaction as the change, so a change and its log

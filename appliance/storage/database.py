@@ -5,7 +5,7 @@ raw 256-bit key from the keyring, so opening costs no KDF. Writes go through a s
 that commits waiting jobs together (group commit: one fsync serves many writes); each job runs in
 its own savepoint so one failing job does not undo the others. Reads use one connection per thread.
 
-Pitfalls handled here (see the storage lab notes): sqlite-utils must raise sqlcipher3's exception
+Pitfalls handled here: sqlite-utils must raise sqlcipher3's exception
 classes; the key must be set before any other pragma; a wrong key only shows on the first read;
 never open one file with two SQLite libraries in one process.
 """

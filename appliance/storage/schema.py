@@ -260,7 +260,7 @@ def _environment_v1(db: sqlite_utils.Database) -> None:
 
 
 def _environment_embed_sessions(db: sqlite_utils.Database) -> None:
-    """Embed sessions (D3): one row per exchanged signed URL, and its rotating refresh tokens."""
+    """Embed sessions (docs/embeds.md): one row per exchanged signed URL, and its rotating refresh tokens."""
     db.execute(
         """CREATE TABLE embed_sessions (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
