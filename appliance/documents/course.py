@@ -15,8 +15,10 @@ little text (prompt prefill is what the author waits for: ~74 tokens/s on two co
   (FTS5 bm25, then sentence selection), then checked against the document: the share of its content
   words found in the best-matching chunks. Below `support_threshold` the screen gets
   `"unsupported": true` for the author to review.
-- The first screen is written alone, the others together (at most SCREEN_WORKERS requests at once,
-  which the engine decodes in one batch); each is reported as soon as it is done.
+- Documents are written by appliance.ai.course_writer like a course from a prompt (opening screen,
+  streamed plan, knowledge check, key takeaways, the quality gate), the digest as the plan's source.
+- Presentations: the first screen is written alone, the others together (at most SCREEN_WORKERS
+  requests at once, which the engine decodes in one batch); each is reported as soon as it is done.
 - Presentations: one screen per slide group (a section-header slide, or at most three slides).
 """
 
@@ -33,9 +35,18 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.ai.course_writer import CourseBrief, draft_course
 from appliance.ai.engine import CancelToken, Engine, Message
 from appliance.ai.errors import Cancelled
-from appliance.ai.generation import MAX_SCREENS, SYSTEM, fence_safe, generate_screen, outline_schema
+from appliance.ai.generation import (
+    MAX_SCREENS,
+    SCREEN_RETRIES,
+    SYSTEM,
+    fence_safe,
+    generate_screen,
+    outline_schema,
+)
+from appliance.ai.quality import Flag
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content
 from appliance.documents import service
@@ -236,6 +247,7 @@ class Request:
     familiarity: str = "beginner"
     tone: str = "professional"
     screen_count: int | None = None
+    retries: int = SCREEN_RETRIES  # fresh samples for a screen that fails the quality gate
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> Request:
@@ -282,8 +294,11 @@ def document_course(
     settings: Any,
     progress: Progress,
     cancel: CancelToken | None = None,
-) -> tuple[str, str, dict[str, Any], list[int], int]:
-    """(title, description, content, unsupported screen ids, number of digested sections)."""
+) -> tuple[str, str, dict[str, Any], list[int], int, list[Flag]]:
+    """(title, description, content, unsupported screen ids, number of digested sections, the
+    quality gate's leftover flags). The course writer writes it like a course from a prompt (opening
+    screen, streamed plan, knowledge check, key takeaways, the gate) with the document's digest as
+    the plan's source and each planned screen written from its own best-matching chunks."""
     document_id = int(document["id"])
     count = req.screen_count or 5
     chunks = service.chunks(db.read(), document_id)
@@ -297,36 +312,36 @@ def document_course(
     else:
         plan_source = full
     _check(cancel)
-    outline = _outline(engine, req, document, count, plan_source, cancel)
-    objectives: list[str] = outline["objectives"]
     base = 0.2 if sections else 0.1
-    progress(base, "outline", {"title": outline["title"], "objectives": objectives,
-                               "sections": [_section_line(s) for s in sections]})
     screen_chars = min(budget(engine, SCREEN_TOKENS), SCREEN_SOURCE_CHARS)
-    context = f"{outline['title']}: {_topic(req, document)} (audience: {req.audience}, tone: {req.tone})"
 
-    def write(index: int) -> dict[str, Any]:
-        _check(cancel)
-        planned = outline["screens"][index]
-        objective = objectives[min(int(planned["objective"]), len(objectives)) - 1]
+    def source_for(planned: dict[str, Any], objective: str, index: int, planned_count: int) -> str:
         query = f"{planned['title']} {objective}"
         hits = service.search_db(db.read(), document_id, query, limit=4)
         if not hits:  # nothing matches its words: the part of the document at this point of the plan
-            lo = index * len(chunks) // count
-            hi = max(lo + 1, (index + 1) * len(chunks) // count)
-            hits = chunks[lo:hi]
+            lo = index * len(chunks) // planned_count
+            hits = chunks[lo:max(lo + 1, (index + 1) * len(chunks) // planned_count)]
         texts = [f"{h['heading']}\n{h['text']}".strip() for h in hits]
-        source = focused(texts, query, screen_chars) or condense(texts, screen_chars)
-        screen = generate_screen(engine, planned["type"], planned["title"],
-                                 f"{context}. This screen serves the objective: {objective}",
-                                 source=source, cancel=cancel)
-        screen["id"] = index + 1
-        screen["objective"] = objective
-        if support_score(db.read(), document_id, screen) < settings.support_threshold:
-            screen["unsupported"] = True
-        return screen
+        return focused(texts, query, screen_chars) or condense(texts, screen_chars)
 
-    return _assemble(outline, objectives, document_id, count, write, progress, base, cancel, len(sections))
+    brief = CourseBrief(_topic(req, document), audience=req.audience, familiarity=req.familiarity, tone=req.tone,
+                        screen_count=count, source=plan_source, retries=req.retries, screen_source=source_for,
+                        plan_note="Teach the content of the document in <source>, in its order.")
+    digests = [_section_line(s) for s in sections]
+
+    def report(fraction: float, message: str, data: dict[str, Any] | None) -> None:
+        if message == "outline" and data is not None:  # the plan says what it was made from
+            data = {**data, "sections": digests}
+        progress(base + (1 - base) * fraction, message, data)
+
+    draft = draft_course(engine, brief, report, cancel=cancel)
+    content = draft.content
+    planned = [s for s in content["screens"] if s.get("objective")]  # the frame's screens carry none
+    flag_unsupported(db.read(), document_id, planned, settings.support_threshold)
+    content["source"] = {"documentId": document_id}
+    clean = validate_content(content)
+    unsupported = [int(s["id"]) for s in clean["screens"] if s.get("unsupported")]
+    return draft.title, draft.description, clean, unsupported, len(sections), draft.flags
 
 
 def _write_screens(
@@ -396,7 +411,8 @@ def presentation_course(
     settings: Any,
     progress: Progress,
     cancel: CancelToken | None = None,
-) -> tuple[str, str, dict[str, Any], list[int], int]:
+) -> tuple[str, str, dict[str, Any], list[int], int, list[Flag]]:
+    """One screen per slide group, in order: the deck is the plan (no frame, no gate rewrites)."""
     document_id = int(document["id"])
     slides = service.chunks(db.read(), document_id)  # one chunk per slide for presentations
     groups = slide_groups(slides, req.screen_count)
@@ -430,7 +446,7 @@ def presentation_course(
             screen["unsupported"] = True
         return screen
 
-    return _assemble(outline, objectives, document_id, count, write, progress, 0.1, cancel, 0)
+    return (*_assemble(outline, objectives, document_id, count, write, progress, 0.1, cancel, 0), [])
 
 
 def _assemble(

@@ -2,7 +2,7 @@
 
 Params: `{documentId, prompt?, audience?, familiarity?, tone?, screenCount?, identifier?,
 clientIdentifier?}`; result: `{"courseId": ..., "unsupported": [screen ids], "documentId": ...,
-"sections": n}`. The course is written in one transaction at the end (nothing half-written when a
+"sections": n, "flags": [the quality gate's leftover flags]}`. The course is written in one transaction at the end (nothing half-written when a
 job fails or is cancelled); section summaries are cached as soon as they exist.
 """
 
@@ -14,22 +14,24 @@ from typing import Any
 import sqlite_utils
 
 from appliance.ai.jobs import JobContext, handler
+from appliance.ai.quality import Flag
 from appliance.courses import service as courses
 from appliance.documents import course, service
 from appliance.errors import Invalid
 from appliance.learners.identities import ensure_identity
 
-Builder = Callable[..., tuple[str, str, dict[str, Any], list[int], int]]
+Builder = Callable[..., tuple[str, str, dict[str, Any], list[int], int, list[Flag]]]
 
 
 def _run(ctx: JobContext, build: Builder, *, presentation: bool) -> dict[str, Any]:
     p = ctx.params
     req = course.Request.from_params(p)
+    req.retries = ctx.retries
     document = service.get_row(ctx.db.read(), req.document_id)
     if presentation and document["type"] != "pptx":
         raise Invalid("presentation_to_course needs a PowerPoint (.pptx) document")
     settings = ctx.service.runtime.settings.documents
-    title, description, content, unsupported, sections = build(
+    title, description, content, unsupported, sections, flags = build(
         ctx.engine, ctx.db, document, req, settings, ctx.progress, ctx.cancel
     )
 
@@ -40,7 +42,7 @@ def _run(ctx: JobContext, build: Builder, *, presentation: bool) -> dict[str, An
 
     course_id = ctx.db.write(save)
     return {"courseId": course_id, "unsupported": unsupported, "documentId": req.document_id,
-            "sections": sections}
+            "sections": sections, "flags": [f.to_wire() for f in flags]}
 
 
 @handler("document_to_course")

@@ -276,3 +276,28 @@ def test_a_presentation_becomes_one_screen_per_slide_group(docs_server: tuple[Se
     screens = response.json()["screens"]
     assert [s["title"] for s in screens] == ["Working at height", "Setting up"]
     assert [s["description"] for s in screens] == ["Slides 1-3", "Slides 4-7"]
+
+
+def test_a_document_course_of_five_screens_has_the_frame_and_passes_the_gate(
+    docs_server: tuple[Server, Install],
+) -> None:
+    """A document course goes through the course writer: opening screen, planned screens written from
+    the document (each with its objective and the support check), knowledge check, key takeaways, and
+    the gate's leftover flags in the job result."""
+    server, install = docs_server
+    c = server.client(install.test_key)
+    record = upload(c, "handbook.pdf", fx.long_pdf(12)).json()
+    job = c.post("/v1/headless/generate/course/document", json={"documentId": record["id"], "screenCount": 5},
+                 headers={"Prefer": "respond-async"})
+    assert job.status_code == 202, job.text
+    events = _follow(c, job.json()["id"])
+    assert events[-1]["type"] == "succeeded", (events[-1]["job"].get("error"), server.log()[-3000:])
+    result = events[-1]["job"]["result"]
+    assert isinstance(result["flags"], list) and all({"rule", "screen", "detail"} <= set(f) for f in result["flags"])
+    course = c.get(f"/v1/headless/courses/{result['courseId']}").json()
+    screens = course["screens"]
+    assert screens[0]["title"] == "Why this matters" and screens[-1]["title"] == "Key takeaways"
+    assert screens[3]["type"]["name"] == "quiz"
+    planned = screens[1:3]
+    assert all(s["type"]["name"] in TYPES for s in planned)
+    assert set(result["unsupported"]) <= {s["id"] for s in planned}  # the frame is not checked against the document
