@@ -123,7 +123,7 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
                    timeout: float | None = None, sampling: SamplingParams = DEFAULT_SAMPLING) -> dict[str, Any]:
     """The opening screen, from the brief alone, so it is written while the outline is planned."""
     task = (f"Write the opening screen of a course. Topic: {brief.prompt}. Audience: {brief.audience} "
-            f"({brief.familiarity}). Tone: {brief.tone}. Tell the learner in 1 or 2 short paragraphs why the "
+            f"({brief.familiarity}). Tone: {brief.tone}. Tell the learner in one short paragraph why the "
             "topic matters in their daily work: the risk it avoids or the benefit it brings. Start with the topic "
             "itself, not with the course.")
     raw = engine.generate_json(prompt_messages(task, brief.source), INTRO_SCHEMA, max_tokens=SCREEN_TOKENS,
@@ -275,7 +275,8 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         f"the number of the objective it serves. Each screen covers a different point. {frame}{TYPE_GUIDE} "
         f"Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
     )
-    schema = outline_schema(count, description=False)
+    # a framed course has its description written beside the screens; a short one plans it last
+    schema = outline_schema(count, description=not course.structured)
     messages = prompt_messages(task, b.source)
     sampling = for_scripts(replace(DEFAULT_SAMPLING, priority=URGENT), task, b.source)  # the plan feeds every screen
     text = ""
@@ -314,7 +315,9 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         planned = planned + fresh["screens"][len(planned):]
         for index in range(launched, count):
             on_screen(index, planned[index], title, objectives)
-    return {"title": title, "objectives": objectives, "screens": planned}
+    # only the description was lost: the plan stands, the description is said plainly
+    return {"title": title, "objectives": objectives, "screens": planned,
+            "description": f"{b.prompt[:200]} (for {b.audience[:80]})"}
 
 
 def draft_course(
@@ -348,8 +351,8 @@ def draft_course(
         context = course.context(title, objectives)
         objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
         # the objective is in every prompt of the course: copied words would repeat across screens
-        focus = (f"It serves the objective: {objective}. Do not repeat the objective's words: teach one concrete "
-                 "point of it." if objective else None)
+        focus = f"It serves the objective: {objective}. Teach one concrete point, in your own words." \
+            if objective else None
         source = brief.screen_source(planned, objective, index - head, planned_count) if brief.screen_source \
             else brief.source
 
@@ -379,7 +382,8 @@ def draft_course(
         """The knowledge check and the key takeaways need only the objectives: they start before the
         rest of the plan, so the longest screens are not the last to begin."""
         context = course.context(title, objectives)
-        described.append(pool.submit(describe, context))
+        if structured:
+            described.append(pool.submit(describe, context))
         if not structured:
             return
         if brief.quiz:
@@ -402,7 +406,7 @@ def draft_course(
                                                          "screens": [p["title"] for p in plan]})
         for future in list(futures):
             future.result()
-        description = described[0].result()
+        description = described[0].result() if described else str(outline.get("description") or "")
         content = empty_content()
         content["screens"] = [course.screens[i] for i in range(count)]
         content["objectives"] = objectives

@@ -87,7 +87,7 @@ SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
     "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 4)),
 }
 SCREEN_TOKENS = 450
-INTRO_SCHEMA = _object(paragraphs=_array(_text(260, 40), 1, 2))  # the opening screen (course_writer)
+INTRO_SCHEMA = _object(paragraphs=_array(_text(300, 40), 1, 1))  # the opening screen (course_writer)
 def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
         question=_text(140, 10),
