@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from appliance.errors import Invalid
+
 _LANGUAGE = "([A-Za-z]{2,3})"
 _SUBTAGS = "(?:{join}[A-Za-z0-9]{{2,8}})*"
 TAG = re.compile(f"^{_LANGUAGE}{_SUBTAGS.format(join='-')}$")
@@ -39,3 +41,10 @@ def canonical(value: str) -> str | None:
     """`value` as a BCP 47 tag (`pt_BR` -> `pt-BR`), or None when it is not a language tag."""
     tag = value.replace("_", "-")
     return tag if TAG.match(tag) else None
+
+
+def require_known_language(tag: str) -> str:
+    """``tag`` when it names a known language; otherwise the 422 every translate route answers."""
+    if not known_language(tag):
+        raise Invalid("language must be a BCP 47 code of a known language (ISO 639-1), such as fr or pt-BR")
+    return tag

@@ -14,7 +14,7 @@ import sqlite_utils
 from litestar import Controller, Request, delete, get, post
 
 from appliance.courses import service as courses
-from appliance.courses.languages import known_language
+from appliance.courses.languages import require_known_language
 from appliance.errors import ApiError, not_found
 from appliance.headless.deps import require_entitlement, set_target
 from appliance.headless.generate import run_job
@@ -33,9 +33,7 @@ def _gate(request: Request[Any, Any, Any], course_id: int) -> None:
 
 
 def _language(value: str) -> str:
-    if not known_language(value):
-        raise ApiError(422, "language must be a BCP 47 code of a known language (ISO 639-1), such as fr or pt-BR")
-    return value
+    return require_known_language(value)
 
 
 def variants(db: sqlite_utils.Database, course_id: int) -> list[dict[str, Any]]:

@@ -25,11 +25,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, I
     srv.stop()
 
 
-def _author(server: tuple[Server, Install], identifier: str) -> httpx.Client:
+def _author(server: tuple[Server, Install], identifier: str, options: dict[str, Any] | None = None) -> httpx.Client:
     """An edit session on a new course of client acme (as the builder's iframe holds it)."""
     srv, _ = server
-    url = api_client(server).post("/v1/headless/embed/course",
-                                  json={"action": "edit", "identifier": identifier, "clientIdentifier": "acme"})
+    url = api_client(server).post("/v1/headless/embed/course", json={
+        "action": "edit", "identifier": identifier, "clientIdentifier": "acme", "options": options or {}})
     assert url.status_code == 200, url.text
     assert claims_of(url.text)["course"]
     opened = httpx.post(f"{srv.url}/embed/api/session", json={"token": url.text.rsplit("/", 1)[1]}, timeout=30)
@@ -85,6 +85,15 @@ def test_bodies_are_typed_and_refused_with_the_builders_words(server: tuple[Serv
         # options the session was not given still answer 403 before any body is read
         _refused(author.post("/embed/api/builder/ai/translate", json=[1]), 403, "Translations are not enabled")
         _refused(author.post("/embed/api/builder/ai/narrate", json=[1]), 403, "Narration is not enabled")
+
+
+def test_translate_refuses_a_language_it_does_not_know_like_the_headless_route(
+    server: tuple[Server, Install],
+) -> None:
+    with _author(server, "author-languages", {"translations": True}) as author:
+        _refused(author.post("/embed/api/builder/ai/translate", json={"language": "xx"}), 422,
+                 "a known language (ISO 639-1)")
+        _refused(author.post("/embed/api/builder/ai/translate", json={"language": "fr_FR"}), 422, "a code such as")
 
 
 def test_document_uploads_are_limited_by_documents_max_bytes_alone(server: tuple[Server, Install]) -> None:

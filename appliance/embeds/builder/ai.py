@@ -16,6 +16,7 @@ from appliance.ai import narration
 from appliance.ai.errors import AIError
 from appliance.ai.generation import GENERATED_TYPES, REFINE_OPERATIONS, refine_text
 from appliance.ai.http import to_api_error
+from appliance.courses.languages import require_known_language
 from appliance.embeds.builder import service, tasks
 from appliance.embeds.builder.access import PATH, builder_session, own_course, owned_row, require, target
 from appliance.embeds.builder.bodies import (
@@ -103,6 +104,7 @@ class AiApi(Controller):
         require(request, session, "translations", "Translations are not enabled for this builder")
         row = owned_row(session.db.read(), session, course_id)
         body = await body_of(request, TranslateBody)
+        require_known_language(body.language)
         if body.language == row["language"]:
             raise ApiError(422, f"The course is already in {body.language}")
         return await submit(request, session, "translate", {"courseId": course_id, "language": body.language})
