@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -17,6 +18,14 @@ from appliance.server.sse import job_events
 from tests.helpers import Install, Server, init_data_dir, start_server
 
 RUNNING = {"id": 7, "status": "running"}
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: in the whole suite the session's Playwright (sync API)
+    keeps an event loop running on the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _collect(stream: Any, count: int) -> list[dict[str, Any]]:
@@ -33,7 +42,7 @@ def test_a_quiet_job_gets_pings_and_its_events_still_arrive_in_order() -> None:
         rest = [json.loads(event) async for event in stream]  # ends after the final event
         return quiet, rest
 
-    quiet, rest = asyncio.run(run())
+    quiet, rest = _run(run())
     assert [e["type"] for e in quiet] == ["state", "ping", "ping"]
     assert quiet[0]["job"] == RUNNING
     assert [e["type"] for e in rest] == ["progress", "succeeded"]
@@ -45,8 +54,8 @@ def test_an_ended_job_gets_its_final_event_alone() -> None:
         return [event async for event in job_events(current, None, ping_seconds=0.05)]
 
     done = {"id": 7, "status": "failed", "error": "cancelled"}
-    assert [json.loads(e) for e in asyncio.run(run(done))] == [{"type": "failed", "job": done}]
-    assert [json.loads(e) for e in asyncio.run(run(None))] == [{"type": "unknown", "job": None}]
+    assert [json.loads(e) for e in _run(run(done))] == [{"type": "failed", "job": done}]
+    assert [json.loads(e) for e in _run(run(None))] == [{"type": "unknown", "job": None}]
 
 
 # -- over HTTP, both routes ---------------------------------------------------------------------------
