@@ -3,10 +3,13 @@
 
 Contract:
 - A course of 4+ screens opens with "Why this matters" (written from the brief alone, at priority
-  -1 so it runs alone and reaches the author first), has a planned middle, and ends with a
-  knowledge check (unless the caller turns it off) and "Key takeaways"; 1-3 screens are planned whole.
+  -2 so it runs first and reaches the author first; the plan follows at -1), has a planned middle,
+  and ends with a knowledge check (unless the caller turns it off) and "Key takeaways"; 1-3
+  screens are planned whole, description included.
 - The outline streams; each middle screen starts the moment its line of the plan is complete, and
-  the knowledge check and the key takeaways start as soon as the objectives exist. Up to
+  the knowledge check (its questions written at once), the key takeaways and the description of a
+  4+ screen course start as soon as the objectives exist. Documents hand each planned screen its
+  own source (``CourseBrief.screen_source``). Up to
   ``parallel - 1`` requests of one course run at once; their prompts begin with the same course
   context, which the local engine reads once. One CancelToken makes the course one caller.
 - Every screen passes the gate (appliance.ai.quality), and says nothing a finished screen already
