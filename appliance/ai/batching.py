@@ -28,7 +28,7 @@ from __future__ import annotations
 import codecs
 import importlib
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,9 +81,8 @@ class BatchDecoder:
         self.batch = self._L.llama_batch_init(n_batch, 0, 1)
         self.vocab = llm._model.vocab
         self._on_finish = on_finish  # (job, None) when done, (job, error) when failed
-        # steps by how many sequences they decoded, and the seconds they took: how full the batch was
+        # steps by how many sequences they decoded: how full the batch was (bench/course.py)
         self.widths: Counter[int] = Counter()
-        self.width_seconds: defaultdict[int, float] = defaultdict(float)
 
     def close(self) -> None:
         if self.batch is not None:
@@ -238,10 +237,8 @@ class BatchDecoder:
             if wants:
                 logits_at[seq.seq_id] = j - 1
         b.n_tokens = j
-        began = time.monotonic()
         rc = self._L.llama_decode(self.ctx, b)
         self.widths[len(plan)] += 1
-        self.width_seconds[len(plan)] += time.monotonic() - began
         if rc != 0:
             for seq, _take, _wants in plan:
                 self._L.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.backup import ledger as erasure_ledger
 from appliance.backup.format import iso, list_segments, list_snapshots
@@ -64,15 +65,7 @@ def restore_file(
     tmp = out_path.with_name(out_path.name + ".restoring")
     for p in (tmp, Path(f"{tmp}-journal")):
         p.unlink(missing_ok=True)
-    src = open_file(snap.path, keyring.get(snap.key_name), readonly=True)
-    try:
-        dst = open_file(tmp, db_key)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    _copy(open_file(snap.path, keyring.get(snap.key_name), readonly=True), lambda: open_file(tmp, db_key))
     conn = open_file(tmp, db_key)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # a scratch file until it is fsynced and renamed below
@@ -108,16 +101,20 @@ def restore_file(
     )
 
 
-def _copy_sqlite(src_path: Path, key: bytes, dst_path: Path) -> None:
-    src = connect(src_path, key)
+def _copy(src: Any, open_dst: Callable[[], Any]) -> None:
+    """SQLite's online backup of ``src`` into the database ``open_dst`` opens; both are closed."""
     try:
-        dst = connect(dst_path, key)
+        dst = open_dst()
         try:
             src.backup(dst)
         finally:
             dst.close()
     finally:
         src.close()
+
+
+def _copy_sqlite(src_path: Path, key: bytes, dst_path: Path) -> None:
+    _copy(connect(src_path, key), lambda: connect(dst_path, key))
 
 
 def _prepare_target_dir(backups: Backups, target_dir: Path) -> None:
