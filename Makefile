@@ -15,7 +15,7 @@ TTS_STAMP := $(TTS_VENV)/.deps-$(shell echo '$(TTS_PINS)' | sha256sum | cut -c1-
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools
+.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools axe-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,20 @@ browser-deps: deps
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright==1.65.2
 
+# axe-core for the accessibility tests (tests/embeds/a11y.py), an npm package used by the tests only:
+# pinned, installed once into .cache/test-node/ (git-ignored); never shipped, never fetched at run time
+AXE_VERSION := 4.14.1
+TEST_NODE := .cache/test-node
+AXE_STAMP := $(TEST_NODE)/.axe-$(AXE_VERSION)
+$(AXE_STAMP):
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	mkdir -p $(TEST_NODE)
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(TEST_NODE) axe-core@$(AXE_VERSION)
+	rm -f $(TEST_NODE)/.axe-*
+	touch $@
+
+axe-deps: $(AXE_STAMP)
+
 # tests that need system tools rather than skip without them: systemd-analyze verifies the systemd
 # unit (tests/test_installer.py); unshare and nsenter run the disk-full server on its own tmpfs
 # (tests/storage/test_disk_full.py, which also needs root). Whatever still skips is listed at the end.
@@ -88,7 +102,7 @@ test-tools:
 	@command -v systemd-analyze >/dev/null || (apt-get update -qq && apt-get install -y -qq systemd)
 	@(command -v unshare && command -v nsenter) >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
 
-unit: deps browser-deps test-tools ai-deps ai-server-venv tts-deps
+unit: deps browser-deps axe-deps test-tools ai-deps ai-server-venv tts-deps
 	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
 
 test: lint types unit
