@@ -151,6 +151,16 @@ class AISettings:
 
 
 @dataclass
+class AdminSettings:
+    """The operator's console under /admin/ (appliance.admin); see docs/operations.md."""
+
+    idle_minutes: float = 15.0  # a console session unused this long is ended (server-side)
+    session_hours: float = 12.0  # absolute lifetime of a console session
+    max_failed_logins: int = 5  # consecutive wrong passphrases before the account is locked
+    lockout_minutes: float = 15.0  # how long a locked account refuses every passphrase
+
+
+@dataclass
 class Settings:
     data_dir: Path
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -162,6 +172,7 @@ class Settings:
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     ai: AISettings = field(default_factory=AISettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
     def base_url(self) -> str:
@@ -181,6 +192,7 @@ SECTIONS = {
     "embeds": EmbedSettings,
     "documents": DocumentSettings,
     "ai": AISettings,
+    "admin": AdminSettings,
 }
 # variables that name a setting besides APPLIANCE_<SECTION>_<KEY> (and win over it)
 ENV_ALIASES = {"ai.models_dir": "APPLIANCE_MODELS_DIR"}
@@ -327,6 +339,9 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("ai.queue_size, remote_failure_threshold, tts_memory_mb and timeout_seconds must be positive")
     if ai.quality_retries < 0:
         raise ConfigError("ai.quality_retries must be 0 or more")
+    admin = settings.admin
+    if min(admin.idle_minutes, admin.session_hours, admin.lockout_minutes) <= 0 or admin.max_failed_logins < 1:
+        raise ConfigError("admin.idle_minutes, session_hours, lockout_minutes and max_failed_logins must be positive")
     return settings
 
 

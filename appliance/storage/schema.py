@@ -393,9 +393,46 @@ def _environment_variant_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS courses_translation_of ON courses(translation_of)")
 
 
+def _control_admins(db: sqlite_utils.Database) -> None:
+    """The operator's console (appliance.admin): administrators, their sessions, setup links."""
+    db.execute(
+        """CREATE TABLE admins (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            hash TEXT NOT NULL,                -- scrypt$n$r$p$salt$digest of the passphrase
+            created TEXT NOT NULL,
+            failed INTEGER NOT NULL DEFAULT 0, -- consecutive failed logins
+            locked_until TEXT,                 -- ISO time; refused until then
+            last_login TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE admin_sessions (
+            token_hash TEXT PRIMARY KEY,       -- SHA-256 of the cookie value; the value is never stored
+            admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,
+            created TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE admin_setup_tokens (
+            token_hash TEXT PRIMARY KEY,       -- SHA-256 of the link's token
+            created TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            used TEXT
+        )"""
+    )
+
+
+def _audit_actor_index(db: sqlite_utils.Database) -> None:
+    # the console's "last used" per API key and its actor filter look entries up by actor
+    db.execute("CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor, seq)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
-    "control": [_control_v1],
-    "audit": [_audit_v1],
+    "control": [_control_v1, _control_admins],
+    "audit": [_audit_v1, _audit_actor_index],
     "environment": [
         _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
         _environment_variant_index,
