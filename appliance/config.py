@@ -80,6 +80,18 @@ class BackupSettings:
     snapshot_interval_hours: float = 24.0  # plus one after every migration and on demand
 
 
+UPGRADE_CHANNELS = ("standard", "controlled")
+CONTROLLED_MIN_AGE_DAYS = 14  # the "controlled" channel installs only releases at least this old
+
+
+@dataclass
+class UpgradeSettings:
+    """`appliance upgrade` (appliance.release); see docs/operations.md, Upgrades."""
+
+    channel: str = "standard"  # "controlled": bundles younger than 14 days need --force (audited)
+    dev_key: str = ""  # a public key file trusted besides the shipped release keys (development only)
+
+
 @dataclass
 class EmbedSettings:
     url_seconds: int = 3 * 3600  # lifetime of a signed embed URL (the cloud's 3 hours)
@@ -169,6 +181,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    upgrades: UpgradeSettings = field(default_factory=UpgradeSettings)
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     ai: AISettings = field(default_factory=AISettings)
@@ -189,6 +202,7 @@ SECTIONS = {
     "log": LogSettings,
     "webhooks": WebhookSettings,
     "backup": BackupSettings,
+    "upgrades": UpgradeSettings,
     "embeds": EmbedSettings,
     "documents": DocumentSettings,
     "ai": AISettings,
@@ -334,6 +348,8 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("documents limits and extract_timeout_seconds must be positive")
     if min(settings.backup.retention_days, settings.backup.ship_interval_seconds) <= 0:
         raise ConfigError("backup.retention_days and backup.ship_interval_seconds must be positive")
+    if settings.upgrades.channel not in UPGRADE_CHANNELS:
+        raise ConfigError(f"upgrades.channel must be one of {', '.join(UPGRADE_CHANNELS)}")
     ai = settings.ai
     if min(ai.queue_size, ai.remote_failure_threshold, ai.tts_memory_mb) < 1 or ai.timeout_seconds <= 0:
         raise ConfigError("ai.queue_size, remote_failure_threshold, tts_memory_mb and timeout_seconds must be positive")
@@ -417,6 +433,9 @@ path = ""                   # snapshots + change log; empty: <data dir>/backups.
 retention_days = 7          # point-in-time recovery window
 ship_interval_seconds = 1   # changes reach the encrypted log within about this long
 snapshot_interval_hours = 24
+
+[upgrades]
+channel = "standard"        # "controlled": `appliance upgrade` refuses releases younger than 14 days
 
 [documents]
 max_bytes = 33554432        # uploads of documents (this route's own body limit, see docs/documents.md)
