@@ -64,6 +64,8 @@ def test_bodies_are_typed_and_refused_with_the_builders_words(server: tuple[Serv
 
         _refused(author.post("/embed/api/builder/ai/course", json={}), 422, "Describe the course in a prompt")
         _refused(author.post("/embed/api/builder/ai/course", json={"prompt": "   "}), 422, "Describe the course")
+        _refused(author.post("/embed/api/builder/ai/course", json={"prompt": "Ladders", "mode": "merge"}), 422,
+                 "mode must be append or replace")
         _refused(author.post("/embed/api/builder/ai/course", json={"prompt": "Ladders", "screenCount": 26}), 422,
                  "screenCount must be a number from 1 to 25")
         _refused(author.post("/embed/api/builder/ai/course", json={"prompt": "Ladders", "tone": "x" * 201}), 422,

@@ -42,14 +42,16 @@ class AiApi(Controller):
 
     @post("/ai/course", status_code=202)
     async def ai_course(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Generate into this course: its title and description while untitled, screens appended."""
+        """Generate into this course: its title and description while untitled, screens appended
+        (`mode` "append", titles kept unique) or replacing the draft's screens (`mode` "replace")."""
         session = builder_session(request)
         course_id = target(request, session)
         require(request, session, "ai", AI_OFF)
         owned_row(session.db.read(), session, course_id)
         body = await body_of(request, CourseBody)
         params = {"courseId": course_id, "prompt": body.prompt.strip(), "screenCount": body.screenCount,
-                  "audience": body.audience, "familiarity": body.familiarity, "tone": body.tone}
+                  "audience": body.audience, "familiarity": body.familiarity, "tone": body.tone,
+                  "mode": body.mode}
         return await submit(request, session, tasks.KIND, params)
 
     @post("/ai/screen", status_code=202)

@@ -10,7 +10,7 @@ ignored, an empty body is `{}`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 from litestar import Request
@@ -86,9 +86,13 @@ class CourseBody(Body):
     audience: Text | None = None
     familiarity: Text | None = None
     tone: Text | None = None
+    # into a course that has screens: "append" (titles kept unique, service.merge_screens) or
+    # "replace" (the draft's screens give way to the generated ones); the builder asks the author
+    mode: Literal["append", "replace"] = "append"
     refusals: ClassVar[dict[str, str]] = {
         "prompt": "Describe the course in a prompt of up to 4000 characters",
         "screenCount": f"screenCount must be a number from 1 to {MAX_SCREENS}",
+        "mode": "mode must be append or replace",
         **{name: f"{name} must be text of at most 200 characters" for name in ("audience", "familiarity", "tone")},
     }
 

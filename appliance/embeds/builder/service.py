@@ -137,6 +137,21 @@ def revert(w: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any]:
     return draft_state(w, courses.get_row(w, row["id"]))
 
 
+def unique_titles(kept: list[dict[str, Any]], made: list[dict[str, Any]]) -> None:
+    """Number the titles of `made` screens that repeat one of `kept` (or an earlier made one):
+    "Hand washing" becomes "Hand washing (2)". Made screens are never appended with a title the
+    course already shows (the author could not tell them apart in the outline)."""
+    seen = {str(s.get("title") or "").strip().casefold() for s in kept}
+    for screen in made:
+        base = str(screen.get("title") or "").strip()
+        title, n = base, 1
+        while title.casefold() in seen:
+            n += 1
+            title = f"{base} ({n})"
+        seen.add(title.casefold())
+        screen["title"] = title
+
+
 def merge_screens(
     w: sqlite_utils.Database,
     course_id: int,
@@ -144,15 +159,20 @@ def merge_screens(
     title: str,
     description: str,
     objectives: list[Any] | None = None,
+    *,
+    replace: bool = False,
 ) -> None:
     """Append made screens (generated, or from a document) to a course's draft, renumbered after its
-    own. A course still untitled takes the made title, and the made description when it has none."""
+    own and with unique titles (`unique_titles`), or put them in place of its screens (`replace`).
+    A course still untitled takes the made title, and the made description when it has none."""
     row = courses.get_row(w, course_id)
     content = json.loads(row["draft"])
+    kept = [] if replace else content.get("screens", [])
     next_id = max((int(s.get("id") or 0) for s in content.get("screens", [])), default=0) + 1
     for offset, screen in enumerate(screens):
         screen["id"] = next_id + offset
-    merged = validate_content({**content, "screens": [*content.get("screens", []), *screens]})
+    unique_titles(kept, screens)
+    merged = validate_content({**content, "screens": [*kept, *screens]})
     if objectives:
         merged["objectives"] = objectives
     fresh = row["title"] in ("", UNTITLED)

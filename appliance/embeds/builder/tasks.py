@@ -15,7 +15,8 @@ KIND = "builder_generate_course"
 @handler(KIND)
 def run_builder_generate_course(ctx: JobContext) -> dict[str, Any]:
     """Its title and description when the course has none yet, and the screens appended to the
-    draft (each reported as soon as it exists, through the job's progress events)."""
+    draft, or replacing its screens when `mode` is "replace" (each reported as soon as it exists,
+    through the job's progress events)."""
     p = ctx.params
     brief = CourseBrief(
         prompt=p["prompt"],
@@ -30,7 +31,8 @@ def run_builder_generate_course(ctx: JobContext) -> dict[str, Any]:
     course_id = int(p["courseId"])
     ctx.db.write(
         lambda w: service.merge_screens(
-            w, course_id, screens, draft.title, draft.description, draft.content.get("objectives")
+            w, course_id, screens, draft.title, draft.description, draft.content.get("objectives"),
+            replace=p.get("mode") == "replace",
         )
     )
     return {"courseId": course_id, "screens": len(screens), "flags": [f.to_wire() for f in draft.flags]}
