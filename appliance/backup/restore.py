@@ -28,7 +28,7 @@ from appliance.backup.format import iso, list_segments, list_snapshots
 from appliance.backup.ledger import LedgerRows
 from appliance.backup.shipping import iter_changes, ship
 from appliance.backup.snapshots import take_snapshot
-from appliance.backup.targets import BackupLock, Backups, RestoreError, server_running
+from appliance.backup.targets import BackupLock, Backups, RestoreError, Target, server_running
 from appliance.storage import capture, crypto, files
 from appliance.storage.database import connect, open_file
 from appliance.storage.keyring import Keyring
@@ -182,6 +182,48 @@ def restore(
     return results
 
 
+@dataclass
+class InPlacePlan:
+    """What an in-place restore replaces, gathered while the data directory is open (the databases
+    are closed when the files are replaced): `plan_in_place`, then `apply_in_place`."""
+
+    data_dir: Path
+    root: Path
+    keyring: Keyring
+    until_us: int
+    steps: list[tuple[Target, bytes, list[LedgerRows]]]
+
+
+def plan_in_place(backups: Backups, until_us: int, only: str | None = None) -> InPlacePlan:
+    """Ship what is committed and check every chosen database has a snapshot at or before `until_us`."""
+    chosen = [backups.find(only)] if only else backups.targets()
+    steps = []
+    for t in chosen:  # nothing committed may be lost from the log before the files are replaced
+        ship(backups, t)
+        if not [s for s in list_snapshots(backups.root / t.name) if s.taken_us <= until_us]:
+            raise RestoreError(f"{t.name}: no snapshot at or before {iso(until_us)}; nothing was changed")
+        steps.append((t, backups.keyring.get(t.key_name), erasure_ledger.ledger_rows(backups.keystore, t.name)))
+    return InPlacePlan(backups.data_dir, backups.root, backups.keyring, until_us, steps)
+
+
+def apply_in_place(
+    plan: InPlacePlan, open_backups: Callable[[], AbstractContextManager[Backups]]
+) -> list[RestoreResult]:
+    """Replace the planned databases (server stopped, nothing open), then snapshot the new timeline."""
+    results = []
+    with BackupLock.of(plan.root):
+        for t, key, ledger in plan.steps:
+            results.append(
+                restore_file(plan.keyring, plan.root / t.name, plan.until_us, plan.data_dir / t.rel_path, key, ledger)
+            )
+    with open_backups() as backups:
+        names = {x.name for x in backups.targets()}
+        for t, _key, _ledger in plan.steps:  # a new timeline starts with a snapshot
+            if t.name in names:
+                take_snapshot(backups, t, "after restore")
+    return results
+
+
 def restore_in_place(
     open_backups: Callable[[], AbstractContextManager[Backups]], until_us: int, only: str | None = None
 ) -> list[RestoreResult]:
@@ -192,25 +234,5 @@ def restore_in_place(
     with open_backups() as backups:
         if server_running(backups.data_dir):
             raise RestoreError("the server is running: stop it first, or restore with --target NEW_DATA_DIR")
-        chosen = [backups.find(only)] if only else backups.targets()
-        root = backups.root
-        plan = []
-        for t in chosen:  # nothing committed may be lost from the log before the files are replaced
-            ship(backups, t)
-            if not [s for s in list_snapshots(root / t.name) if s.taken_us <= until_us]:
-                raise RestoreError(f"{t.name}: no snapshot at or before {iso(until_us)}; nothing was changed")
-            plan.append(
-                (t, backups.keyring.get(t.key_name), erasure_ledger.ledger_rows(backups.keystore, t.name))
-            )
-        keyring = backups.keyring
-        data_dir = backups.data_dir
-    results = []
-    with BackupLock.of(root):
-        for t, key, ledger in plan:
-            results.append(restore_file(keyring, root / t.name, until_us, data_dir / t.rel_path, key, ledger))
-    with open_backups() as backups:
-        names = {x.name for x in backups.targets()}
-        for t, _key, _ledger in plan:  # a new timeline starts with a snapshot
-            if t.name in names:
-                take_snapshot(backups, t, "after restore")
-    return results
+        plan = plan_in_place(backups, until_us, only)
+    return apply_in_place(plan, open_backups)
