@@ -39,7 +39,8 @@ from appliance.workspaces.service import NotFound, Principal
 WEB_DIR = Path(__file__).parent / "web"
 STATIC_URL = "/embed/static"
 SESSION_REFUSED = "The embed session is invalid or has expired; reload the page to get a new link"
-LINK_REFUSED = "This embed link is invalid or has expired; reload the page to get a new link"
+# reloading cannot fix a refused link (the host would have to mint a new one): say who can
+LINK_REFUSED = "This embed link is invalid or has expired: ask the site that showed you this course for a new link"
 ENTRIES = {
     "course": "course.js",
     "collection": "collection.js",

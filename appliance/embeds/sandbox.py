@@ -30,18 +30,23 @@ PAGE = """<!doctype html>
 <title>Partner sandbox</title>
 <style>
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 0; background: #eef1f5; color: #1d2733; }}
-header {{ background: #17324d; color: #fff; padding: .7rem 1.2rem; }} header h1 {{ font-size: 1.1rem; margin: 0; }}
+header {{ background: #17324d; color: #fff; padding: .7rem 1.2rem; }}
+header h1 {{ font-size: 1.1rem; margin: 0; overflow-wrap: anywhere; }}
+h2 {{ font-size: 1rem; margin: 0 0 .4rem; }}
 form {{ display: flex; flex-wrap: wrap; gap: .6rem; padding: .8rem 1.2rem; align-items: end; background: #fff; }}
-label {{ display: flex; flex-direction: column; font-size: .8rem; }} input, select {{ font: inherit; padding: .3rem; }}
+label {{ display: flex; flex-direction: column; font-size: .8rem; max-width: 100%; }}
+input, select, button {{ font: inherit; padding: .3rem; max-width: 100%; min-width: 0; }}
+:focus-visible {{ outline: 3px solid #17324d; outline-offset: 2px; }}
 main {{ display: grid; grid-template-columns: minmax(0, 2fr) minmax(16rem, 1fr); gap: 1rem; padding: 1rem 1.2rem; }}
 iframe {{ width: 100%; height: 640px; border: 1px solid #c6ccd4; background: #fff; border-radius: 6px; }}
 #log {{ background: #0f1720; color: #c8f7c5; font: 12px/1.4 monospace; padding: .6rem; height: 640px; overflow: auto; border-radius: 6px; }}
 .err {{ color: #a1202b; padding: 1rem 1.2rem; }}
-@media (max-width: 800px) {{ main {{ grid-template-columns: 1fr; }} }}
+/* one column on narrow screens; minmax(0, ...) so a long log line scrolls inside its box, never the page */
+@media (max-width: 800px) {{ main {{ grid-template-columns: minmax(0, 1fr); }} }}
 </style></head>
 <body>
 <header><h1>Partner sandbox &middot; host origin <code id="origin"></code> &middot; appliance {appliance}</h1></header>
-<form method="get" action="/">
+<form method="get" action="/" aria-label="Embed to mint">
 <label>Embed<select name="kind">{kinds}</select></label>
 <label>courseId / collectionId<input name="id" value="{id}" size="6"></label>
 <label>identifier<input name="identifier" value="{identifier}"></label>
@@ -50,7 +55,8 @@ iframe {{ width: 100%; height: 640px; border: 1px solid #c6ccd4; background: #ff
 <button type="submit">Mint a signed URL</button>
 </form>
 {error}
-<main><div>{frame}</div><div><strong>Events received</strong><pre id="log" aria-live="polite"></pre></div></main>
+<main><div>{frame}</div><section aria-labelledby="log-title"><h2 id="log-title">Events received</h2>
+<pre id="log" aria-live="polite" tabindex="0" aria-labelledby="log-title"></pre></section></main>
 <script>
 window.__msgs = [];
 document.getElementById("origin").textContent = location.origin;

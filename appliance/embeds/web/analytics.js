@@ -2,6 +2,7 @@
 // trackings, scoped to the token's client. options: stats, chart, table (all shown unless false).
 import { html, render } from "./vendor/index.js";
 import { boot, applyTheme } from "./lib/boot.js";
+import { icon } from "./vendor/icons/index.js";
 
 const LABELS = {
   learners: "Learners", commenced: "Commenced", completed: "Completed", completionRate: "Completion rate",
@@ -19,6 +20,7 @@ function Analytics({ data, testMode }) {
   const subject = data.subject;
   const title = subject.title || subject.name || subject.identifier || "";
   const max = Math.max(1, ...data.chart.map((b) => b.count));
+  const empty = data.table.length === 0 && !data.stats.learners;
   return html`<main class="analytics" aria-labelledby="title">
     ${testMode ? html`<span class="test-mode" role="note">Test mode</span>` : null}
     <h1 id="title">${title}</h1>
@@ -30,8 +32,10 @@ function Analytics({ data, testMode }) {
         <span class="chart-label">${b.label}</span>
         <span class="chart-bar" role="img" aria-label=${`${b.label}: ${b.count} learners`}><span style=${{ width: `${(100 * b.count) / max}%` }}></span></span>
         <span class="chart-n">${b.count}</span></li>`)}</ul></section>` : null}
-    ${data.options.table ? html`<section aria-labelledby="table-title"><h2 id="table-title">Learners</h2>
-      <div class="table-wrap"><table><thead><tr>
+    ${empty ? html`<p class="empty-state">${icon("info-circle")} <span><strong>No learners yet.</strong>
+      Numbers appear here once ${subject.type === "user" ? "this learner starts a course" : subject.type === "collection" ? "someone starts a course of this collection" : "someone starts this course"}.</span></p>` : null}
+    ${data.options.table && !empty ? html`<section aria-labelledby="table-title"><h2 id="table-title">Learners</h2>
+      <div class="table-wrap" tabindex="0" role="region" aria-labelledby="table-title"><table><thead><tr>
         <th scope="col">Learner</th><th scope="col">Course</th><th scope="col">Progress</th><th scope="col">Score</th>
         <th scope="col">Passed</th><th scope="col">Completed</th></tr></thead>
       <tbody>${data.table.map((r, i) => html`<tr key=${i}><td>${r.name || r.identifier}</td><td>${r.course}</td>

@@ -1,5 +1,6 @@
 // Entry of /embed/collection/<token>: the collection's courses, each playable with the same player.
-import { html, render, useState } from "./vendor/index.js";
+import { html, render, useState, useEffect, useRef } from "./vendor/index.js";
+import { icon } from "./vendor/icons/index.js";
 import { boot, applyTheme } from "./lib/boot.js";
 import { Player } from "./player/player.js";
 import { embedTransport } from "./player/embed-transport.js";
@@ -7,15 +8,27 @@ import { embedTransport } from "./player/embed-transport.js";
 function Collection({ session, context, host, t, initial }) {
   const [data, setData] = useState(initial);
   const [playing, setPlaying] = useState(null);
+  const returnTo = useRef(null);  // the course just closed: its Open button takes focus back
+  useEffect(() => {
+    if (playing || returnTo.current == null) return;
+    const button = document.querySelector(`[data-course-id="${returnTo.current}"]`);
+    returnTo.current = null;
+    if (button) button.focus();
+  });
   const open = async (id) => {
     const loaded = await session.get(`/embed/api/course?id=${encodeURIComponent(id)}`);
     applyTheme(loaded.course.theme, context.options);
     setPlaying(loaded);
   };
-  const close = async () => { setPlaying(null); setData(await session.get("/embed/api/collection")); };
+  const close = async () => {
+    returnTo.current = playing.course.id;
+    setData(await session.get("/embed/api/collection"));
+    setPlaying(null);
+  };
   if (playing) {
     return html`<div>
-      <button type="button" class="back" onClick=${close}>← ${t("close")}</button>
+      <nav class="collection-back" aria-label=${t("courses")}>
+        <button type="button" class="back" onClick=${close}>${icon("arrow-left")} ${t("close")}</button></nav>
       <${Player} key=${playing.course.id} course=${playing.course} tracking=${playing.tracking}
         options=${context.options} testMode=${context.testMode}
         transport=${embedTransport(session, playing.course.id)}
@@ -36,7 +49,7 @@ function Collection({ session, context, host, t, initial }) {
             <div class="progress" role="progressbar" aria-label=${`${t("progress")}: ${c.title}`} aria-valuemin="0" aria-valuemax="100" aria-valuenow=${progress}>
               <div class="progress-bar" style=${{ width: `${progress}%` }}></div></div>
           </div>
-          <button type="button" class="primary" onClick=${() => open(c.id)} aria-label=${`${t("open")}: ${c.title}`}>${t("open")}</button>
+          <button type="button" class="primary" data-course-id=${c.id} onClick=${() => open(c.id)} aria-label=${`${t("open")}: ${c.title}`}>${t("open")}</button>
         </li>`;
       })}
     </ul>

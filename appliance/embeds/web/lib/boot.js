@@ -3,6 +3,22 @@ import { html, render } from "../vendor/index.js";
 import { createSession } from "./session.js";
 import { HostChannel } from "./host.js";
 import { translator } from "./i18n.js";
+import { icon } from "../vendor/icons/index.js";
+
+// A full-page message (session ended, an error): a landmark, one h1, the text in an alert.
+export function Notice({ title, text }) {
+  return html`<main class="notice" aria-labelledby="notice-title">
+    ${icon("alert-circle", { className: "cover-icon" })}
+    <h1 id="notice-title" tabindex="-1">${title}</h1>
+    <p role="alert">${text}</p>
+  </main>`;
+}
+
+// The page's "Loading…" status (server-rendered into #app) leaves the page and the accessibility
+// tree once the view is drawn: preact renders beside it, it does not replace it.
+function dropLoading(app) {
+  for (const node of app.querySelectorAll(":scope > .loading")) node.remove();
+}
 
 export function applyTheme(theme, options) {
   const root = document.documentElement.style;
@@ -19,9 +35,14 @@ export async function boot(kind, mount) {
   const app = document.getElementById("app");
   const host = new HostChannel([]);
   let t = translator("en");
-  const showExpired = () => {
-    render(html`<div class="expired" role="alert"><p>${t("expired")}</p></div>`, app);
+  const showNotice = (title, text) => {
+    const hadFocus = document.activeElement && document.activeElement !== document.body;
+    dropLoading(app);
+    render(html`<${Notice} title=${title} text=${text} />`, app);
+    // the control the learner was using is gone: focus the notice's heading, not <body>
+    if (hadFocus) document.getElementById("notice-title").focus();
   };
+  const showExpired = () => showNotice(t("expiredTitle"), t("expired"));
   const session = createSession({
     kind,
     onExpired: () => {
@@ -41,10 +62,11 @@ export async function boot(kind, mount) {
   if (context.testMode) document.body.classList.add("is-test");
   try {
     await mount({ app, session, context, host, setLanguage: (l) => { t = translator(l); document.documentElement.lang = t.language; return t; } });
+    dropLoading(app);
   } catch (err) {
     if (!session.expired) {
       host.post("session", "error", { message: String((err && err.message) || err).slice(0, 200) });
-      render(html`<div class="expired" role="alert"><p>${String((err && err.message) || err)}</p></div>`, app);
+      showNotice(t("errorTitle"), String((err && err.message) || err));
     }
   }
 }

@@ -3,7 +3,7 @@ const STRINGS = {
   en: { start: "Start", resume: "Resume", next: "Next", previous: "Previous", finish: "Finish", check: "Check answer",
         retry: "Try again", correct: "Correct", incorrect: "Incorrect", score: "Your score", passed: "Passed",
         failed: "Not passed yet", progress: "Course progress", screenOf: "Screen {n} of {total}", flip: "Flip card",
-        front: "Front", back: "Back", testMode: "Test mode", done: "Well done!", minutes: "{n} min",
+        front: "Front", back: "Back", testMode: "Test mode", done: "Well done!", minutes: "{n} minutes", minute: "{n} minute", screens: "{n} screens", screen: "{n} screen", navigation: "Course navigation", yourAnswer: "Your answer", correctAnswer: "Correct answer", question: "Question {n}", review: "Review the course", retake: "Try the quiz again", finishedFailed: "Course finished", finishedNote: "You have finished this course. You can close it now.", expiredTitle: "Session ended", errorTitle: "Something went wrong",
         feedbackPrompt: "How was this course?", feedbackThanks: "Thanks for your feedback", backToHost: "Back",
         expired: "Your session has ended. Reload the page to continue.", loading: "Loading…", step: "Step {n}",
         checklistHint: "Tick every item to continue", flashcardsHint: "Flip every card to continue",
@@ -14,7 +14,7 @@ const STRINGS = {
         check: "Vérifier", retry: "Réessayer", correct: "Correct", incorrect: "Incorrect", score: "Votre score",
         passed: "Réussi", failed: "Pas encore réussi", progress: "Progression du cours", screenOf: "Écran {n} sur {total}",
         flip: "Retourner la carte", front: "Recto", back: "Verso", testMode: "Mode test", done: "Bravo !",
-        minutes: "{n} min", feedbackPrompt: "Qu'avez-vous pensé de ce cours ?", feedbackThanks: "Merci pour votre avis",
+        minutes: "{n} minutes", minute: "{n} minute", screens: "{n} écrans", screen: "{n} écran", navigation: "Navigation du cours", yourAnswer: "Votre réponse", correctAnswer: "Bonne réponse", question: "Question {n}", review: "Revoir le cours", retake: "Refaire le quiz", finishedFailed: "Cours terminé", finishedNote: "Vous avez terminé ce cours. Vous pouvez le fermer.", expiredTitle: "Session terminée", errorTitle: "Une erreur est survenue", feedbackPrompt: "Qu'avez-vous pensé de ce cours ?", feedbackThanks: "Merci pour votre avis",
         backToHost: "Retour", expired: "Votre session est terminée. Rechargez la page pour continuer.",
         loading: "Chargement…", step: "Étape {n}", checklistHint: "Cochez chaque élément pour continuer",
         flashcardsHint: "Retournez chaque carte pour continuer", quizHint: "Répondez à chaque question pour continuer",
@@ -25,7 +25,7 @@ const STRINGS = {
         check: "Antwort prüfen", retry: "Erneut versuchen", correct: "Richtig", incorrect: "Falsch", score: "Ihre Punktzahl",
         passed: "Bestanden", failed: "Noch nicht bestanden", progress: "Kursfortschritt", screenOf: "Seite {n} von {total}",
         flip: "Karte umdrehen", front: "Vorderseite", back: "Rückseite", testMode: "Testmodus", done: "Gut gemacht!",
-        minutes: "{n} Min.", feedbackPrompt: "Wie fanden Sie den Kurs?", feedbackThanks: "Danke für Ihr Feedback",
+        minutes: "{n} Minuten", minute: "{n} Minute", screens: "{n} Seiten", screen: "{n} Seite", navigation: "Kursnavigation", yourAnswer: "Ihre Antwort", correctAnswer: "Richtige Antwort", question: "Frage {n}", review: "Kurs noch einmal ansehen", retake: "Quiz wiederholen", finishedFailed: "Kurs beendet", finishedNote: "Sie haben diesen Kurs beendet. Sie können ihn jetzt schließen.", expiredTitle: "Sitzung beendet", errorTitle: "Etwas ist schiefgelaufen", feedbackPrompt: "Wie fanden Sie den Kurs?", feedbackThanks: "Danke für Ihr Feedback",
         backToHost: "Zurück", expired: "Ihre Sitzung ist beendet. Laden Sie die Seite neu.", loading: "Wird geladen…",
         step: "Schritt {n}", checklistHint: "Haken Sie jeden Punkt ab", flashcardsHint: "Drehen Sie jede Karte um",
         quizHint: "Beantworten Sie jede Frage", passmark: "Bestehensgrenze {n} %", courses: "Kurse",
@@ -35,7 +35,7 @@ const STRINGS = {
         check: "Comprobar", retry: "Intentar de nuevo", correct: "Correcto", incorrect: "Incorrecto", score: "Tu puntuación",
         passed: "Aprobado", failed: "Aún no aprobado", progress: "Progreso del curso", screenOf: "Pantalla {n} de {total}",
         flip: "Girar tarjeta", front: "Anverso", back: "Reverso", testMode: "Modo de prueba", done: "¡Bien hecho!",
-        minutes: "{n} min", feedbackPrompt: "¿Qué te ha parecido el curso?", feedbackThanks: "Gracias por tu opinión",
+        minutes: "{n} minutos", minute: "{n} minuto", screens: "{n} pantallas", screen: "{n} pantalla", navigation: "Navegación del curso", yourAnswer: "Tu respuesta", correctAnswer: "Respuesta correcta", question: "Pregunta {n}", review: "Revisar el curso", retake: "Repetir el cuestionario", finishedFailed: "Curso terminado", finishedNote: "Has terminado este curso. Ya puedes cerrarlo.", expiredTitle: "Sesión terminada", errorTitle: "Algo ha fallado", feedbackPrompt: "¿Qué te ha parecido el curso?", feedbackThanks: "Gracias por tu opinión",
         backToHost: "Volver", expired: "Tu sesión ha terminado. Recarga la página para continuar.", loading: "Cargando…",
         step: "Paso {n}", checklistHint: "Marca cada elemento para continuar", flashcardsHint: "Gira cada tarjeta para continuar",
         quizHint: "Responde cada pregunta para continuar", passmark: "Nota mínima {n} %", courses: "Cursos",
@@ -52,5 +52,7 @@ export function translator(language) {
     return text;
   };
   t.language = STRINGS[code] ? code : "en";
+  // "1 minute" / "4 minutes": the singular key when n is 1 (all four languages count this way)
+  t.count = (one, many, n) => t(n === 1 ? one : many, { n });
   return t;
 }

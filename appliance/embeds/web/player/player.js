@@ -14,6 +14,7 @@
 // Host events go through `emit(type, event, data)` (lib/host.js), separately from the transport.
 import { html, useState, useEffect, useRef, useCallback } from "../vendor/index.js";
 import { SCREENS } from "./screens.js";
+import { icon } from "../vendor/icons/index.js";
 
 function Progress({ value, t }) {
   return html`<div class="progress" role="progressbar" aria-label=${t("progress")}
@@ -62,6 +63,11 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const lastReport = useRef(Date.now());
   const heading = useRef(null);
   const maxProgress = useRef(tracking ? tracking.progress : 0);
+  // where focus goes once the next render is on screen (a CSS selector): an action that replaces
+  // the control the learner used must never leave focus on <body> (WCAG 2.4.3)
+  const focusNext = useRef(null);
+  const finished = useRef(alreadyDone);  // `complete` was recorded and no answer changed since
+  const [closed, setClosed] = useState(false);
 
   const seconds = () => {
     const now = Date.now();
@@ -72,6 +78,12 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const screen = screens[index];
 
   useEffect(() => { if (heading.current) heading.current.focus(); }, [phase, index]);
+  useEffect(() => {
+    if (!focusNext.current) return;
+    const target = document.querySelector(focusNext.current);
+    focusNext.current = null;
+    if (target) target.focus();
+  });
 
   const enterScreen = (i) => {
     emit("screen", "start", { screenId: screens[i].id, screenIndex: i, type: screens[i].type });
@@ -106,11 +118,13 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   };
 
   const finish = async () => {
+    if (finished.current && summary) { setPhase("finish"); return; }  // back from a review: nothing new to record
     setBusy(true);
     try {
       const result = await transport.complete({ seconds: seconds() });
       const tr = (result && result.tracking) || {};
       setSummary(tr);
+      finished.current = true;
       setProgress(100);
       setPhase("finish");
       emit("course", "completed", { progress: 100, score: tr.score ?? null, passed: tr.passed ?? null });
@@ -150,6 +164,10 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       for (const [q, a] of Object.entries(chosen)) answers[q] = a;
       const result = await transport.attempt({ screenId: screen.id, screenIndex: index, answers, seconds: seconds() });
       setStates((s) => ({ ...s, [index]: { ...(s[index] || {}), result } }));
+      finished.current = false;
+      // right: on to Next (or Finish); wrong: "Try again" (the result itself is announced by the
+      // quiz's status region)
+      focusNext.current = result.passed ? ".nav .primary" : ".quiz .retry";
       emit("screen", "answer", { screenId: screen.id, screenIndex: index, score: result.score, passed: result.passed });
       if (!result.passed) emit("screen", "failed", { screenId: screen.id, screenIndex: index, score: result.score });
     } finally { setBusy(false); }
@@ -158,11 +176,13 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const retry = () => {
     setStates((s) => ({ ...s, [index]: {} }));
     setDone((d) => ({ ...d, [index]: false }));
+    focusNext.current = ".quiz input";
     emit("screen", "retry", { screenId: screen.id, screenIndex: index });
   };
 
   const sendFeedback = async (value) => {
     await transport.feedback({ feedback: value });
+    focusNext.current = ".finish-button, .feedback-status";  // the first of these in the page
     setFeedbackSent(true);
     emit("course", "feedback", { feedback: value });
   };
@@ -180,7 +200,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   });
 
   const back = options.back === "event"
-    ? html`<button type="button" class="back" onClick=${() => emit("back", "back", {})} aria-label=${t("backToHost")}>← ${t("backToHost")}</button>`
+    ? html`<button type="button" class="back" onClick=${() => emit("back", "back", {})}>${icon("arrow-left")} ${t("backToHost")}</button>`
     : null;
   const badge = testMode ? html`<span class="test-mode" role="note">${t("testMode")}</span>` : null;
   const header = html`<header class="bar">
@@ -195,7 +215,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       <main class="cover start" aria-labelledby="title">
         <h1 id="title" tabindex="-1" ref=${heading}>${course.title}</h1>
         ${start_.display_description !== false && course.description ? html`<p class="lead">${course.description}</p>` : null}
-        ${start_.display_duration !== false ? html`<p class="meta">${t("minutes", { n: Math.max(1, total) })} · ${total} ✦</p>` : null}
+        ${start_.display_duration !== false ? html`<p class="meta">${icon("clock")} ${t.count("minute", "minutes", Math.max(1, total))} · ${t.count("screen", "screens", total)}</p>` : null}
         <button type="button" class="primary big" disabled=${busy} onClick=${start}>
           ${resuming ? t("resume") : start_.button_label && t.language === "en" ? start_.button_label : t("start")}
         </button>
@@ -203,22 +223,43 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   }
 
   if (phase === "finish") {
+    // the course's finish settings (appliance/courses/model.py DEFAULT_FINISH): title, description,
+    // button (label), feedback; the outcome follows the same passing rule as both transports (every
+    // scored quiz at its passing grade: player.course_score, scorm-transport courseScore)
     const f = course.finish || {};
     const showFeedback = options.feedback === true || (options.feedback !== false && f.display_feedback);
-    const scoreLine = summary && summary.score != null
-      ? html`<p class="score"><strong>${t("score")}: ${Math.round(summary.score)}%</strong>${summary.passed != null ? ` · ${summary.passed ? t("passed") : t("failed")}` : ""}</p>`
+    const failed = Boolean(summary && summary.passed === false);
+    const title = failed ? t("finishedFailed") : f.display_title === false ? t("done") : (f.title || t("done"));
+    const retakeAt = failed
+      ? screens.findIndex((s, i) => s.type === "quiz" && s.scored !== false && !(states[i] && states[i].result && states[i].result.passed))
+      : -1;
+    const retake = () => { setStates((s) => ({ ...s, [retakeAt]: {} })); setDone((d) => ({ ...d, [retakeAt]: false }));
+      emit("screen", "retry", { screenId: screens[retakeAt].id, screenIndex: retakeAt }); enterScreen(retakeAt); };
+    const buttonLabel = f.button_label && (t.language === "en" || f.button_label !== "Finish") ? f.button_label : t("finish");
+    const close = () => {
+      setClosed(true);
+      emit("course", "finish", { progress: 100, score: summary ? summary.score ?? null : null, passed: summary ? summary.passed ?? null : null });
+    };
+    const outcome = summary && summary.score != null
+      ? html`<p class=${"outcome " + (failed ? "ko" : "ok")}>${icon(failed ? "alert-circle" : "circle-check")}
+          <span>${t("score")}: <strong>${Math.round(summary.score)}%</strong>${summary.passed != null ? ` · ${summary.passed ? t("passed") : t("failed")}` : ""}</span></p>`
       : null;
     return html`<div class="player modern-course-player">${header}
       <main class="cover finish" aria-labelledby="title">
-        <h1 id="title" tabindex="-1" ref=${heading}>${f.display_title === false ? t("done") : (f.title || t("done"))}</h1>
+        ${icon(failed ? "alert-circle" : "trophy", { className: "cover-icon" })}
+        <h1 id="title" tabindex="-1" ref=${heading}>${title}</h1>
         ${f.display_description !== false && f.description ? html`<p class="lead">${f.description}</p>` : null}
-        ${scoreLine}
-        ${showFeedback ? (feedbackSent
-          ? html`<p role="status">${t("feedbackThanks")}</p>`
-          : html`<div class="feedback-pick" role="group" aria-label=${t("feedbackPrompt")}>
-              <p>${t("feedbackPrompt")}</p>
-              ${[1, 2, 3, 4, 5].map((n) => html`<button type="button" class="secondary" key=${n} aria-label=${`${n} / 5`} onClick=${() => sendFeedback(n)}>${"★".repeat(n)}</button>`)}
-            </div>`) : null}
+        ${outcome}
+        <div class="actions">
+          ${retakeAt >= 0 ? html`<button type="button" class="primary" onClick=${retake}>${icon("refresh")} ${t("retake")}</button>` : null}
+          ${total > 0 ? html`<button type="button" class="secondary review" onClick=${() => enterScreen(0)}>${icon("eye")} ${t("review")}</button>` : null}
+          ${f.display_button !== false ? html`<button type="button" class=${retakeAt >= 0 ? "secondary finish-button" : "primary finish-button"} onClick=${close}>${buttonLabel}</button>` : null}
+        </div>
+        ${showFeedback && !feedbackSent ? html`<div class="feedback-pick" role="group" aria-labelledby="feedback-prompt">
+              <p id="feedback-prompt">${t("feedbackPrompt")}</p>
+              ${[1, 2, 3, 4, 5].map((n) => html`<button type="button" class="secondary star" key=${n} aria-label=${`${n} / 5`} onClick=${() => sendFeedback(n)}>${Array.from({ length: n }, () => icon("star"))}</button>`)}
+            </div>` : null}
+        <p class="feedback-status" role="status" tabindex="-1">${feedbackSent ? t("feedbackThanks") : ""}${closed ? ` ${t("finishedNote")}` : ""}</p>
       </main></div>`;
   }
 
@@ -229,13 +270,13 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   return html`<div class="player modern-course-player">${header}
     <main class=${`screen screen-${screen.type}`} aria-labelledby="screen-title" data-screen-id=${screen.id}>
       <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
-      <h2 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h2>
+      <h1 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h1>
       ${screen.description ? html`<p class="lead">${screen.description}</p>` : null}
       ${screen.narration && transport.narration ? html`<${Narration} key=${`n-${screen.id}`} screen=${screen} transport=${transport} t=${t} />` : null}
       <${Screen} key=${`${screen.id}-${index}`} screen=${screen} state=${state} setState=${setState} t=${t}
         done=${(v) => markDone(index, v)} onCheck=${check} onRetry=${retry} />
     </main>
-    <nav class="nav" aria-label="Course navigation">
+    <nav class="nav" aria-label=${t("navigation")}>
       <button type="button" class="secondary" onClick=${previous} disabled=${index === 0 || busy}>${t("previous")}</button>
       <button type="button" class="primary" onClick=${next} disabled=${!ready || busy}
         aria-keyshortcuts="ArrowRight">${index + 1 === total ? t("finish") : t("next")}</button>

@@ -2,6 +2,7 @@
 // screen, the translator and `state`/`setState` for its own interaction state, and reports
 // `done(true)` once the screen's requirement is met (view, all ticked, all flipped, quiz answered).
 import { html, useEffect } from "../vendor/index.js";
+import { icon } from "../vendor/icons/index.js";
 
 function Items({ items, ordered }) {
   const Tag = ordered ? "ol" : "ul";
@@ -28,7 +29,7 @@ function Process({ screen, done, t }) {
   return html`<ol class="process">
     ${steps.map((s, i) => html`<li key=${i} class="step">
       <span class="step-n" aria-hidden="true">${i + 1}</span>
-      <div><h3><span class="sr-only">${t("step", { n: i + 1 })}: </span>${s.title}</h3>${s.description ? html`<p>${s.description}</p>` : null}</div>
+      <div><h2><span class="sr-only">${t("step", { n: i + 1 })}: </span>${s.title}</h2>${s.description ? html`<p>${s.description}</p>` : null}</div>
     </li>`)}
   </ol>`;
 }
@@ -88,6 +89,10 @@ function Media({ screen, done }) {
   return html`<figure class="media">${body}${c.caption ? html`<figcaption>${c.caption}</figcaption>` : null}</figure>`;
 }
 
+// After "Check answer" the answers become a read-only review: each row says in words and with an
+// icon (never by colour alone) which answer was the learner's and which is correct, at full
+// contrast. The result goes into a status region that is in the DOM from the start (empty), so
+// screen readers announce it; the player then moves focus to "Try again" or to Next.
 function Quiz({ screen, state, setState, done, t, onCheck, onRetry }) {
   const questions = screen.content.questions || [];
   const chosen = state.chosen || {};
@@ -104,34 +109,56 @@ function Quiz({ screen, state, setState, done, t, onCheck, onRetry }) {
   };
   const byQuestion = {};
   for (const r of (result && result.results) || []) byQuestion[r.questionId] = r;
+  const verdict = (r) => (r.correct ? t("correct") : t("incorrect"));
   return html`<div class="quiz">
     ${screen.passing_grade ? html`<p class="hint">${t("passmark", { n: screen.passing_grade })}</p>` : null}
     ${questions.map((q) => {
       const r = byQuestion[q.id];
       const name = `q-${screen.id}-${q.id}`;
-      return html`<fieldset key=${q.id} class="question" aria-describedby=${r ? name + "-fb" : undefined}>
+      const mine = chosen[q.id] || [];
+      if (r) {
+        return html`<fieldset key=${q.id} class="question checked" aria-describedby=${name + "-fb"}>
+          <legend>${q.question}</legend>
+          <ul class="answers-review">
+            ${q.answers.map((a) => {
+              const isChosen = mine.includes(a.id);
+              const isRight = r.correctAnswers.includes(String(a.id));
+              const cls = "answer" + (isRight ? " right" : "") + (isChosen && !isRight ? " wrong" : "") + (isChosen ? " chosen" : "");
+              return html`<li key=${a.id} class=${cls}>
+                <span class="answer-mark">${isRight ? icon("circle-check") : isChosen ? icon("circle-x") : null}</span>
+                <span class="answer-text">${a.text}</span>
+                <span class="answer-tags">
+                  ${isChosen ? html`<span class="tag">${t("yourAnswer")}</span>` : null}
+                  ${isRight ? html`<span class="tag tag-right">${t("correctAnswer")}</span>` : null}
+                </span>
+              </li>`;
+            })}
+          </ul>
+          <p id=${name + "-fb"} class=${"feedback " + (r.correct ? "ok" : "ko")}>
+            ${icon(r.correct ? "circle-check" : "circle-x")}
+            <span><strong>${verdict(r)}.</strong> ${r.feedback}</span></p>
+        </fieldset>`;
+      }
+      return html`<fieldset key=${q.id} class="question">
         <legend>${q.question}</legend>
-        ${q.answers.map((a) => {
-          const isChosen = (chosen[q.id] || []).includes(a.id);
-          const isRight = r && r.correctAnswers.includes(String(a.id));
-          return html`<label key=${a.id} class=${"answer" + (r && isRight ? " right" : "") + (r && isChosen && !isRight ? " wrong" : "")}>
-            <input type=${q.multiple ? "checkbox" : "radio"} name=${name} checked=${isChosen} disabled=${Boolean(result)}
+        ${q.answers.map((a) => html`<label key=${a.id} class="answer">
+            <input type=${q.multiple ? "checkbox" : "radio"} name=${name} checked=${mine.includes(a.id)}
               onChange=${() => pick(q, a.id)} />
             <span>${a.text}</span>
-          </label>`;
-        })}
-        ${r ? html`<p id=${name + "-fb"} class=${"feedback " + (r.correct ? "ok" : "ko")} role="status">
-          <strong>${r.correct ? t("correct") : t("incorrect")}.</strong> ${r.feedback}</p>` : null}
+          </label>`)}
       </fieldset>`;
     })}
+    <div class="quiz-status" role="status">
+      ${result ? html`<p class=${"outcome " + (result.passed ? "ok" : "ko")}>
+          ${icon(result.passed ? "circle-check" : "alert-circle")}
+          <strong>${t("score")}: ${result.score}% · ${result.passed ? t("passed") : t("failed")}</strong></p>` : null}
+    </div>
     ${result
-      ? html`<div class="quiz-result" role="status">
-          <p><strong>${t("score")}: ${result.score}%</strong> · ${result.passed ? t("passed") : t("failed")}</p>
-          ${!result.passed ? html`<button type="button" class="secondary" onClick=${onRetry}>${t("retry")}</button>` : null}
-        </div>`
-      : html`<div>
+      ? (!result.passed ? html`<button type="button" class="secondary retry" onClick=${onRetry}
+          aria-describedby=${questions.map((q) => `q-${screen.id}-${q.id}-fb`).join(" ")}>${icon("refresh")} ${t("retry")}</button>` : null)
+      : html`<div class="quiz-actions">
           ${!answeredAll ? html`<p class="hint">${t("quizHint")}</p>` : null}
-          <button type="button" class="primary" disabled=${!answeredAll} onClick=${() => onCheck(chosen)}>${t("check")}</button>
+          <button type="button" class="primary check-answer" disabled=${!answeredAll} onClick=${() => onCheck(chosen)}>${t("check")}</button>
         </div>`}
   </div>`;
 }
