@@ -179,6 +179,7 @@ probe="$host"
 [[ "$host" == "0.0.0.0" || "$host" == "::" || -z "$host" ]] && probe="127.0.0.1"
 echo "install: done. Service: systemctl status appliance; logs: journalctl -u appliance"
 echo "install: API $scheme://$probe:$port/v1/headless/courses   health $scheme://$probe:$port/health"
+(cd / && run runuser -u "$USER_NAME" -- "$BIN_PATH" admin setup-link --data-dir "$DATA_DIR" --base-url "$scheme://$probe:$port")  # the console's first-run link, while no administrator exists
 echo "install: on-box AI: put the model in $MODELS_DIR: sudo -u $USER_NAME $BIN_PATH model add FILE --data-dir $DATA_DIR"
 echo "install:   (FILE readable by $USER_NAME; the default model is listed by 'model list'), then: systemctl restart appliance"
 [[ "$tls" == self-signed ]] && echo "install: the certificate is self-signed ($DATA_DIR/tls/self-signed.crt); clients must trust it or use their own"
