@@ -30,6 +30,7 @@ LAYERS = [
     "backup",  # snapshots and the PITR log of the databases (handed its targets by its callers)
     "workspaces",  # tenants and environments: rows in the control database
     "runtime",  # the handles every service is given: databases, keyring, settings
+    "release",  # signed release bundles and the upgrade: verify, snapshot, swap, roll back
     "webhooks",  # the outbox domain services emit events into, and its delivery worker
     "courses",  # course rows, content validation, the demo course
     "learners",  # identities, trackings, progress: they refer to courses
@@ -39,6 +40,7 @@ LAYERS = [
     "embeds",  # embed sessions, tokens and origins, and the embed pages' controllers
     "scorm",  # SCORM packages (they play through the embed player) and their runtime's controllers
     "headless",  # the partner API's controllers: they mint embed sessions and export SCORM packages
+    "admin",  # the operator's web console: its accounts and sessions, and pages over every service
     "cli",  # the operator's commands: top, they may use everything
 ]
 # `python -m appliance` is the command line

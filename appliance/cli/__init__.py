@@ -7,6 +7,7 @@ One module per command group; each adds its commands to the parser built here:
 - `secret`: secret set|list|remove, log-id, audit verify|export
 - `model`: model list|verify|add|install
 - `backup`: backup now|list|verify, restore, keys rotate-master|rekey|rotate-backup
+- `release`: release keygen|build|verify, upgrade
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 
 from appliance import __version__, config
-from appliance.cli import backup, model, secret, serve, workspaces
+from appliance.cli import backup, model, release, secret, serve, workspaces
 from appliance.cli.common import CliError
 from appliance.storage import crypto
 from appliance.storage.database import StorageError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(sub)
     serve.register_metrics(sub)
     backup.register(sub)
+    release.register(sub)
     return parser
 
 
