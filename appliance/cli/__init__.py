@@ -8,6 +8,7 @@ One module per command group; each adds its commands to the parser built here:
 - `model`: model list|verify|add|install
 - `backup`: backup now|list|verify, restore, keys rotate-master|rekey|rotate-backup
 - `release`: release keygen|build|verify, upgrade
+- `admin`: admin create|list|reset-password|remove|setup-link (the web console's administrators)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import sys
 
 from appliance import __version__, config
-from appliance.cli import backup, model, release, secret, serve, workspaces
+from appliance.cli import admin, backup, model, release, secret, serve, workspaces
 from appliance.cli.common import CliError
 from appliance.storage import crypto
 from appliance.storage.database import StorageError
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register_metrics(sub)
     backup.register(sub)
     release.register(sub)
+    admin.register(sub)
     return parser
 
 

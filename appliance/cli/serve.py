@@ -56,6 +56,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"Workspace id: {workspace_id}")
         print(f"Test-mode Authorization value (shown once): {header}")
         print(f"Metrics token (shown once): {token}")
+        from appliance.cli.admin import print_setup_link
+
+        print_setup_link(runtime)
         return 0
     finally:
         runtime.close()

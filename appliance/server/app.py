@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from appliance import __version__, logs
+from appliance.admin.console.routes import ADMIN_ROUTER
 from appliance.ai import narration as _narration  # noqa: F401 - registers the narrate_course job kind
 from appliance.ai import tasks as _job_kinds  # noqa: F401 - registers the job kinds
 from appliance.ai.jobs import AIService
@@ -197,6 +198,7 @@ def route_handlers() -> list[Any]:
         *EMBED_HANDLERS,
         *SCORM_HANDLERS,
         *BUILDER_HANDLERS,
+        ADMIN_ROUTER,
     ]
 
 
