@@ -32,7 +32,7 @@ from appliance.server.context import RequestContext
 from appliance.server.failures import record_failure
 from appliance.server.metrics import Metrics
 from appliance.storage import diskfull
-from appliance.workspaces import service
+from appliance.workspaces.keycache import KeyCache
 
 # Request ids only correlate log lines and audit entries: a seeded PRNG, not os.urandom (a syscall
 # per request that also hands the GIL to the writer threads on the event loop's hot path).
@@ -108,6 +108,7 @@ class ApplianceMiddleware:
         self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
         self.access_log = runtime.settings.log.access_log
         self.log_key = log_key(runtime.pepper)
+        self.keys = KeyCache(runtime.control, runtime.pepper)  # revocations apply on the next request
         # every method each route answers, for the Allow header of OPTIONS (RFC 9110)
         self.allowed: dict[str, str] = {
             route.path_format: ", ".join(sorted(route.methods))
@@ -287,17 +288,12 @@ class ApplianceMiddleware:
             return 429, "Too many requests; slow down and retry", {"retry-after": str(max(1, round(wait)))}
         if is_headless(path):
             presented = apikeys.parse_authorization(auth)
-            principal = (
-                service.authenticate(self.runtime.control, self.runtime.pepper, presented)
-                if presented
-                else None
-            )
+            principal = self.keys.authenticate(presented) if presented else None
             if principal is None:
                 return 401, "Invalid Authorization header", {}
             ctx.principal = principal
             ctx.actor = principal.actor
-            workspace = service.get_workspace(self.runtime.control, principal.workspace_id)
-            if not workspace["entitlements"].get("api", False):
+            if not self.keys.entitlements(principal.workspace_id).get("api", False):
                 return 403, "Your plan does not include API access (api entitlement)", {}
         return None
 

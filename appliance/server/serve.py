@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from appliance import logs
 from appliance.ai.jobs import AIService
@@ -79,7 +80,10 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _frame: received.append(number))
     try:
-        asyncio.run(server.serve())
+        # asyncio.run would make a plain asyncio loop: uvicorn's loop="uvloop" only applies inside its
+        # own run(). The profile in docs/performance.md showed the selector loop on the hot path.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(server.serve())
     finally:
         ai.stop()  # cancels running jobs; their records say so
         sandbox.SPARE.discard()
