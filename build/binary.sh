@@ -104,6 +104,7 @@ args=(
     --paths "$ROOT"
     --add-data "$ROOT/appliance/server/static:appliance/server/static"
     --add-data "$ROOT/appliance/embeds/web:appliance/embeds/web"
+    --add-data "$ROOT/appliance/admin/console/static:appliance/admin/console/static"  # the console's stylesheet
     --add-data "$ROOT/appliance/ai/tts_worker.py:appliance/ai"  # run by the TTS venv's python, by path
     --add-data "$ROOT/models/manifest.json:models"  # <_MEIPASS>/models: where appliance.ai.models looks
     --additional-hooks-dir "$ROOT/build/hooks"
