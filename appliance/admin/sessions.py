@@ -16,7 +16,8 @@ from appliance.security.audit import now_iso
 from appliance.storage.database import Database
 
 COOKIE = "appliance_admin"
-# last_seen is written at most this often (each write is a control-database transaction)
+# last_seen is written at most this often, or a quarter of the idle timeout if that is shorter
+# (each write is a control-database transaction)
 TOUCH_SECONDS = 30
 
 
@@ -70,7 +71,7 @@ def find(control: Database, token: str | None, idle_minutes: float, max_hours: f
     if now - last_seen > timedelta(minutes=idle_minutes) or now - created > timedelta(hours=max_hours):
         end(control, token)
         return None
-    if (now - last_seen).total_seconds() > TOUCH_SECONDS:
+    if (now - last_seen).total_seconds() > min(TOUCH_SECONDS, idle_minutes * 15):  # a quarter of the idle time
         control.write(
             lambda db: db.execute("UPDATE admin_sessions SET last_seen = ? WHERE token_hash = ?", [now_iso(), digest])
         )
