@@ -34,7 +34,7 @@ function Analytics({ data, testMode }) {
         <span class="chart-n">${b.count}</span></li>`)}</ul></section>` : null}
     ${empty ? html`<p class="empty-state">${icon("info-circle")} <span><strong>No learners yet.</strong>
       Numbers appear here once ${subject.type === "user" ? "this learner starts a course" : subject.type === "collection" ? "someone starts a course of this collection" : "someone starts this course"}.</span></p>` : null}
-    ${data.options.table && !empty ? html`<section aria-labelledby="table-title"><h2 id="table-title">Learners</h2>
+    ${data.options.table && !empty ? html`<section><h2 id="table-title">Learners</h2>
       <div class="table-wrap" tabindex="0" role="region" aria-labelledby="table-title"><table><thead><tr>
         <th scope="col">Learner</th><th scope="col">Course</th><th scope="col">Progress</th><th scope="col">Score</th>
         <th scope="col">Passed</th><th scope="col">Completed</th></tr></thead>

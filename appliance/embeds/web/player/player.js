@@ -81,11 +81,14 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   useEffect(() => {
     if (!focusNext.current) return;
     const target = document.querySelector(focusNext.current);
+    // Next is enabled one render after the result (the quiz reports done() from an effect): wait
+    if (!target || target.disabled) return;
     focusNext.current = null;
-    if (target) target.focus();
+    target.focus();
   });
 
   const enterScreen = (i) => {
+    focusNext.current = null;  // the new screen's heading takes focus
     emit("screen", "start", { screenId: screens[i].id, screenIndex: i, type: screens[i].type });
     setIndex(i);
     setPhase("screen");
@@ -215,7 +218,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       <main class="cover start" aria-labelledby="title">
         <h1 id="title" tabindex="-1" ref=${heading}>${course.title}</h1>
         ${start_.display_description !== false && course.description ? html`<p class="lead">${course.description}</p>` : null}
-        ${start_.display_duration !== false ? html`<p class="meta">${icon("clock")} ${t.count("minute", "minutes", Math.max(1, total))} · ${t.count("screen", "screens", total)}</p>` : null}
+        ${start_.display_duration !== false ? html`<p class="meta duration">${icon("clock")}<span>${t.count("minute", "minutes", Math.max(1, total))} · ${t.count("screen", "screens", total)}</span></p>` : null}
         <button type="button" class="primary big" disabled=${busy} onClick=${start}>
           ${resuming ? t("resume") : start_.button_label && t.language === "en" ? start_.button_label : t("start")}
         </button>

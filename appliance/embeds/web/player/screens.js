@@ -70,9 +70,9 @@ function Flashcards({ screen, state, setState, done, t }) {
       ${cards.map((card, i) => {
         const showBack = flipped.includes(i);
         return html`<button key=${i} type="button" class=${"card" + (showBack ? " flipped" : "")}
-          aria-pressed=${showBack ? "true" : "false"} aria-label=${`${t("flip")} ${i + 1}: ${showBack ? t("back") : t("front")}`}
-          onClick=${() => flip(i)}>
+          aria-pressed=${showBack ? "true" : "false"} onClick=${() => flip(i)}>
           <span class="card-face" aria-live="polite">${showBack ? card.back : card.front}</span>
+          <span class="sr-only">${` (${t("flip")} ${i + 1}: ${showBack ? t("back") : t("front")})`}</span>
         </button>`;
       })}
     </div>
