@@ -197,3 +197,14 @@ def test_no_partner_api_route_creates_an_administrator(console_server: Server, c
     assert cli("admin", "list", data_dir=console_server.data_dir).stdout == before
     assert "intruder" not in before
 
+
+
+def test_console_cookies_are_secure_under_tls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    install = init_data_dir(tmp_path / "data")
+    server = start_server(install.data_dir, "--tls-self-signed", scheme="https")
+    try:
+        response = httpx.get(f"{server.url}/admin/login", verify=False)
+        cookie = response.headers["set-cookie"].lower()
+        assert "; secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    finally:
+        server.stop()
