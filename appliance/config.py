@@ -154,6 +154,7 @@ class AISettings:
     quality_retries: int = 2  # fresh samples for a result that fails the quality gate
     timeout_seconds: float = 300.0  # per request, queue wait included
     local: bool = True  # run the in-process engine (alone, or as the fallback behind remote ones)
+    process: bool = True  # the on-box engine runs in a model process of its own, one per appliance
     remote_engines: list[RemoteEngine] = field(default_factory=list)
     remote_failure_threshold: int = 3
     remote_cooldown_seconds: float = 30.0

@@ -12,9 +12,29 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 
 ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+# The one-file bootloader's variables (PyInstaller 6): with them a child of the same executable is a
+# "subprocess" of this instance and uses its unpacked directory and library path.
+FROZEN_ENV = (
+    "_PYI_ARCHIVE_FILE",
+    "_PYI_APPLICATION_HOME_DIR",
+    "_PYI_PARENT_PROCESS_LEVEL",
+    "LD_LIBRARY_PATH",
+)
+# where a source install's child imports this package from (its working directory)
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def program_command(module: str, frozen_arg: str) -> tuple[list[str], dict[str, str]]:
+    """How to start one of our own programs: `python -m module` from source; in the one-file binary
+    the binary itself with a hidden first argument (build/binary.sh's entry script dispatches it
+    before the CLI is imported). Returns argv and the variables it needs beyond ENV_KEYS."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, frozen_arg], {k: os.environ[k] for k in FROZEN_ENV if k in os.environ}
+    return [sys.executable, "-m", module], {}
 
 
 class ChildTimeout(Exception):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from appliance.config import AISettings
 
@@ -15,10 +16,13 @@ from .engine import Engine
 AIConfig = AISettings  # the name `appliance.ai` has always exported for the engine's settings
 
 
-def create_engine(config: AISettings | None = None) -> Engine:
+def create_engine(config: AISettings | None = None, run_dir: Path | None = None) -> Engine:
     """The engine the server should use.
 
-    - only local: :class:`~appliance.ai.local.LocalEngine` (loads in the background);
+    - only local: :class:`~appliance.ai.local.LocalEngine` (loads in the background); with a
+      `run_dir` (the data directory's, given by the server) and ``process = true``,
+      :class:`~appliance.ai.process_engine.ProcessEngine`: the same engine in the appliance's one
+      model process (docs/ai.md, "Model process");
     - remote engines configured: :class:`~appliance.ai.remote.RemotePool` in the configured order,
       with the local engine as last-resort fallback unless ``local = false``.
     """
@@ -27,16 +31,23 @@ def create_engine(config: AISettings | None = None) -> Engine:
     if c.local:
         from .local import DEFAULT_PARALLEL, LocalEngine
 
-        local = LocalEngine(
-            c.model or None,
-            models_dir=Path(c.models_dir).expanduser() if c.models_dir else None,
-            n_ctx=c.n_ctx,
-            n_threads=c.n_threads,
-            queue_size=c.queue_size,
-            timeout=c.timeout_seconds,
-            parallel=c.parallel or DEFAULT_PARALLEL,
-            kv_cells=c.kv_cells,
-        )
+        options: dict[str, Any] = {
+            "model": c.model or None,
+            "models_dir": str(Path(c.models_dir).expanduser()) if c.models_dir else None,
+            "n_ctx": c.n_ctx,
+            "n_threads": c.n_threads,
+            "queue_size": c.queue_size,
+            "timeout": c.timeout_seconds,
+            "parallel": c.parallel or DEFAULT_PARALLEL,
+            "kv_cells": c.kv_cells,
+        }
+        if c.process and run_dir is not None:
+            from .process_engine import ProcessEngine
+
+            local = ProcessEngine(run_dir, options, timeout=c.timeout_seconds)
+        else:
+            model_dir = options.pop("models_dir")
+            local = LocalEngine(**options, models_dir=Path(model_dir) if model_dir else None)
     if not c.remote_engines:
         if local is None:
             raise ValueError("AI config has neither a local engine nor remote engines")

@@ -23,6 +23,7 @@ from appliance import logs
 from appliance.ai.config import create_engine
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
 from appliance.ai.errors import AIError, Cancelled
+from appliance.ai.model_host import run_dir_of
 from appliance.ai.models import default_models_dir
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
@@ -109,7 +110,8 @@ class AIService:
                 if not ai_config.models_dir:  # <repo>/models from source, <data dir>/models in the binary
                     models_dir = str(default_models_dir(self.runtime.data_dir))
                     ai_config = dataclasses.replace(ai_config, models_dir=models_dir)
-                self._engine = create_engine(ai_config)
+                # the server's model process listens in the data directory's run directory
+                self._engine = create_engine(ai_config, run_dir_of(self.runtime.data_dir))
             return self._engine
 
     def start(self) -> None:

@@ -31,29 +31,18 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
+from appliance import isolation
 from appliance.documents.extract import Block, DocumentError, Extracted, Limits, extract
 from appliance.isolation import ENV_KEYS, ChildNotStarted, ChildTimeout
 
 MAX_ANSWER = 64 * 1024 * 1024
 READER_ARG = "_document-reader"  # the binary's hidden first argument (build/binary.sh's entry script)
-# The one-file bootloader's variables (PyInstaller 6): with them a child of the same executable is a
-# "subprocess" of this instance and uses its unpacked directory and library path.
-FROZEN_ENV = (
-    "_PYI_ARCHIVE_FILE",
-    "_PYI_APPLICATION_HOME_DIR",
-    "_PYI_PARENT_PROCESS_LEVEL",
-    "LD_LIBRARY_PATH",
-)
-
-
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE_ROOT = isolation.PACKAGE_ROOT
 
 
 def reader_command() -> tuple[list[str], dict[str, str]]:
     """The reader's argv and the variables it needs beyond run_isolated's minimal environment."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, READER_ARG], {k: os.environ[k] for k in FROZEN_ENV if k in os.environ}
-    return [sys.executable, "-m", "appliance.documents.sandbox"], {}
+    return isolation.program_command("appliance.documents.sandbox", READER_ARG)
 
 
 class _Spare:
