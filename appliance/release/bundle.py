@@ -195,17 +195,29 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, directory: Path) -> 
     return digest.hexdigest()
 
 
+def _ends_properly(bundle: Path, offset: int) -> bool:
+    """A whole tar ends with two zero blocks; one cut at a member boundary does not."""
+    with open(bundle, "rb") as f:
+        f.seek(offset)
+        return f.read(2 * tarfile.BLOCKSIZE) == bytes(2 * tarfile.BLOCKSIZE)
+
+
 def verify(bundle: Path, trusted: dict[str, Ed25519PublicKey], directory: Path) -> Release:
     """Check `bundle` and extract it into `directory` (new, empty, private). BundleError if anything
     is wrong; then `directory` holds only unverified leftovers for the caller to delete."""
     if not trusted:
         raise BundleError("this appliance trusts no release key (appliance/release/trusted/ is empty)")
     try:
+        size = bundle.stat().st_size
         with tarfile.open(bundle, "r:") as tar:
             members = tar.getmembers()
             seen: set[str] = set()
             for member in members:
+                if member.offset_data + member.size > size:  # tarfile reads a cut-off tail as the end
+                    raise BundleError(f"{bundle.name} is damaged or truncated (member {member.name!r} is cut off)")
                 _check_member(member, seen)
+            if not _ends_properly(bundle, tar.offset):
+                raise BundleError(f"{bundle.name} is damaged or truncated (no end-of-archive marker)")
             by_name = {m.name: m for m in members}
             if SIGNATURE not in by_name:
                 raise BundleError(f"the bundle is not signed (no {SIGNATURE})")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -47,7 +48,11 @@ from appliance.backup.shipping import ship
 from appliance.backup.snapshots import take_snapshot
 from appliance.backup.targets import RestoreError, server_running
 from appliance.release import bundle, signing
-from appliance.runtime import Runtime, backups_of
+from appliance.runtime import AUDIT_KEY, Runtime, backups_of
+from appliance.security.audit import MAC_KEY, AuditEvent, AuditLog
+from appliance.storage import crypto
+from appliance.storage.database import Database
+from appliance.storage.keyring import Keyring
 
 Say = Callable[[str], None]
 
@@ -181,12 +186,24 @@ class Upgrade:
         self.prev, self.failed = path.with_name(path.name + ".prev"), path.with_name(path.name + ".failed")
 
     def audit(self, action: str, target: str) -> None:
+        """One audit entry, through the audit database alone: after the swap the other databases
+        may carry a newer release's schema (or, after a failed migration, be unreadable), and the
+        upgrade's record must still be written (the audit log is never rolled back)."""
         with _effective(self.user):
-            runtime = self.open()
+            keyring = Keyring(self.data_dir, crypto.load_master_key(self.data_dir, self.passphrase))
+            database = Database(
+                self.data_dir / "audit.db", keyring.get(AUDIT_KEY), name="audit",
+                synchronous=self.settings.storage.synchronous.upper(),
+            )
+            log = AuditLog(database, keyring.get(MAC_KEY), self.data_dir)
             try:
-                runtime.admin_event(action, target=target[:500])
+                log.record_sync(AuditEvent(
+                    actor="admin:cli", method="CLI", route=action, status=0, target=target[:500],
+                    request_id=secrets.token_hex(8),
+                ))
             finally:
-                runtime.close()
+                log.close()
+                database.close()
 
     def run(self) -> bundle.Release:
         staging = Path(tempfile.mkdtemp(prefix="appliance-upgrade-"))
