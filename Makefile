@@ -15,7 +15,7 @@ TTS_STAMP := $(TTS_VENV)/.deps-$(shell echo '$(TTS_PINS)' | sha256sum | cut -c1-
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools axe-deps
+.PHONY: run test lint types unit bench binary release clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools axe-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -118,6 +118,15 @@ bench: model-default
 binary: deps
 	bash build/llama-wheel.sh $(VENV)
 	bash build/binary.sh
+
+# a signed release bundle (build/dist/appliance-<version>.tar: the binary, models/manifest.json, SHA256SUMS
+# and its Ed25519 signature): make release SIGNING_KEY=/offline/coassemble-release-1.key [RELEASED=ISO-8601]
+# (a key pair: appliance release keygen; docs/operations.md, Release bundles)
+release: binary
+	@test -n "$(SIGNING_KEY)" || (echo "give the signing key: make release SIGNING_KEY=path/to/release.key" >&2; exit 2)
+	$(BIN)/appliance release build --binary build/dist/appliance --private-key "$(SIGNING_KEY)" \
+		--output build/dist/ $(if $(RELEASED),--released $(RELEASED))
+	$(BIN)/appliance release verify build/dist/appliance-$$(build/dist/appliance --version | cut -d' ' -f2).tar
 
 clean-venv:
 	rm -rf $(VENV)

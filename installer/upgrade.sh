@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Offline upgrade of an installed appliance (run as root), with automatic rollback.
+# Offline upgrade of an installed appliance from a signed release bundle (run as root).
 #
-#   installer/upgrade.sh NEW_BINARY SHA256 [--backup-dir DIR] [--timeout S] [--dry-run]
+#   installer/upgrade.sh BUNDLE [--force] [--timeout S] [--dry-run]
 #   installer/upgrade.sh --rollback
 #
-# 1. The new binary's sha256 must equal SHA256 (from the release notes, obtained out of band).
-# 2. It must run (`--version`) on this machine.
-# 3. The service stops; with --backup-dir the data directory is copied there first (recommended:
-#    a new release may migrate the databases, and an older binary may not open them again).
-# 4. The running binary becomes /usr/local/bin/appliance.prev, the new one takes its place.
-# 5. The service starts and /health must answer within --timeout seconds (default 60).
-#    If not, the previous binary is put back, the service restarted, and the script exits 1.
-# --rollback swaps /usr/local/bin/appliance.prev back in by hand (and restarts the service).
+# BUNDLE is a release bundle (appliance-<version>.tar, made by `make release`). The installed
+# program does the work (`appliance upgrade`, docs/operations.md "Upgrades"), in this order:
+# 1. verifies the bundle's Ed25519 signature against the release keys it ships and every member's
+#    SHA-256, refuses symlinks, hard links, absolute or `..` paths, an older or the same version,
+#    and on the controlled channel ([upgrades] channel) a release younger than 14 days unless
+#    --force (audited). A refusal changes nothing;
+# 2. stops the service and snapshots every database (the backup machinery);
+# 3. keeps the running binary as /usr/local/bin/appliance.prev and puts the new one in place;
+# 4. runs the new binary's migrations in a trial server whose /health must answer, then starts the
+#    service, whose /health must answer within --timeout seconds (default 120);
+# 5. if not: the previous binary comes back (the rejected one is appliance.failed), the databases
+#    are restored to the snapshot of step 2, the service restarts, and the script exits 1.
+# Every step is printed and written to the audit log. The data-directory steps run as `appliance`.
+# --rollback later puts /usr/local/bin/appliance.prev back by hand (the binary only; restore the
+# databases with `appliance restore --to <the upgrade's snapshot time>` if the new one migrated them).
+# --dry-run prints the command that would run instead of running it.
 set -euo pipefail
 
 BIN_PATH="/usr/local/bin/appliance"
@@ -20,27 +28,25 @@ DATA_DIR="/var/lib/appliance"
 ENV_FILE="/etc/appliance/appliance.env"
 SERVICE="appliance.service"
 
-new=""
-want=""
-backup_dir=""
-timeout=60
+bundle=""
+force=0
+timeout=120
 dry=0
 rollback=0
 
 die() { echo "upgrade: $*" >&2; exit 2; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --backup-dir) backup_dir="$2"; shift 2 ;;
+        --force) force=1; shift ;;
         --timeout) timeout="$2"; shift 2 ;;
         --dry-run) dry=1; shift ;;
         --rollback) rollback=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
-        *)
-            if [[ -z "$new" ]]; then new="$1"; elif [[ -z "$want" ]]; then want="$1"; else die "too many arguments"; fi
-            shift ;;
+        *) [[ -z "$bundle" ]] || die "too many arguments (the sha256 of older releases is now the bundle's signed SHA256SUMS)"
+           bundle="$1"; shift ;;
     esac
 done
 
@@ -52,106 +58,34 @@ run() {
     fi
 }
 
-# The address /health answers on, from the service's environment file (as install.sh wrote it).
-health_url() {
-    local host="127.0.0.1" port="8080" cert=""
-    if [[ -r "$ENV_FILE" ]]; then
-        # shellcheck disable=SC1090
-        host="$(. "$ENV_FILE"; echo "${APPLIANCE_SERVER_HOST:-127.0.0.1}")"
-        # shellcheck disable=SC1090
-        port="$(. "$ENV_FILE"; echo "${APPLIANCE_SERVER_PORT:-8080}")"
-        # shellcheck disable=SC1090
-        cert="$(. "$ENV_FILE"; echo "${APPLIANCE_SERVER_TLS_CERT:-}")"
-    fi
-    [[ "$host" == "0.0.0.0" || "$host" == "::" || -z "$host" ]] && host="127.0.0.1"
-    [[ "$host" == *:* ]] && host="[$host]"
-    if [[ -n "$cert" ]]; then echo "https://$host:$port/health"; else echo "http://$host:$port/health"; fi
-}
-
-healthy() {  # url: one probe; curl, else wget, else a TCP connect while the unit is active
-    local url="$1"
-    if command -v curl >/dev/null; then
-        curl -fsk --max-time 3 -o /dev/null "$url"
-    elif command -v wget >/dev/null; then
-        wget -q --no-check-certificate -T 3 -O /dev/null "$url"
-    else
-        local hostport="${url#*://}"; hostport="${hostport%%/*}"
-        systemctl is-active --quiet "$SERVICE" &&
-            timeout 3 bash -c "exec 3<>/dev/tcp/${hostport%:*}/${hostport##*:}" 2>/dev/null
-    fi
-}
-
-wait_healthy() {
-    local url deadline
-    url="$(health_url)"
-    [[ $dry == 1 ]] && { echo "+ wait for $url (up to ${timeout}s)"; return 0; }
-    deadline=$((SECONDS + timeout))
-    while ((SECONDS < deadline)); do
-        if healthy "$url"; then
-            echo "upgrade: $url answers"
-            return 0
-        fi
-        sleep 1
-    done
-    echo "upgrade: $url did not answer within ${timeout}s" >&2
-    return 1
-}
-
 [[ $dry == 1 || $EUID -eq 0 ]] || die "run as root (or try --dry-run)"
+[[ "$timeout" =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds"
+
+# The service's settings (address, TLS) so that the health checks probe where it listens.
+if [[ -r "$ENV_FILE" ]]; then
+    set -a
+    # shellcheck disable=SC1090
+    . "$ENV_FILE"
+    set +a
+fi
 
 if [[ $rollback == 1 ]]; then
     [[ -f "$PREV" ]] || die "no previous binary at $PREV"
     run systemctl stop "$SERVICE"
     run cp -p "$BIN_PATH" "$BIN_PATH.failed"
-    run mv -f "$PREV" "$BIN_PATH"
+    run cp -p "$PREV" "$BIN_PATH"
     run systemctl start "$SERVICE"
-    wait_healthy || exit 1
-    echo "upgrade: rolled back to the previous binary ($($BIN_PATH --version 2>/dev/null || echo unknown))"
+    echo "upgrade: the previous binary is back; if the rejected release migrated the databases, restore them:"
+    echo "upgrade:   sudo -u appliance $BIN_PATH restore --to <the upgrade's snapshot time> --data-dir $DATA_DIR"
     exit 0
 fi
 
-[[ -n "$new" && -n "$want" ]] || { usage >&2; exit 2; }
-[[ -f "$new" ]] || die "no file $new"
-want="$(tr 'A-F' 'a-f' <<<"$want")"
-[[ "$want" =~ ^[0-9a-f]{64}$ ]] || die "SHA256 must be 64 hex characters"
-got="$(sha256sum "$new" | cut -d' ' -f1)"
-if [[ "$got" != "$want" ]]; then
-    die "sha256 mismatch for $new: expected $want, got $got; nothing changed"
-fi
-echo "upgrade: sha256 verified ($got)"
-new_version="$("$new" --version)" || die "$new does not run on this machine; nothing changed"
-old_version="$("$BIN_PATH" --version 2>/dev/null || echo none)"
-echo "upgrade: $old_version -> $new_version"
-[[ $dry == 1 || -f "$BIN_PATH" ]] || die "$BIN_PATH is not installed; use install.sh"
+[[ -n "$bundle" ]] || { usage >&2; exit 2; }
+[[ -f "$bundle" ]] || die "no file $bundle"
+[[ $dry == 1 || -x "$BIN_PATH" ]] || die "$BIN_PATH is not installed; use install.sh"
+bundle="$(cd "$(dirname "$bundle")" && pwd)/$(basename "$bundle")"
 
-# Stage first (same filesystem, so the swap below is a rename), then stop.
-run install -m 0755 -o root -g root "$new" "$BIN_PATH.new"
-run systemctl stop "$SERVICE"
-if [[ -n "$backup_dir" ]]; then
-    dest="$backup_dir/appliance-data-$(date -u +%Y%m%dT%H%M%SZ)"
-    echo "upgrade: copying $DATA_DIR to $dest"
-    run install -d -m 0700 "$backup_dir"
-    run cp -a "$DATA_DIR" "$dest"
-fi
-run cp -p "$BIN_PATH" "$PREV"
-run mv -f "$BIN_PATH.new" "$BIN_PATH"
-run systemctl start "$SERVICE"
-
-if wait_healthy; then
-    echo "upgrade: done; the previous binary stays at $PREV (installer/upgrade.sh --rollback)"
-    exit 0
-fi
-
-echo "upgrade: the new binary did not come up; rolling back" >&2
-run journalctl -u "$SERVICE" -n 30 --no-pager >&2 || true
-run systemctl stop "$SERVICE" || true
-run cp -p "$BIN_PATH" "$BIN_PATH.failed"
-run cp -p "$PREV" "$BIN_PATH"
-run systemctl start "$SERVICE"
-if wait_healthy; then
-    echo "upgrade: rolled back to $old_version; the rejected binary is $BIN_PATH.failed" >&2
-else
-    echo "upgrade: ROLLBACK ALSO FAILED: check 'journalctl -u appliance'" >&2
-    [[ -n "$backup_dir" ]] && echo "upgrade: the data directory copy is in $backup_dir" >&2
-fi
-exit 1
+args=(upgrade "$bundle" --data-dir "$DATA_DIR" --install-path "$BIN_PATH" --service "$SERVICE" --timeout "$timeout")
+[[ $force == 1 ]] && args+=(--force)
+# from / : the appliance user may not read the caller's working directory
+(cd / && run "$BIN_PATH" "${args[@]}")
