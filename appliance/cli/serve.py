@@ -66,11 +66,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
+    from appliance.server import workers
     from appliance.server.serve import serve
     from appliance.server.tls import make_self_signed
 
     logs.setup()  # JSON from the first line: opening the data directory can already log (a full disk)
-    runtime = open_from_args(args)
+    data_dir = config.resolve_data_dir(args.data_dir)
+    secret = passphrase(args, data_dir)
+    runtime = open_runtime(config.load(data_dir), secret)
     settings = runtime.settings
     tls: tuple[Path, Path] | None = None
     if args.tls_self_signed:
@@ -89,7 +92,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.tls_cert, settings.server.tls_key = str(tls[0]), str(tls[1])
     if args.public_url:
         settings.server.public_url = args.public_url
-    serve(runtime, host, port, tls)
+    inherited = workers.worker_socket()
+    if inherited is not None:  # one of `serve --workers N`: serve the supervisor's socket
+        serve(runtime, host, port, tls, sock=inherited[1])
+    elif args.workers > 1:
+        argv = ["serve", "--data-dir", str(data_dir), "--host", host, "--port", str(port)]
+        if tls:
+            argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if args.public_url:
+            argv += ["--public-url", args.public_url]
+        workers.supervise(runtime, argv, host, port, args.workers, secret, tls is not None)
+    else:
+        serve(runtime, host, port, tls)
     return 0
 
 
@@ -176,6 +190,10 @@ def register(sub: Subparsers[Any]) -> None:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-self-signed", action="store_true")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="server processes sharing the port and the data directory (docs/performance.md)",
+    )
     p.add_argument(
         "--public-url", "--embed-base", dest="public_url",
         help="the base URL browsers reach (signed embed URLs, SCORM packages); overrides server.public_url",

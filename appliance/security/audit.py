@@ -102,6 +102,8 @@ class AuditLog:
         self._written_head: tuple[int, str] | None = None
         self._stop = threading.Event()
         self._anchor_thread: threading.Thread | None = None
+        # False in `serve --workers N` workers: their supervisor anchors the shared head
+        self.anchors = True
 
     # -- writing --------------------------------------------------------------------------------
     def _job_for(self, event: AuditEvent) -> Callable[[sqlite_utils.Database], tuple[int, str]]:
@@ -154,6 +156,16 @@ class AuditLog:
         return hmac.new(self._mac_key, f"head:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
 
     def write_anchor(self) -> None:
+        """Write the committed head to `audit.head`. The head is read from the database, not only
+        from this process's own entries: with `serve --workers N` the entries come from several
+        processes, and the anchor is written by one of them (server.workers). Only the process
+        that anchors (start_anchoring) reads it so; the head never moves back (_note_head)."""
+        if not self.anchors:
+            return
+        if self._anchor_thread is not None:
+            row = self.database.read().execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            if row is not None:
+                self._note_head((int(row[0]), str(row[1])))
         with self._head_lock:
             head = self._head
         if head is None or head == self._written_head:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from appliance.runtime import Runtime
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
 from appliance.storage import rotation
+from appliance.storage.database import StorageError
 from appliance.webhooks.worker import DeliveryWorker
 
 
@@ -36,7 +40,43 @@ class _TLSConfig(uvicorn.Config):
             self.ssl = server_context(*self._tls)
 
 
-def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None = None) -> None:
+def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], None]:
+    """Start what runs once per data directory, not once per server process: the disk's space
+    reserve, the audit head anchor, webhook delivery, change shipping and snapshots, the CLI's
+    rekey requests, retention. Returns the function that stops them (before the databases close).
+
+    `rekey=False` (several workers): a database can only be rekeyed by the one process that has
+    it open, so the CLI's request is answered with a refusal instead."""
+    runtime.disk.prepare()  # the space reserve the audit log falls back on when the disk fills
+    runtime.audit.start_anchoring()
+    webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
+    webhooks.start()
+    rekey_named: Callable[[str], float] = runtime.rekey if rekey else _refuse_rekey
+    # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
+    backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, rekey_named)])
+    retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
+    retention.start()
+
+    def stop() -> None:
+        webhooks.stop()
+        retention.stop()
+        backup.stop()  # ships what is left after the last request
+
+    return stop
+
+
+def _refuse_rekey(name: str) -> float:
+    raise StorageError(
+        f"{name}: the server runs several worker processes; rekey with `appliance serve --workers 1` running, or stopped"
+    )
+
+
+def serve(
+    runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None = None, *, sock: socket.socket | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT. Alone (`sock` None) this process also runs the background
+    services; as one of `serve --workers N` (server.workers) it serves the listening socket its
+    supervisor made, and the supervisor runs them."""
     settings = runtime.settings
     logs.setup(settings.log.level)
     # The event loop thread shares the GIL with the database writer, AI and backup threads; every
@@ -62,18 +102,15 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
         ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
-    runtime.disk.prepare()  # the space reserve the audit log falls back on when the disk fills
-    runtime.audit.start_anchoring()
-    webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
-    webhooks.start()
-    # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
-    backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, runtime.rekey)])
+    if sock is None:
+        stop_background = start_background(runtime)
+    else:
+        runtime.audit.anchors = False  # the supervisor anchors the head all workers share
+        stop_background = _nothing
     ai.start()
     sandbox.prestart()  # a document reader waits for the first upload (its start-up is not on the clock)
-    retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
-    retention.start()
     scheme = "https" if tls else "http"
-    logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir))
+    logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir), pid=os.getpid())
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process
     # before the cleanup below; with this handler in place the re-raised signal is only noted
     received: list[int] = []
@@ -83,12 +120,14 @@ def serve(runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None 
         # asyncio.run would make a plain asyncio loop: uvicorn's loop="uvloop" only applies inside its
         # own run(). The profile in docs/performance.md showed the selector loop on the hot path.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(server.serve())
+            runner.run(server.serve(sockets=[sock] if sock is not None else None))
     finally:
         ai.stop()  # cancels running jobs; their records say so
         sandbox.SPARE.discard()
-        webhooks.stop()
-        retention.stop()
-        backup.stop()  # ships what is left after the last request
+        stop_background()
         runtime.close()
         logs.event("stopped", signals=received)
+
+
+def _nothing() -> None:
+    return None

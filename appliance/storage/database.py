@@ -5,6 +5,11 @@ raw 256-bit key from the keyring, so opening costs no KDF. Writes go through a s
 that commits waiting jobs together (group commit: one fsync serves many writes); each job runs in
 its own savepoint so one failing job does not undo the others. Reads use one connection per thread.
 
+Several processes may write one file (`appliance serve --workers N`, the CLI beside a server): each
+writer step holds an exclusive `flock` on `<file>.wlock` around its transaction, so writers from
+different processes queue in the kernel and wake as soon as the lock is free, instead of polling
+SQLite's busy handler (which sleeps up to 100 ms between tries).
+
 Pitfalls handled here: sqlite-utils must raise sqlcipher3's exception
 classes; the key must be set before any other pragma; a wrong key only shows on the first read;
 never open one file with two SQLite libraries in one process.
@@ -13,11 +18,13 @@ never open one file with two SQLite libraries in one process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
@@ -180,6 +187,8 @@ class Database:
         self._writer = sqlite_utils.Database(
             connect(path, key, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
+        # the cross-process writer lock (module docstring); opened once, held only around a step
+        self._wlock = os.open(path.with_name(path.name + ".wlock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[Any] = []
@@ -242,12 +251,23 @@ class Database:
             if stop:
                 break
         self._writer.conn.close()
+        os.close(self._wlock)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the cross-process writer lock (flock waits in the kernel, without the GIL)."""
+        fcntl.flock(self._wlock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._wlock, fcntl.LOCK_UN)
 
     def _guarded(self, step: Callable[[], None], jobs: list[_Job]) -> None:
         """Run one writer step; the writer thread outlives any failure and a job still waiting
         gets the error."""
         try:
-            step()
+            with self._exclusive():
+                step()
         except BaseException as exc:  # the thread must not die, and no caller may hang
             log.error(
                 "database writer step failed",

@@ -1,0 +1,151 @@
+"""`appliance serve --workers N`: N server processes on one port, one data directory.
+
+The supervisor (the process the operator started) binds the listening socket once and starts N
+worker processes that inherit it (the kernel hands each new connection to one of the processes
+waiting in accept). Each worker opens its own runtime: its own database connections, readers and
+writer threads, and serves HTTP only (`server.serve` with the inherited socket).
+
+What several processes share, and how it stays safe:
+- writes: one writer at a time per database file across processes (the `flock` of
+  storage.database around every writer transaction, besides SQLite's own locking);
+- the audit log stays one hash chain: every entry reads the previous hash inside its writer
+  transaction; the supervisor anchors the head (`audit.head`), the workers do not;
+- revocations and entitlement changes: each worker's key cache (workspaces.keycache) checks the
+  control database's data_version on every request;
+- background services (webhook delivery, change shipping and snapshots, retention, the space
+  reserve, the head anchor) run once, in the supervisor (server.serve.start_background). The CLI's
+  rekey requests are refused while several workers run (each would hold the old key);
+- the AI model runs in its own process, shared by every worker (ai.model_host).
+
+A worker that dies (a crash, kill -9) is started again; what it acknowledged was committed before
+the answer left (the writer commits before the response starts), so nothing acknowledged is lost.
+SIGTERM/SIGINT to the supervisor stops every worker gracefully, then the background services.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from appliance import logs
+from appliance.runtime import Runtime
+from appliance.server.serve import start_background
+
+WORKER_ENV = "_APPLIANCE_SERVE_WORKER"  # "<index>:<listening socket fd>", set for worker processes only
+RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
+STOP_GRACE = 30.0  # uvicorn's own graceful shutdown is 20 s
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def worker_socket() -> tuple[int, socket.socket] | None:
+    """In a worker process: its index and the inherited listening socket; None otherwise."""
+    value = os.environ.pop(WORKER_ENV, None)
+    if not value:
+        return None
+    index, fd = value.split(":")
+    return int(index), socket.socket(fileno=int(fd))
+
+
+def worker_command(argv: list[str]) -> list[str]:
+    """This program again (the one-file binary, or `python -m appliance` from source)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *argv]
+    return [sys.executable, "-m", "appliance", *argv]
+
+
+class Supervisor:
+    def __init__(self, runtime: Runtime, argv: list[str], workers: int, passphrase: str | None) -> None:
+        self.runtime = runtime
+        self.argv = argv  # `serve` and its options for a worker (host, port, TLS, public URL)
+        self.count = workers
+        self.passphrase = passphrase
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def _start(self, index: int, sock: socket.socket) -> None:
+        env = {**os.environ, WORKER_ENV: f"{index}:{sock.fileno()}"}
+        argv = [*self.argv, "--workers", "1"]
+        if self.passphrase is not None:
+            argv.append("--passphrase-stdin")
+        proc = subprocess.Popen(
+            worker_command(argv),
+            env=env,
+            pass_fds=(sock.fileno(),),
+            stdin=subprocess.PIPE if self.passphrase is not None else subprocess.DEVNULL,
+        )
+        if self.passphrase is not None and proc.stdin is not None:
+            proc.stdin.write(self.passphrase.encode() + b"\n")
+            proc.stdin.close()
+        self.procs[index] = proc
+        logs.event("worker started", worker=index, pid=proc.pid)
+
+    def run(self, host: str, port: int, scheme: str) -> None:
+        settings = self.runtime.settings
+        logs.setup(settings.log.level)
+        sock = listening_socket(host, port)
+        received: list[int] = []
+
+        def on_signal(number: int, _frame: object) -> None:
+            received.append(number)
+            self.stopping = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+        stop_background = start_background(self.runtime, rekey=False)
+        try:
+            for index in range(self.count):
+                self._start(index, sock)
+            logs.event(
+                "listening", url=f"{scheme}://{host}:{port}", data_dir=str(self.runtime.data_dir), workers=self.count
+            )
+            while not self.stopping:
+                time.sleep(0.2)
+                for index, proc in list(self.procs.items()):
+                    code = proc.poll()
+                    if code is not None and not self.stopping:
+                        logs.event("worker exited; starting it again", level=30, worker=index, code=code)
+                        time.sleep(RESTART_PAUSE)
+                        if not self.stopping:
+                            self._start(index, sock)
+        finally:
+            self._stop_workers()
+            sock.close()
+            stop_background()
+            self.runtime.close()
+            logs.event("stopped", signals=received)
+
+    def _stop_workers(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def supervise(
+    runtime: Runtime, argv: list[str], host: str, port: int, workers: int, passphrase: str | None, tls: bool
+) -> None:
+    Supervisor(runtime, argv, workers, passphrase).run(host, port, "https" if tls else "http")
