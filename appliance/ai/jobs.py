@@ -114,11 +114,13 @@ class AIService:
                 self._engine = create_engine(ai_config, run_dir_of(self.runtime.data_dir))
             return self._engine
 
-    def start(self) -> None:
-        """Begin loading the model in the background and pick up jobs a restart interrupted."""
+    def start(self, *, recover: bool = True) -> None:
+        """Begin loading the model in the background and pick up jobs a restart interrupted.
+        `recover=False`: another server process of the same appliance does that (server.workers)."""
         engine = self.engine
         logs.event("ai engine", engine=engine.name, status=str(engine.status()))
-        self.recover()
+        if recover:
+            self.recover()
 
     def status(self) -> EngineStatus:
         return self._engine.status() if self._engine is not None else EngineStatus.LOADING

@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.public_url = args.public_url
     inherited = workers.worker_socket()
     if inherited is not None:  # one of `serve --workers N`: serve the supervisor's socket
-        serve(runtime, host, port, tls, sock=inherited[1])
+        serve(runtime, host, port, tls, sock=inherited[0], recover_jobs=inherited[1])
     elif args.workers > 1:
         argv = ["serve", "--data-dir", str(data_dir), "--host", host, "--port", str(port)]
         if tls:

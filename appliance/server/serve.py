@@ -72,11 +72,18 @@ def _refuse_rekey(name: str) -> float:
 
 
 def serve(
-    runtime: Runtime, host: str, port: int, tls: tuple[Path, Path] | None = None, *, sock: socket.socket | None = None
+    runtime: Runtime,
+    host: str,
+    port: int,
+    tls: tuple[Path, Path] | None = None,
+    *,
+    sock: socket.socket | None = None,
+    recover_jobs: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT. Alone (`sock` None) this process also runs the background
     services; as one of `serve --workers N` (server.workers) it serves the listening socket its
-    supervisor made, and the supervisor runs them."""
+    supervisor made, and the supervisor runs them. `recover_jobs`: whether this process picks up
+    the AI jobs a stop interrupted (one process of the appliance must, only one may)."""
     settings = runtime.settings
     logs.setup(settings.log.level)
     # The event loop thread shares the GIL with the database writer, AI and backup threads; every
@@ -107,7 +114,7 @@ def serve(
     else:
         runtime.audit.anchors = False  # the supervisor anchors the head all workers share
         stop_background = _nothing
-    ai.start()
+    ai.start(recover=recover_jobs)
     sandbox.prestart()  # a document reader waits for the first upload (its start-up is not on the clock)
     scheme = "https" if tls else "http"
     logs.event("listening", url=f"{scheme}://{host}:{port}", data_dir=str(runtime.data_dir), pid=os.getpid())

@@ -15,7 +15,8 @@ What several processes share, and how it stays safe:
 - background services (webhook delivery, change shipping and snapshots, retention, the space
   reserve, the head anchor) run once, in the supervisor (server.serve.start_background). The CLI's
   rekey requests are refused while several workers run (each would hold the old key);
-- the AI model runs in its own process, shared by every worker (ai.model_host).
+- the AI model runs in its own process, shared by every worker (ai.model_host); the AI jobs a stop
+  interrupted are picked up by the first worker only, at the supervisor's start.
 
 A worker that dies (a crash, kill -9) is started again; what it acknowledged was committed before
 the answer left (the writer commits before the response starts), so nothing acknowledged is lost.
@@ -35,7 +36,8 @@ from appliance import logs
 from appliance.runtime import Runtime
 from appliance.server.serve import start_background
 
-WORKER_ENV = "_APPLIANCE_SERVE_WORKER"  # "<index>:<listening socket fd>", set for worker processes only
+# "<index>:<listening socket fd>:<1 if restarted>", set for worker processes only
+WORKER_ENV = "_APPLIANCE_SERVE_WORKER"
 RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
 STOP_GRACE = 30.0  # uvicorn's own graceful shutdown is 20 s
 
@@ -55,13 +57,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_socket() -> tuple[int, socket.socket] | None:
-    """In a worker process: its index and the inherited listening socket; None otherwise."""
+def worker_socket() -> tuple[socket.socket, bool] | None:
+    """In a worker process: the inherited listening socket, and whether this worker picks up the
+    AI jobs a stop interrupted (the first worker's first start only: a restarted worker would fail
+    the jobs the others are running). None in any other process."""
     value = os.environ.pop(WORKER_ENV, None)
     if not value:
         return None
-    index, fd = value.split(":")
-    return int(index), socket.socket(fileno=int(fd))
+    index, fd, restarted = value.split(":")
+    return socket.socket(fileno=int(fd)), index == "0" and restarted == "0"
 
 
 def worker_command(argv: list[str]) -> list[str]:
@@ -80,8 +84,8 @@ class Supervisor:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
-    def _start(self, index: int, sock: socket.socket) -> None:
-        env = {**os.environ, WORKER_ENV: f"{index}:{sock.fileno()}"}
+    def _start(self, index: int, sock: socket.socket, *, restarted: bool = False) -> None:
+        env = {**os.environ, WORKER_ENV: f"{index}:{sock.fileno()}:{int(restarted)}"}
         argv = [*self.argv, "--workers", "1"]
         if self.passphrase is not None:
             argv.append("--passphrase-stdin")
@@ -124,7 +128,7 @@ class Supervisor:
                         logs.event("worker exited; starting it again", level=30, worker=index, code=code)
                         time.sleep(RESTART_PAUSE)
                         if not self.stopping:
-                            self._start(index, sock)
+                            self._start(index, sock, restarted=True)
         finally:
             self._stop_workers()
             sock.close()
