@@ -97,10 +97,13 @@ axe-deps: $(AXE_STAMP)
 
 # tests that need system tools rather than skip without them: systemd-analyze verifies the systemd
 # unit (tests/test_installer.py); unshare and nsenter run the disk-full server on its own tmpfs
-# (tests/storage/test_disk_full.py, which also needs root). Whatever still skips is listed at the end.
+# (tests/storage/test_disk_full.py, which also needs root); strace and ip run the air-gap proof in a
+# network namespace with only loopback (tests/test_airgap.py, root). Whatever still skips is listed at the end.
 test-tools:
 	@command -v systemd-analyze >/dev/null || (apt-get update -qq && apt-get install -y -qq systemd)
 	@(command -v unshare && command -v nsenter) >/dev/null || (apt-get update -qq && apt-get install -y -qq util-linux)
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 
 unit: deps browser-deps axe-deps test-tools ai-deps ai-server-venv tts-deps
 	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
