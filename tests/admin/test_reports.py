@@ -32,15 +32,15 @@ def _calls(runtime: Runtime, actor: str, day: datetime, n: int) -> None:
 def test_a_key_making_ten_times_its_usual_calls_is_flagged(runtime: Runtime) -> None:
     now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     for days_ago in range(7, 0, -1):
-        _calls(runtime, "apikey:key_steady", now - timedelta(days=days_ago), 6)
+        _calls(runtime, "apikey:key_steady", now - timedelta(days=days_ago), 10)
         _calls(runtime, "apikey:key_burst", now - timedelta(days=days_ago), 6)
-    _calls(runtime, "apikey:key_steady", now, 12)
+    _calls(runtime, "apikey:key_steady", now, 60)  # busy (over the floor) but only 6x its usual
     _calls(runtime, "apikey:key_burst", now, 60)
     found = {u.actor: u for u in reports.usage(runtime.audit.database, now + timedelta(hours=1))}
     assert found["apikey:key_burst"].usual == 6 and found["apikey:key_burst"].today == 60
     assert found["apikey:key_burst"].anomalous
     assert not found["apikey:key_steady"].anomalous
-    assert reports.first_seq_since(runtime.audit.database, (now - timedelta(days=3)).date().isoformat()) == 4 * 12 + 1  # four earlier days of 2 x 6 calls
+    assert reports.first_seq_since(runtime.audit.database, (now - timedelta(days=3)).date().isoformat()) == 4 * 16 + 1  # four earlier days of 6 + 10 calls
 
 
 def test_pages_and_last_use(runtime: Runtime) -> None:
