@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.embeds.a11y import axe_violations, embed_frame
 from tests.embeds.conftest import Appliance
 from tests.embeds.test_browser import _track
@@ -23,6 +25,21 @@ FOCUSED = """() => {
   const label = a.labels && a.labels.length ? a.labels[0].textContent : "";
   return (a.getAttribute("aria-label") || label || a.textContent || a.tagName).trim().replace(/\\s+/g, " ");
 }"""
+
+# the focused element's outline: (style, width px, contrast against the page background)
+RING = """() => {
+  const e = document.activeElement, s = getComputedStyle(e);
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const a = lum(s.outlineColor), b = lum(getComputedStyle(document.body).backgroundColor);
+  return [s.outlineStyle, parseFloat(s.outlineWidth), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+}"""
+
+
+def _ring_ok(frame: Any, where: str) -> None:
+    style, width, contrast = frame.evaluate(RING)
+    assert style != "none" and width >= 2 and contrast >= 3, f"focus ring at {where}: {style} {width}px {contrast:.2f}:1"
 
 
 def _open(page, host, **query):  # type: ignore[no-untyped-def]
@@ -56,7 +73,10 @@ class Keyboard:
         """Press `key`; when `then` is given wait until the focused element's name starts with it."""
         self.page.keyboard.press(key)
         if then is not None:
-            self.frame.wait_for_function(f"() => ({FOCUSED})().startsWith({then!r})", timeout=10000)
+            try:
+                self.frame.wait_for_function(f"() => ({FOCUSED})().startsWith({then!r})", timeout=10000)
+            except PlaywrightTimeout:
+                raise AssertionError(f"after {key}: focus on {self.focused()!r}, not {then!r}") from None
         now = self.focused()
         assert now != "BODY", f"focus on <body> after {key}"
         return now
@@ -79,6 +99,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     _clean(frame, "cover")
 
     keys.tab_to("Start", limit=12)  # from the partner's page into the embed
+    _ring_ok(frame, "Start")
     keys.press("Enter", then="Welcome aboard")
     assert frame.locator("main h1").inner_text() == "Welcome aboard" and frame.locator("h1").count() == 1
     _clean(frame, "text screen")
@@ -88,6 +109,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     keys.press("ArrowRight", then="Before Friday")
     _clean(frame, "checklist screen")
     keys.tab_to("Set up your accounts")
+    _ring_ok(frame, "a checkbox")
     keys.press("Space")
     keys.tab_to("Book your induction chat")
     keys.press("Space")
