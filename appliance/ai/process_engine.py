@@ -74,6 +74,35 @@ class _Flight:
             self.sock.close()
 
 
+class _Stream(Iterator[str]):
+    """A request's chunks. Closing it (or dropping it) cancels the request, also before the first
+    chunk was read: a generator not yet started would not run its clean-up, and its connection and
+    its sequence in the model process would stay taken until the deadline."""
+
+    def __init__(self, engine: ProcessEngine, flight: _Flight) -> None:
+        self._engine = engine
+        self._flight = flight
+        self._chunks = engine._chunks(flight)
+        self._started = False
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> str:
+        self._started = True
+        return next(self._chunks)
+
+    def close(self) -> None:
+        if not self._started:
+            self._started = True
+            self._flight.token.cancel()
+            self._engine._end(self._flight)
+        self._chunks.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 def _error(msg: dict[str, Any]) -> Exception:
     """The model process's error frame as the exception the in-process engine would have raised."""
     name, message = str(msg.get("type")), str(msg.get("message", ""))
@@ -173,7 +202,7 @@ class ProcessEngine(Engine):
         sampling: SamplingParams = DEFAULT_SAMPLING,
     ) -> Iterator[str]:
         flight, _accepted = self._begin("stream", messages, schema, max_tokens, timeout, cancel, sampling)
-        return self._chunks(flight)
+        return _Stream(self, flight)
 
     def complete(
         self,
@@ -188,7 +217,7 @@ class ProcessEngine(Engine):
         """The text and :class:`GenStats`, as :meth:`LocalEngine.complete` (the bench compares them)."""
         flight, _accepted = self._begin("complete", messages, schema, max_tokens, timeout, cancel, sampling)
         parts: list[str] = []
-        it = self._chunks(flight)
+        it = _Stream(self, flight)
         try:
             while True:
                 parts.append(next(it))
