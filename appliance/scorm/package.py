@@ -44,7 +44,9 @@ PRODUCTION_TOKEN_SECONDS = 50 * 365 * 86400
 ZIP_DATE = (2000, 1, 1, 0, 0, 0)  # a fixed timestamp: the same inputs make the same archive
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 # the player files a package carries; the embed-only entries (course.js, collection.js, ...) stay out
-WEB_FILES = ("app.css", "scorm.js", "lib/*.js", "player/*.js", "vendor/*.js", "vendor/LICENSE-*.txt")
+# the player draws its icons from vendor/icons/index.js (inline SVG): the package carries it and its licence
+WEB_FILES = ("app.css", "scorm.js", "lib/*.js", "player/*.js", "vendor/*.js", "vendor/LICENSE-*.txt",
+             "vendor/icons/index.js", "vendor/icons/LICENSE")
 DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[\w.+-]+)*)(;base64)?,(.*)$", re.DOTALL)
 EXTENSIONS = {
     "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/svg+xml": "svg",

@@ -5,7 +5,7 @@
 //    static:  course (learner shape) + key (the answer key: static packages grade offline)
 //    dynamic: appliance (base URL) + token (a view-only token for this one course)}
 import { html, render } from "./vendor/index.js";
-import { applyTheme } from "./lib/boot.js";
+import { applyTheme, Notice } from "./lib/boot.js";
 import { translator } from "./lib/i18n.js";
 import { Player } from "./player/player.js";
 import { lmsConnection, localGrader, scormTransport } from "./player/scorm-transport.js";
@@ -17,7 +17,8 @@ window.__scorm = { events, state: "loading" };  // for tests and debugging: no s
 
 function stop(state, message) {
   window.__scorm.state = state;
-  render(html`<div class="expired" role="alert"><p>${message}</p></div>`, app);
+  app.replaceChildren();  // the page's "Loading…" status goes: preact renders beside it
+  render(html`<${Notice} title=${state === "expired" ? "This package has expired" : "This course could not start"} text=${message} />`, app);
 }
 
 function expiredText(expires) {
@@ -79,6 +80,7 @@ async function main() {
   applyTheme(course.theme, {});
   document.title = course.title;
   window.__scorm.state = "ready";
+  app.replaceChildren();
   render(html`<${Player} course=${course} tracking=${transport.tracking()} options=${{}}
       testMode=${config.environment === "test"} transport=${transport}
       emit=${(type, event, data) => events.push({ type, event, data })} t=${t} />`, app);
