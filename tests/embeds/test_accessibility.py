@@ -10,7 +10,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.embeds.a11y import axe_violations, embed_frame
 from tests.embeds.conftest import Appliance
-from tests.embeds.test_browser import _track
 
 OVERFLOW = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
 # every visible control lies inside the viewport horizontally (reachable without sideways scrolling)
@@ -40,6 +39,21 @@ RING = """() => {
 def _ring_ok(frame: Any, where: str) -> None:
     style, width, contrast = frame.evaluate(RING)
     assert style != "none" and width >= 2 and contrast >= 3, f"focus ring at {where}: {style} {width}px {contrast:.2f}:1"
+
+
+def _track(appliance: Appliance, identifier: str, client: str, event: dict[str, Any]) -> None:
+    """One player event over the embed API, as the player sends it. The server's sessions last
+    SESSION_SECONDS (10 s, conftest): on a loaded machine one can end between the exchange and the
+    event, and the player would then open a new one; so does this, up to three times."""
+    with appliance.api() as api:
+        for _ in range(3):
+            url = api.post("/v1/headless/embed/course", json={
+                "action": "view", "courseId": 1, "identifier": identifier, "clientIdentifier": client}).text
+            session = api.post("/embed/api/session", json={"token": url.rsplit("/", 1)[1]}).json()["session"]
+            answer = api.post("/embed/api/track", json=event, headers={"Authorization": f"Bearer {session}"})
+            if answer.status_code != 401:
+                break
+        assert answer.status_code == 200, answer.text
 
 
 def _open(page, host, **query):  # type: ignore[no-untyped-def]
@@ -89,7 +103,7 @@ class Keyboard:
         raise AssertionError(f"{name!r} not reached in {limit} Tabs (at {self.focused()!r})")
 
 
-def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance: Appliance) -> None:  # type: ignore[no-untyped-def]
+def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
     _open(page, host, id=1, identifier="a11y-keys", clientIdentifier="a11y")
     frame = embed_frame(page, appliance.origin)
     keys = Keyboard(page, frame)
@@ -134,6 +148,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     assert frame.locator(".quiz input:disabled").count() == 0  # not greyed-out controls
     assert frame.locator(".feedback.ko").inner_text().startswith("Incorrect.")
     _clean(frame, "quiz answered wrong")
+    page.screenshot(path=str(artifacts / "a11y-quiz-wrong.png"), full_page=True)
 
     keys.press("Enter", then="Your buddy")  # Try again: focus on the first answer
     keys.press("Space")
@@ -145,6 +160,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     keys.press("Enter", then="Well done!")
     assert "Your score: 100% · Passed" in frame.locator(".outcome").inner_text()
     _clean(frame, "finish")
+    page.screenshot(path=str(artifacts / "a11y-finish.png"), full_page=True)
     keys.tab_to("Finish")  # the course's finish.display_button, with its label
     keys.press("Enter")
     page.wait_for_function("window.__msgs.some(m => m.data && m.data.event === 'finish')", timeout=5000)
@@ -159,7 +175,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     assert len(completed) == 1  # a review records nothing new
 
 
-def test_finish_after_a_failed_quiz_follows_the_passing_rule(page, host, appliance: Appliance) -> None:  # type: ignore[no-untyped-def]
+def test_finish_after_a_failed_quiz_follows_the_passing_rule(page, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
     frame_locator = _open(page, host, id=appliance.bilingual_course, identifier="a11y-fail")
     frame = embed_frame(page, appliance.origin)
     frame_locator.get_by_role("button", name="Start").click()
@@ -171,6 +187,7 @@ def test_finish_after_a_failed_quiz_follows_the_passing_rule(page, host, applian
     assert "Your score: 0% · Not passed yet" in frame_locator.locator(".outcome").inner_text()
     assert frame_locator.get_by_text("Well done!").count() == 0
     _clean(frame, "finish, failed")
+    page.screenshot(path=str(artifacts / "a11y-finish-failed.png"), full_page=True)
     with appliance.api() as api:
         row = api.get("/v1/headless/trackings", params={"id": appliance.bilingual_course, "identifier": "a11y-fail"}).json()[0]
         assert row["completed"] and row["passed"] is False
@@ -185,7 +202,7 @@ def test_finish_after_a_failed_quiz_follows_the_passing_rule(page, host, applian
         assert row["passed"] is True and row["score"] == 100
 
 
-def test_every_screen_type_reflows_at_320_px(browser, host, appliance: Appliance) -> None:  # type: ignore[no-untyped-def]
+def test_every_screen_type_reflows_at_320_px(browser, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
     try:
@@ -214,6 +231,7 @@ def test_every_screen_type_reflows_at_320_px(browser, host, appliance: Appliance
         frame_locator.get_by_role("button", name="Try again").wait_for()
         _reflows(frame, "quiz feedback at 320 px")
         _clean(frame, "quiz, two questions wrong")
+        page.screenshot(path=str(artifacts / "a11y-320-quiz-wrong.png"), full_page=True)
         frame_locator.get_by_role("button", name="Try again").click()
         frame_locator.get_by_role("radio", name="4").check()
         frame_locator.get_by_role("checkbox", name="2").check()
@@ -230,7 +248,7 @@ def test_every_screen_type_reflows_at_320_px(browser, host, appliance: Appliance
         context.close()
 
 
-def test_analytics_collection_and_refused_page(browser, host, appliance: Appliance) -> None:  # type: ignore[no-untyped-def]
+def test_analytics_collection_and_refused_page(browser, host, appliance: Appliance, artifacts) -> None:  # type: ignore[no-untyped-def]
     # 640 CSS px wide: what a 1280 px window shows at 200 % zoom
     context = browser.new_context(viewport={"width": 640, "height": 800})
     page = context.new_page()
@@ -240,10 +258,10 @@ def test_analytics_collection_and_refused_page(browser, host, appliance: Applian
         frame_locator.get_by_text("No learners yet.").wait_for()
         assert frame.locator(".loading").count() == 0 and frame.locator("table").count() == 0
         _clean(frame, "analytics, no learners")
+        page.screenshot(path=str(artifacts / "a11y-analytics-empty.png"), full_page=True)
         _reflows(frame, "analytics, no learners, 200 %")
 
-        _track(appliance, "a11y-learner-with-a-long-identifier-1", "a11y-data", {"event": "start"},
-               {"event": "progress", "progress": 40})
+        _track(appliance, "a11y-learner-with-a-long-identifier-1", "a11y-data", {"event": "progress", "progress": 40})
         frame_locator = _open(page, host, kind="analytics/course", id=1, clientIdentifier="a11y-data")
         frame = embed_frame(page, appliance.origin)
         region = frame_locator.get_by_role("region", name="Learners", exact=True)  # the table's scroll box
@@ -275,6 +293,7 @@ def test_analytics_collection_and_refused_page(browser, host, appliance: Applian
         text = main.inner_text()
         assert "ask the site that showed you this course for a new link" in text and "reload" not in text.lower()
         _clean(page, "refused link")
+        page.screenshot(path=str(artifacts / "a11y-refused.png"), full_page=True)
         _reflows(page.main_frame, "refused link, 320 px")
     finally:
         context.close()

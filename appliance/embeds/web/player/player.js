@@ -66,7 +66,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   // where focus goes once the next render is on screen (a CSS selector): an action that replaces
   // the control the learner used must never leave focus on <body> (WCAG 2.4.3)
   const focusNext = useRef(null);
-  const finished = useRef(alreadyDone);  // `complete` was recorded and no answer changed since
+  const finished = useRef(false);  // `complete` was recorded in this visit and no answer changed since
   const [closed, setClosed] = useState(false);
 
   const seconds = () => {
