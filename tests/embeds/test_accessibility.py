@@ -127,7 +127,7 @@ def test_demo_course_keyboard_only_with_axe_on_every_view(page, host, appliance:
     keys.press("Space")
     keys.tab_to("Book your induction chat")
     keys.press("Space")
-    frame.wait_for_function("() => !document.querySelector('.nav .primary').disabled")  # every item ticked
+    frame.wait_for_function("() => !document.querySelector('.nav .next').disabled")  # every item ticked
     keys.tab_to("Next")
     keys.press("Enter", then="Quick check")
     _clean(frame, "quiz screen")

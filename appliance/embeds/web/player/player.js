@@ -170,7 +170,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       finished.current = false;
       // right: on to Next (or Finish); wrong: "Try again" (the result itself is announced by the
       // quiz's status region)
-      focusNext.current = result.passed ? ".nav .primary" : ".quiz .retry";
+      focusNext.current = result.passed ? ".nav .next" : ".quiz .retry";
       emit("screen", "answer", { screenId: screen.id, screenIndex: index, score: result.score, passed: result.passed });
       if (!result.passed) emit("screen", "failed", { screenId: screen.id, screenIndex: index, score: result.score });
     } finally { setBusy(false); }
@@ -270,6 +270,8 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const state = states[index] || {};
   const setState = (value) => setStates((s) => ({ ...s, [index]: value }));
   const ready = Boolean(done[index]);
+  // a failed scored quiz may be left (the course then ends not passed), but "Try again" is the main action
+  const failedHere = screen.type === "quiz" && screen.scored !== false && state.result && !state.result.passed;
   return html`<div class="player modern-course-player">${header}
     <main class=${`screen screen-${screen.type}`} aria-labelledby="screen-title" data-screen-id=${screen.id}>
       <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
@@ -281,7 +283,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
     </main>
     <nav class="nav" aria-label=${t("navigation")}>
       <button type="button" class="secondary" onClick=${previous} disabled=${index === 0 || busy}>${t("previous")}</button>
-      <button type="button" class="primary" onClick=${next} disabled=${!ready || busy}
+      <button type="button" class=${failedHere ? "secondary next" : "primary next"} onClick=${next} disabled=${!ready || busy}
         aria-keyshortcuts="ArrowRight">${index + 1 === total ? t("finish") : t("next")}</button>
     </nav>
   </div>`;

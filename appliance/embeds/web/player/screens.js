@@ -154,7 +154,7 @@ function Quiz({ screen, state, setState, done, t, onCheck, onRetry }) {
           <strong>${t("score")}: ${result.score}% · ${result.passed ? t("passed") : t("failed")}</strong></p>` : null}
     </div>
     ${result
-      ? (!result.passed ? html`<button type="button" class="secondary retry" onClick=${onRetry}
+      ? (!result.passed ? html`<button type="button" class="primary retry" onClick=${onRetry}
           aria-describedby=${questions.map((q) => `q-${screen.id}-${q.id}-fb`).join(" ")}>${icon("refresh")} ${t("retry")}</button>` : null)
       : html`<div class="quiz-actions">
           ${!answeredAll ? html`<p class="hint">${t("quizHint")}</p>` : null}
