@@ -20,20 +20,20 @@ function Analytics({ data, testMode }) {
   const subject = data.subject;
   const title = subject.title || subject.name || subject.identifier || "";
   const max = Math.max(1, ...data.chart.map((b) => b.count));
+  // nothing tracked yet: a sentence instead of zeros, empty bars and an empty table
   const empty = data.table.length === 0 && !data.stats.learners;
   return html`<main class="analytics" aria-labelledby="title">
     ${testMode ? html`<span class="test-mode" role="note">Test mode</span>` : null}
     <h1 id="title">${title}</h1>
-    ${data.options.stats ? html`<section aria-label="Statistics"><dl class="stats">
+    ${empty ? html`<p class="empty-state">${icon("info-circle")} <span><strong>No learners yet.</strong>${" "}Numbers appear here once ${subject.type === "user" ? "this learner starts a course" : subject.type === "collection" ? "someone starts a course of this collection" : "someone starts this course"}.</span></p>` : null}
+    ${data.options.stats && !empty ? html`<section aria-label="Statistics"><dl class="stats">
       ${Object.entries(data.stats).map(([k, v]) => html`<div class="stat" key=${k}><dt>${LABELS[k] || k}</dt><dd>${fmt(k, v)}</dd></div>`)}
     </dl></section>` : null}
-    ${data.options.chart ? html`<section aria-labelledby="chart-title"><h2 id="chart-title">Learners by progress</h2>
+    ${data.options.chart && !empty ? html`<section aria-labelledby="chart-title"><h2 id="chart-title">Learners by progress</h2>
       <ul class="chart">${data.chart.map((b) => html`<li key=${b.label}>
         <span class="chart-label">${b.label}</span>
         <span class="chart-bar" role="img" aria-label=${`${b.label}: ${b.count} learners`}><span style=${{ width: `${(100 * b.count) / max}%` }}></span></span>
         <span class="chart-n">${b.count}</span></li>`)}</ul></section>` : null}
-    ${empty ? html`<p class="empty-state">${icon("info-circle")} <span><strong>No learners yet.</strong>
-      Numbers appear here once ${subject.type === "user" ? "this learner starts a course" : subject.type === "collection" ? "someone starts a course of this collection" : "someone starts this course"}.</span></p>` : null}
     ${data.options.table && !empty ? html`<section><h2 id="table-title">Learners</h2>
       <div class="table-wrap" tabindex="0" role="region" aria-labelledby="table-title"><table><thead><tr>
         <th scope="col">Learner</th><th scope="col">Course</th><th scope="col">Progress</th><th scope="col">Score</th>

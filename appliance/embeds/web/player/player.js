@@ -274,8 +274,8 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
   const failedHere = screen.type === "quiz" && screen.scored !== false && state.result && !state.result.passed;
   return html`<div class="player modern-course-player">${header}
     <main class=${`screen screen-${screen.type}`} aria-labelledby="screen-title" data-screen-id=${screen.id}>
-      <p class="meta" aria-live="polite">${t("screenOf", { n: index + 1, total })}</p>
-      <h1 id="screen-title" tabindex="-1" ref=${heading}>${screen.title}</h1>
+      <p class="meta" id="screen-position">${t("screenOf", { n: index + 1, total })}</p>
+      <h1 id="screen-title" tabindex="-1" ref=${heading} aria-describedby="screen-position">${screen.title}</h1>
       ${screen.description ? html`<p class="lead">${screen.description}</p>` : null}
       ${screen.narration && transport.narration ? html`<${Narration} key=${`n-${screen.id}`} screen=${screen} transport=${transport} t=${t} />` : null}
       <${Screen} key=${`${screen.id}-${index}`} screen=${screen} state=${state} setState=${setState} t=${t}
