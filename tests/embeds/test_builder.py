@@ -53,7 +53,7 @@ def _play(page, sandbox: Sandbox, course: int, learner: str) -> None:  # type: i
             for label in frame.locator(".screen-quiz label", has_text="Right answer").all():
                 label.locator("input").check()
             frame.get_by_role("button", name="Check answer").click()
-            frame.locator(".quiz-result").wait_for()
+            frame.locator(".quiz-status .outcome").wait_for()  # the player's result, in its status region
         where = frame.locator(".screen > p.meta").inner_text()  # "Screen n of total"
         button = frame.get_by_role("button", name="Finish")
         if not button.count():
@@ -104,7 +104,7 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     frame.get_by_label("New screen type").select_option("flashcards")
     frame.get_by_role("button", name="Add screen").click()
     frame.get_by_label("Screen title").fill("Words")
-    frame.get_by_role("button", name="Duplicate screen 4").click()
+    frame.get_by_role("button", name="Copy screen 4").click()
     assert frame.locator(".outline-list li").count() == 5
     frame.get_by_role("button", name="Delete screen 5").click()
     assert frame.locator(".outline-list li").count() == 4
@@ -117,7 +117,7 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     time.sleep(1.1)  # the next change is its own undo step
     frame.get_by_role("button", name="Delete screen 4").click()
     assert frame.locator(".outline-list li").count() == 4
-    frame.get_by_role("button", name="Undo").click()
+    frame.get_by_role("banner").get_by_role("button", name="Undo").click()  # the history, not the toast
     assert frame.locator(".outline-list li").count() == 5
     assert "Remember" in frame.locator(".outline-list li").nth(3).inner_text()
     wait_saved(frame)
@@ -132,17 +132,17 @@ def test_author_builds_a_course_by_hand_publishes_and_a_learner_plays_it(page, s
     assert draft["title"] == "Safety basics"
 
     # theme & settings, preview as a learner (nothing recorded)
-    frame.get_by_role("button", name="Theme & settings").click()
+    frame.get_by_role("tab", name="Theme & settings").click()
     frame.get_by_label("Finish title").fill("You are safer now")
     wait_saved(frame)
-    frame.get_by_role("button", name="Preview").click()
+    frame.get_by_role("tab", name="Preview").click()
     frame.get_by_role("button", name="Start", exact=True).click()
     frame.get_by_role("heading", name="Why safety matters").wait_for()
     page.screenshot(path=str(artifacts / "builder-preview.png"), full_page=True)
     assert frame.locator(".rich img").count() == 0
 
     # publish; the host heard created, updated and back
-    frame.get_by_role("button", name="Edit", exact=True).click()
+    frame.get_by_role("tab", name="Edit", exact=True).click()
     frame.get_by_role("button", name="Publish", exact=True).click()
     frame.get_by_text("Published (revision 1).").wait_for()
     frame.get_by_role("button", name="Back", exact=True).click()

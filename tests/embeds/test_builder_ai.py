@@ -165,15 +165,26 @@ def test_author_refines_selected_text_and_the_result_is_sanitised(page, sandbox,
     editor = frame.locator(".editable")
     editor.get_by_text(first).wait_for()
 
+    refines: list[str] = []
+    page.on("request", lambda r: refines.append(r.url) if r.url.endswith("/ai/refine") else None)
+
     def refine(select: Callable[[], None], operation: str) -> dict[str, Any]:
-        """Select text with the keyboard, Shift+Tab to the refine menu, pick an operation."""
+        """Select text with the keyboard, Tab to the refine menu below the text, choose, Apply."""
         for attempt in range(2):
             editor.click()
             select()
-            page.keyboard.press("Shift+Tab")  # from the text to the toolbar's last control: the menu
-            assert frame.locator(".refine select").evaluate("el => el === document.activeElement")
+            page.keyboard.press("Tab")  # from the text to the refine menu below it
+            menu = frame.get_by_label("Refine with AI")
+            assert menu.evaluate("el => el === document.activeElement")
+            # choosing (arrow keys walk a <select>'s options) changes nothing until Apply (WCAG 3.2.2)
+            before, asked = editor.inner_html(), len(refines)
+            page.keyboard.press("ArrowDown")
+            page.keyboard.press("ArrowDown")
+            page.wait_for_timeout(500)
+            assert menu.input_value() == "expand" and len(refines) == asked and editor.inner_html() == before
+            menu.select_option(operation)
             with page.expect_response(lambda r: r.url.endswith("/ai/refine"), timeout=JOB_MS) as answered:
-                frame.get_by_label("Refine with AI").select_option(operation)
+                frame.locator(".refine").get_by_role("button", name="Apply").click()
             response = answered.value
             if response.ok:
                 body: dict[str, Any] = response.json()
@@ -235,7 +246,7 @@ def test_author_translates_the_course_and_reviews_the_variant_before_publishing(
     frame = open_builder(page, sandbox, course=course, action="edit", identifier="author-tr", client="acme",
                   options={"translations": True, "publishing": True})
     frame.get_by_role("heading", name="Outline").wait_for()
-    frame.get_by_role("button", name="Translate", exact=True).click()  # the tab
+    frame.get_by_role("tab", name="Translate", exact=True).click()  # the tab
     frame.get_by_role("heading", name="Translations").wait_for()
     assert frame.locator(".variants li").count() == 1  # the source only
     frame.get_by_label("Translate into (language code)").fill("fr")
@@ -269,7 +280,7 @@ def test_author_translates_the_course_and_reviews_the_variant_before_publishing(
     frame.get_by_text("Published (revision 1).").wait_for()
     after = {v["id"]: v for v in api_client(server).get(f"/v1/headless/translations/{course}").json()}
     assert after[french["id"]]["published"] and not after[course]["published"], after
-    frame.get_by_role("button", name="Translate", exact=True).click()
+    frame.get_by_role("tab", name="Translate", exact=True).click()
     frame.locator(".variants li:has(strong:text-is('fr'))").get_by_text("published").wait_for()
 
 

@@ -2,6 +2,7 @@
 // (appliance/courses/model.py). Each gets the screen and `change(next)`; the server validates and
 // sanitises every save (appliance/courses/validate.py), so nothing here is trusted.
 import { html, useEffect, useRef, useState } from "../vendor/index.js";
+import { icon } from "../vendor/icons/index.js";
 
 export const TYPE_NAMES = {
   text: "Text", process: "Process", checklist: "Checklist", flashcards: "Flashcards",
@@ -65,15 +66,15 @@ function Rows({ rows, onChange, render, blank, noun, maxRows }) {
       ${render(row, (next) => onChange(rows.map((r, k) => (k === i ? next : r))))}
       <div class="row-tools">
         <button type="button" class="tool" aria-label=${`Move ${noun.toLowerCase()} ${i + 1} up`} disabled=${i === 0}
-          onClick=${() => onChange(move(rows, i, -1))}>↑</button>
+          onClick=${() => onChange(move(rows, i, -1))}>${icon("arrow-up")}</button>
         <button type="button" class="tool" aria-label=${`Move ${noun.toLowerCase()} ${i + 1} down`} disabled=${i === rows.length - 1}
-          onClick=${() => onChange(move(rows, i, 1))}>↓</button>
+          onClick=${() => onChange(move(rows, i, 1))}>${icon("arrow-down")}</button>
         <button type="button" class="tool danger" aria-label=${`Remove ${noun.toLowerCase()} ${i + 1}`}
-          onClick=${() => onChange(rows.filter((_, k) => k !== i))}>✕</button>
+          onClick=${() => onChange(rows.filter((_, k) => k !== i))}>${icon("trash")}</button>
       </div>
     </fieldset>`)}
     <button type="button" class="secondary" disabled=${rows.length >= (maxRows || 30)}
-      onClick=${() => onChange([...rows, blank()])}>Add ${noun.toLowerCase()}</button>
+      onClick=${() => onChange([...rows, blank()])}>${icon("plus")} Add ${noun.toLowerCase()}</button>
   </div>`;
 }
 
@@ -95,32 +96,47 @@ export function RichText({ value, onChange, label, refine }) {
     const url = window.prompt("Link address (https://…)");
     if (url) exec("createLink", url);
   };
+  // names start with what a sighted user sees ("H2 heading"); all glyphs are vendored SVG icons
   const tools = [
-    ["bold", "Bold", "B"], ["italic", "Italic", "I"], ["underline", "Underline", "U"],
-    ["h2", "Heading", "H2"], ["h3", "Subheading", "H3"], ["p", "Paragraph", "¶"],
-    ["insertUnorderedList", "Bulleted list", "•"], ["insertOrderedList", "Numbered list", "1."],
+    ["bold", "Bold", "bold"], ["italic", "Italic", "italic"], ["underline", "Underline", "underline"],
+    ["h2", "H2 heading", "h-2"], ["h3", "H3 subheading", "h-3"], ["p", "Paragraph", "pilcrow"],
+    ["insertUnorderedList", "Bulleted list", "list"], ["insertOrderedList", "Numbered list", "list-numbers"],
+    ["link", "Link", "link"],
   ];
+  // a toolbar is one tab stop: Left/Right/Home/End move between its buttons (roving tabindex)
+  const [active, setActive] = useState(0);
+  const bar = useRef(null);
+  const onToolKey = (e) => {
+    const to = { ArrowLeft: active - 1, ArrowRight: active + 1, Home: 0, End: tools.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const k = (to + tools.length) % tools.length;
+    setActive(k);
+    bar.current.querySelectorAll("button")[k].focus();
+  };
+  const run = (cmd) => (cmd === "link" ? link() : ["h2", "h3", "p"].includes(cmd) ? exec("formatBlock", cmd) : exec(cmd));
   return html`<div class="field rich-field">
     <span class="label" id=${id + "-label"}>${label}</span>
-    <div class="toolbar" role="toolbar" aria-label="Text formatting">
-      ${tools.map(([cmd, name, glyph]) => html`<button type="button" class="tool" key=${cmd} aria-label=${name}
-        onMouseDown=${(e) => e.preventDefault()}
-        onClick=${() => (["h2", "h3", "p"].includes(cmd) ? exec("formatBlock", cmd) : exec(cmd))}>${glyph}</button>`)}
-      <button type="button" class="tool" aria-label="Link" onMouseDown=${(e) => e.preventDefault()} onClick=${link}>🔗</button>
-      ${refine ? html`<${RefineMenu} refine=${refine} target=${ref} onChange=${onChange} />` : null}
+    <div class="toolbar" role="toolbar" aria-label="Text formatting" aria-controls=${id} ref=${bar} onKeyDown=${onToolKey}>
+      ${tools.map(([cmd, name, glyph], k) => html`<button type="button" class="tool icon-only" key=${cmd} aria-label=${name} title=${name}
+        tabindex=${k === active ? 0 : -1} onFocus=${() => setActive(k)}
+        onMouseDown=${(e) => e.preventDefault()} onClick=${() => run(cmd)}>${icon(glyph)}</button>`)}
     </div>
     <div ref=${ref} id=${id} class="rich editable" contenteditable="true" role="textbox" aria-multiline="true"
       aria-labelledby=${id + "-label"} onInput=${(e) => onChange(e.currentTarget.innerHTML)}
       onBlur=${(e) => onChange(e.currentTarget.innerHTML)}></div>
+    ${refine ? html`<${RefineMenu} refine=${refine} target=${ref} onChange=${onChange} />` : null}
   </div>`;
 }
 
 // AI refine of the selected text (or the whole field when nothing is selected). The selection is
-// remembered while it is inside the field, so it survives focus moving to this menu (Shift+Tab from
-// the text, or a click); a click elsewhere in the field forgets it.
+// remembered while it is inside the field, so it survives focus moving to this menu (Tab from the
+// text, or a click); a click elsewhere in the field forgets it. Choosing an action does nothing by
+// itself (arrow keys walk a <select>'s options: WCAG 3.2.2); the Apply button runs it.
 function RefineMenu({ refine, target, onChange }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
+  const [status, setStatus] = useState("");
   const [id] = useState(() => fieldId("refine"));
   const saved = useRef(null);
   useEffect(() => {
@@ -143,8 +159,8 @@ function RefineMenu({ refine, target, onChange }) {
         && !selection.isCollapsed) range = selection.getRangeAt(0).cloneRange();
     else if (saved.current && !saved.current.collapsed && el.contains(saved.current.commonAncestorContainer)) range = saved.current;
     const text = range ? range.toString() : el.innerText;
-    if (!text.trim()) return;
-    setBusy(true); setError("");
+    if (!text.trim()) { setError("There is no text to refine"); return false; }
+    setBusy(true); setError(""); setStatus("");
     try {
       const result = await refine(text, operation);
       if (range) {
@@ -161,22 +177,33 @@ function RefineMenu({ refine, target, onChange }) {
         }
       }
       onChange(el.innerHTML);
+      setStatus("Text refined");
+      return true;
     } catch (err) {
       setError(err.message || "The text could not be refined");
+      return false;
     } finally { setBusy(false); }
   };
-  return html`<span class="refine">
-    <label class="sr-only" for=${id}>Refine with AI</label>
-    <select id=${id} disabled=${busy} aria-describedby=${error ? id + "-error" : undefined}
-      onChange=${(e) => { const op = e.target.value; e.target.value = ""; if (op) run(op); }}>
-      <option value="">${busy ? "Refining…" : "✨ Refine…"}</option>
+  const [operation, setOperation] = useState("");
+  const apply = async () => {
+    if (!operation || busy) return;
+    const done = await run(operation);
+    if (done) { setOperation(""); target.current.focus(); }  // the result, where the author reads it
+  };
+  return html`<div class="refine" role="group" aria-labelledby=${id + "-label"}>
+    <label id=${id + "-label"} for=${id}>${icon("sparkles")} Refine with AI</label>
+    <select id=${id} disabled=${busy} value=${operation} aria-describedby=${error ? id + "-error" : undefined}
+      onChange=${(e) => setOperation(e.target.value)}>
+      <option value="">Choose an action…</option>
       <option value="shorten">Shorten</option><option value="expand">Expand</option>
       <option value="simplify">Simplify</option><option value="fix_grammar">Fix grammar</option>
       <option value="change_tone">Friendlier tone</option>
     </select>
-    <span class="sr-only" role="status">${busy ? "Refining the text…" : ""}</span>
+    <button type="button" class="secondary" disabled=${!operation} aria-disabled=${busy ? "true" : undefined} onMouseDown=${(e) => e.preventDefault()} onClick=${apply}>
+      ${busy ? icon("loader-2", { className: "spin" }) : null}${busy ? "Refining…" : "Apply"}</button>
+    <span class="sr-only" role="status">${busy ? "Refining the text…" : status}</span>
     ${error ? html`<span class="error" id=${id + "-error"} role="alert">${error}</span>` : null}
-  </span>`;
+  </div>`;
 }
 
 function QuizEditor({ screen, change }) {
@@ -198,7 +225,7 @@ function QuizEditor({ screen, change }) {
         <${Check} label=${`Correct (answer ${j + 1})`} checked=${a.correct}
           onChange=${(v) => setQuestion(i, { ...q, answers: q.answers.map((x, k) => (k === j ? { ...x, correct: v } : x)) })} />
         <button type="button" class="tool danger" aria-label=${`Remove answer ${j + 1} of question ${i + 1}`}
-          disabled=${q.answers.length <= 2} onClick=${() => setQuestion(i, { ...q, answers: q.answers.filter((_, k) => k !== j) })}>✕</button>
+          disabled=${q.answers.length <= 2} onClick=${() => setQuestion(i, { ...q, answers: q.answers.filter((_, k) => k !== j) })}>${icon("trash")}</button>
       </div>`)}
       <button type="button" class="secondary" disabled=${q.answers.length >= 8}
         onClick=${() => setQuestion(i, { ...q, answers: [...q.answers, { id: nextId(q.answers), text: "", correct: false }] })}>Add answer</button>
