@@ -123,9 +123,25 @@ def test_binary_bundles_the_engine_the_manifest_and_the_tts_worker(binary: Path)
 
     names = set(CArchiveReader(str(binary)).toc)
     assert {"models/manifest.json", "appliance/ai/tts_worker.py", "llama_cpp/lib/libllama.so"} <= names
+    assert "appliance/release/trusted/coassemble-release-1.pub" in names  # the release key upgrades trust
     assert {f"llama_cpp/lib/lib{n}.so.0" for n in ("ggml", "ggml-cpu", "ggml-base", "llama")} <= names
     assert not any(n.startswith("llama_cpp/server") or n.endswith(".so.0.5.0") for n in names)  # build/hooks
     assert not any(n.endswith(".gguf") for n in names)  # the model stays outside
+
+
+def test_binary_trusts_its_shipped_release_key(binary: Path, tmp_path: Path) -> None:
+    """The frozen program finds the release keys it carries: a bundle by another key is refused
+    naming the shipped key, and verifies once that key is given explicitly."""
+    from appliance.release import signing
+    from tests.release.conftest import make_bundle
+
+    signing.generate(tmp_path / "throwaway.key", tmp_path / "throwaway.pub")
+    made = make_bundle(tmp_path / "b.tar", binary, tmp_path / "throwaway.key", "9.9.9")
+    refused = _run(binary, "release", "verify", str(made))
+    shipped = signing.key_id(signing.load_public(signing.TRUSTED_DIR / "coassemble-release-1.pub"))
+    assert refused.returncode == 2 and f"does not trust (trusted: {shipped})".encode() in refused.stderr, refused
+    verified = _run(binary, "release", "verify", str(made), "--public-key", str(tmp_path / "throwaway.pub"))
+    assert verified.returncode == 0 and b"verified: version 9.9.9" in verified.stdout, verified
 
 
 @pytest.mark.skipif(not TEST_MODEL_FILE.is_file(), reason=f"no {TEST_MODEL_FILE}: run `make test` first")

@@ -129,11 +129,21 @@ class Installed:
         return [f"{e['route']} | {e.get('target') or ''}" for e in map(json.loads, out.splitlines())]
 
 
+def _installed(directory: Path, keys: Keys) -> Installed:
+    install = init_data_dir(directory / "data")
+    binary = stand_in(directory / "bin" / "appliance", "0.1.0")
+    return Installed(install.data_dir, binary, {"APPLIANCE_UPGRADES_DEV_KEY": str(keys.public)})
+
+
 @pytest.fixture()
 def installed(tmp_path: Path, keys: Keys) -> Installed:
-    install = init_data_dir(tmp_path / "data")
-    binary = stand_in(tmp_path / "bin" / "appliance", "0.1.0")
-    return Installed(install.data_dir, binary, {"APPLIANCE_UPGRADES_DEV_KEY": str(keys.public)})
+    return _installed(tmp_path, keys)
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Installed:
+    """One installation shared by the tests that must leave it as it was (each checks that it did)."""
+    return _installed(tmp_path_factory.mktemp("untouched"), keys)
 
 
 def fingerprint(directory: Path) -> dict[str, str]:
