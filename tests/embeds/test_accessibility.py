@@ -286,6 +286,9 @@ def test_analytics_collection_and_refused_page(browser, host, appliance: Applian
         _clean(frame, "collection")
         _reflows(frame, "collection, 320 px")
         frame_locator.get_by_role("button", name="Open: New starter induction").click()
+        frame_locator.get_by_role("heading", level=1, name="New starter induction").wait_for()
+        assert frame.evaluate(FOCUSED) == "New starter induction"  # the course's cover took focus
+        _clean(frame, "a course opened from the collection")
         frame_locator.get_by_role("button", name="Back to the list").click()
         frame.wait_for_function(f"() => ({FOCUSED})() === 'Open: New starter induction'")
 
