@@ -260,7 +260,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
         </div>
         ${showFeedback && !feedbackSent ? html`<div class="feedback-pick" role="group" aria-labelledby="feedback-prompt">
               <p id="feedback-prompt">${t("feedbackPrompt")}</p>
-              ${[1, 2, 3, 4, 5].map((n) => html`<button type="button" class="secondary star" key=${n} aria-label=${`${n} / 5`} onClick=${() => sendFeedback(n)}>${Array.from({ length: n }, () => icon("star"))}</button>`)}
+              ${[1, 2, 3, 4, 5].map((n) => html`<button type="button" class="secondary star" key=${n} aria-label=${`${n} / 5`} onClick=${() => sendFeedback(n)}>${icon("star")}<span>${n}</span></button>`)}
             </div>` : null}
         <p class="feedback-status" role="status" tabindex="-1">${feedbackSent ? t("feedbackThanks") : ""}${closed ? ` ${t("finishedNote")}` : ""}</p>
       </main></div>`;
