@@ -95,6 +95,7 @@ class ModelHost:
         self._spawning = threading.Lock()  # stop() never misses a process being started
         self._started = threading.Event()  # the first start was tried
         self.restarts = 0
+        self.failed_starts = 0  # the program could not be started at all (e.g. a missing executable)
         self._thread = threading.Thread(target=self._supervise, name="ai-model-host", daemon=True)
         self._thread.start()
         self._started.wait(30)
@@ -132,6 +133,7 @@ class ModelHost:
                     self._proc = proc = self._spawn()
             except OSError as exc:
                 logs.event("ai model process not started", level=40, error=exc.strerror or type(exc).__name__)
+                self.failed_starts += 1
                 self._started.set()
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)

@@ -379,8 +379,9 @@ class ProcessEngine(Engine):
     def _gone(self) -> None:
         with self._lock:
             was, self._connected = self._connected, False
-        if was:
-            self._ready.set()  # wait_ready() returns: the first model process died
+        host = self._host
+        if was or (host is not None and (host.restarts or host.failed_starts)):
+            self._ready.set()  # wait_ready() returns: the first model process died (or never started)
 
     def _poll(self) -> None:
         while not self._closed.is_set():

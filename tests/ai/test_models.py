@@ -182,7 +182,7 @@ def test_ai_service_uses_the_models_dir_default(monkeypatch: pytest.MonkeyPatch,
     from appliance.ai import jobs
 
     seen: list[Any] = []
-    monkeypatch.setattr(jobs, "create_engine", lambda config: seen.append(config) or object())
+    monkeypatch.setattr(jobs, "create_engine", lambda config, run_dir=None: seen.append(config) or object())
     monkeypatch.delenv("APPLIANCE_MODELS_DIR", raising=False)
     monkeypatch.setattr(M.sys, "frozen", True, raising=False)
     runtime: Any = SimpleNamespace(settings=SimpleNamespace(ai=AISettings()), data_dir=tmp_path / "data")
