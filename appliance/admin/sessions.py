@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import sqlite_utils
+
 from appliance.security.audit import now_iso
 from appliance.storage.database import Database
 
@@ -37,16 +39,21 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def start(control: Database, admin_id: int) -> str:
-    """A new session; returns the cookie value (never stored)."""
+def start(control: Database, admin_id: int, max_hours: float) -> str:
+    """A new session; returns the cookie value (never stored). Sessions older than `max_hours`
+    that nobody presented again are deleted here, so the table does not grow with every login."""
     token = secrets.token_urlsafe(32)
     now = now_iso()
-    control.write(
-        lambda db: db.execute(
+    stale = (datetime.now(UTC) - timedelta(hours=max_hours)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    def job(db: sqlite_utils.Database) -> None:
+        db.execute("DELETE FROM admin_sessions WHERE created < ?", [stale])
+        db.execute(
             "INSERT INTO admin_sessions (token_hash, admin_id, csrf, created, last_seen) VALUES (?, ?, ?, ?, ?)",
             [_digest(token), admin_id, secrets.token_urlsafe(32), now, now],
         )
-    )
+
+    control.write(job)
     return token
 
 

@@ -65,21 +65,29 @@ def test_a_right_passphrase_resets_the_failure_count(runtime: Runtime) -> None:
 
 def test_sessions_end_at_logout_reset_removal_and_idle(runtime: Runtime) -> None:
     admin = accounts.create(runtime.control, "ops", PASSPHRASE)
-    token = sessions.start(runtime.control, admin.id)
+    token = sessions.start(runtime.control, admin.id, 12)
     found = sessions.find(runtime.control, token, 15, 12)
     assert found is not None and found.name == "ops" and sessions.csrf_ok(found, found.csrf)
     assert not sessions.csrf_ok(found, "") and not sessions.csrf_ok(found, found.csrf[:-1] + "x")
     sessions.end(runtime.control, token)
     assert sessions.find(runtime.control, token, 15, 12) is None
-    token = sessions.start(runtime.control, admin.id)
+    token = sessions.start(runtime.control, admin.id, 12)
     accounts.reset_passphrase(runtime.control, "ops", PASSPHRASE + "2")
     assert sessions.find(runtime.control, token, 15, 12) is None
-    token = sessions.start(runtime.control, admin.id)
+    token = sessions.start(runtime.control, admin.id, 12)
     time.sleep(1.2)
     assert sessions.find(runtime.control, token, 1 / 60, 12) is None  # idle longer than a second
-    token = sessions.start(runtime.control, admin.id)
+    token = sessions.start(runtime.control, admin.id, 12)
     accounts.remove(runtime.control, "ops")
     assert sessions.find(runtime.control, token, 15, 12) is None
+
+
+def test_old_sessions_are_deleted_at_the_next_login(runtime: Runtime) -> None:
+    admin = accounts.create(runtime.control, "ops", PASSPHRASE)
+    sessions.start(runtime.control, admin.id, 12)
+    time.sleep(1.1)
+    sessions.start(runtime.control, admin.id, 1 / 3600)  # a one-second lifetime: the first is stale
+    assert runtime.control.read().execute("SELECT count(*) FROM admin_sessions").fetchone()[0] == 1
 
 
 def test_a_setup_token_is_used_once_and_expires(runtime: Runtime) -> None:

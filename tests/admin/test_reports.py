@@ -52,6 +52,7 @@ def test_pages_and_last_use(runtime: Runtime) -> None:
     assert first.rows[1]["last_used"] is None
     second = reports.key_page(runtime.control, runtime.audit.database, 2)
     assert [r["key_id"] for r in second.rows] == list(reversed(ids[:3]))
+    _calls(runtime, f"apikey:{ids[0]}", datetime.now(UTC), 3)  # another key's calls: the filter leaves them out
     audit = reports.audit_page(runtime.audit.database, reports.AuditFilter(actor=f"apikey:{ids[-1]}"), 1)
     assert audit.total == 2 and all(r["actor"] == f"apikey:{ids[-1]}" for r in audit.rows)
     assert reports.audit_page(runtime.audit.database, reports.AuditFilter(route="nothing-like-this"), 1).total == 0

@@ -64,7 +64,7 @@ def setup_submit(request: Request[Any, Any, Any], token: str, data: Form) -> Res
         return message_page("Setup link refused", SETUP_REFUSED[state], 410 if state is not setup.TokenState.UNKNOWN else 404, ("/admin/login", "Log in"))
     context_of(request).actor = f"admin:{admin.name}"
     context_of(request).target = f"admin:{admin.name}"
-    value = sessions.start(runtime.control, admin.id)
+    value = sessions.start(runtime.control, admin.id, runtime.settings.admin.session_hours)
     return Redirect("/admin/?done=setup", status_code=303, cookies=[auth.session_cookie(request, value)])
 
 
@@ -105,7 +105,7 @@ def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
             )
         return page("Log in", _login_form(data["csrf"], name), error=str(refused), status=423 if refused.locked else 401)
     ctx.actor = f"admin:{admin.name}"
-    value = sessions.start(runtime.control, admin.id)
+    value = sessions.start(runtime.control, admin.id, runtime.settings.admin.session_hours)
     return Redirect("/admin/", status_code=303, cookies=[auth.session_cookie(request, value)])
 
 
