@@ -11,7 +11,9 @@ Contract (docs/ai.md "Local engine"; used only by the worker thread of :class:`a
   request ended. A new prompt takes the sequence with the longest common prefix (or copies that
   prefix from a running one with ``llama_memory_seq_cp``, which shares cells instead of copying
   them) and evaluates only the rest. Screens of one course share the system prompt and the course
-  context this way.
+  context this way. Requests admitted together read a shared prompt start once: a sequence whose
+  next prompt tokens another sequence is reading in the same step waits for it, then takes those
+  cells by ``llama_memory_seq_cp`` (:meth:`BatchDecoder._catch_up`) instead of evaluating them again.
 - Jump-forward: after each sampled token, the text the schema forces (:mod:`appliance.ai.forced`)
   is tokenized, each token is checked against the grammar, and the accepted ones are evaluated in
   the next batch without a sampling step. A finished root value ends the request at once.
@@ -39,6 +41,7 @@ from .grammar import LazyGrammarSampler, schema_to_gbnf
 
 PROMPT_CHUNK = 128  # prompt tokens per sequence per step: bounds everyone's step time during prefill
 FORCED_LIMIT = 48  # characters of forced text appended at once
+SHARED_MIN = 16  # prompt tokens two readers must share before one waits for the other
 
 
 @dataclass
@@ -212,10 +215,16 @@ class BatchDecoder:
         if not running:
             return
         urgent = min(s.job.sampling.priority for s in running)
+        reading: list[Sequence] = []  # sequences reading their prompt in this step
         # decoding sequences first (a token each, plus forced runs), then prompt chunks
         for seq in sorted(running, key=lambda s: (s.stats._t_first == 0.0, s.job.submitted)):
             if room <= 0 or not seq.pending or seq.job.sampling.priority > urgent:
                 continue
+            if seq.stats._t_first == 0.0:
+                self._catch_up(seq)
+                if any(self._shares_next(seq, leader) for leader in reading):
+                    continue  # the leader reads the shared tokens; this one copies them next step
+                reading.append(seq)
             chunk = PROMPT_CHUNK if seq.stats._t_first == 0.0 else len(seq.pending)
             take = min(len(seq.pending), chunk, room)
             plan.append((seq, take, take == len(seq.pending)))
@@ -258,6 +267,33 @@ class BatchDecoder:
                 self._sample(seq, logits_at[seq.seq_id])
             except AIError as exc:
                 self._finish(seq, exc)
+
+    def _catch_up(self, seq: Sequence) -> None:
+        """Take the next prompt tokens of ``seq`` from a sequence that has already evaluated them
+        (shared cells, no evaluation), keeping the last prompt token, which is read for its logits."""
+        wanted = seq.tokens + seq.pending
+        best, donor = len(seq.tokens), None
+        for other in self.sequences:
+            if other is not seq and len(other.tokens) > best:
+                n = min(_common_prefix(other.tokens, wanted), len(wanted) - 1)
+                if n > best:
+                    best, donor = n, other
+        if donor is None:
+            return
+        start = len(seq.tokens)
+        self._L.llama_memory_seq_cp(self.memory, donor.seq_id, seq.seq_id, start, best)
+        seq.tokens.extend(seq.pending[:best - start])
+        del seq.pending[:best - start]
+        seq.stats.cached_tokens += best - start
+
+    @staticmethod
+    def _shares_next(seq: Sequence, leader: Sequence) -> bool:
+        """Whether ``leader``, reading its prompt from the same evaluated start, is about to read
+        at least ``SHARED_MIN`` of the tokens ``seq`` would read next."""
+        start = len(seq.tokens)
+        if len(leader.tokens) != start or leader.tokens != seq.tokens:
+            return False
+        return _common_prefix(leader.pending, seq.pending) >= min(SHARED_MIN, len(seq.pending) - 1) > 0
 
     def _emit(self, seq: Sequence, token_bytes: bytes) -> str:
         text: str = seq.decoder.decode(token_bytes)

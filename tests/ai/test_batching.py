@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -74,6 +75,42 @@ def test_a_shared_prefix_is_evaluated_once_and_gives_the_same_answer(engine: Loc
     again = engine.complete(COURSE_MESSAGES, schema=COURSE_SCHEMA, max_tokens=400, sampling=greedy)
     assert again.stats.cached_tokens >= again.stats.prompt_tokens - 1  # all but the last prompt token
     assert again.text == first.text  # reused KV cells hold what a fresh prefill would
+
+
+def test_requests_admitted_together_read_their_shared_prompt_once() -> None:
+    """Three requests wait behind an urgent one (as a course's knowledge check, summary and
+    description wait behind its plan), then start in the same step: one reads the shared prompt,
+    the others copy its cells."""
+    eng = _engine(parallel=4)
+    try:
+        shared = f"Reference {uuid.uuid4().hex}. " + " ".join(f"Rule {i}: check the sender of every message." for i in range(25))
+        asks = [[{"role": "system", "content": shared}, {"role": "user", "content": f"Name colour number {i}."}]
+                for i in range(3)]
+        urgent = eng.stream(LONG_MESSAGES, max_tokens=40, sampling=SamplingParams(seed=2, priority=-1))
+        next(urgent)
+        results: list[Any] = [None] * 3
+
+        def ask(i: int) -> None:
+            try:
+                results[i] = eng.complete(asks[i], schema=QUIZ_SCHEMA, max_tokens=300, sampling=SamplingParams(seed=i))
+            except Exception as exc:  # reported by the assertion below
+                results[i] = exc
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        list(urgent)
+        for t in threads:
+            t.join(180)
+        for r in results:
+            assert not isinstance(r, Exception), r
+            validate(json.loads(r.text), QUIZ_SCHEMA)
+        prompt = results[0].stats.prompt_tokens
+        read = sum(r.stats.prompt_tokens - r.stats.cached_tokens for r in results)
+        assert prompt > 200
+        assert read < 1.4 * prompt, (read, prompt)  # not three times
+    finally:
+        eng.close()
 
 
 def test_forced_text_is_appended_without_sampling(engine: LocalEngine) -> None:
