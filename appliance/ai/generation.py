@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
-from appliance.ai.quality import Flag, has_cjk, refine_flags, translation_flags
+from appliance.ai.quality import Flag, has_cjk, refine_flags, sentences, translation_flags
 from appliance.courses.validate import paragraphs_to_html, validate_screen
 
 MAX_SCREENS = 25
@@ -216,17 +216,36 @@ def generate_quiz_at_once(
     so they share the evaluated prefix."""
     task = QUIZ_TASK.format(count=1)
 
-    def one(focus: str) -> dict[str, Any]:
+    def one(focus: str, avoid: list[str] | None = None) -> dict[str, Any]:
         asked = f"{task} {focus}"
+        if avoid:
+            asked += " Do not repeat these sentences: " + "; ".join(avoid)[:300]
         raw = engine.generate_json(prompt_messages(asked, source, context), quiz_schema(1, titled=False),
                                    max_tokens=QUESTION_TOKENS + 100, timeout=timeout, cancel=cancel,
-                                   sampling=for_scripts(sampling, asked, source, context))
+                                   sampling=for_scripts(fresh_sample(sampling, 1) if avoid else sampling,
+                                                        asked, source, context))
         question: dict[str, Any] = raw["questions"][0]
         return question
 
     with ThreadPoolExecutor(max_workers=len(focuses), thread_name_prefix="ai-question") as pool:
         questions = list(pool.map(one, focuses))
+    # written apart, two questions may explain one fact in the same words: the later one is asked
+    # again, once, told which sentences to avoid (the gate would otherwise rewrite the whole quiz)
+    for i in range(1, len(questions)):
+        repeated = repeated_in_question(questions[:i], questions[i])
+        if repeated:
+            questions[i] = one(focuses[i], repeated)
     return _quiz_screen(questions, title)
+
+
+def repeated_in_question(earlier: list[dict[str, Any]], question: dict[str, Any]) -> list[str]:
+    """The sentences of a model question that an earlier question already has (question and
+    feedback, as the repetition rule reads them; answers are exempt)."""
+    def said(q: dict[str, Any]) -> list[str]:
+        return [s for key in ("question", "feedback_correct", "feedback_incorrect") for s in sentences(q[key])]
+
+    before = {s for q in earlier for s in said(q)}
+    return [s for s in said(question) if s in before]
 
 
 # -- translation and refinement ---------------------------------------------------------------------

@@ -7,7 +7,8 @@ flagged screen (bounded retries) and reports what still fails in the job result.
     leaked_markup      prompt fences, tags, JSON fragments, chat-template tokens, markdown the
                        player would show literally
     meta_talk          text about the screen/course/format/prompt instead of the topic
-    repeated_sentence  a sentence of 5+ words already used in this screen or an earlier one
+    repeated_sentence  a sentence of 5+ words already used in this screen or an earlier one (screen
+                       titles are headings, not sentences: a later screen may say one in full)
     empty_field        a blank title or text, or a screen without content
     overlong_field     a field longer than a learner should read in one piece (LIMITS)
     type_mix           a course of 6+ screens using fewer than 3 screen types
@@ -293,7 +294,7 @@ def screen_flags(screen: dict[str, Any], index: int | None = None, *, seen: set[
                               f"{LIMITS[field]}): {_quote(text, 0, 40)}"))
     here: set[str] = set()
     for field, text in fields:
-        if field == "answer":
+        if field in ("answer", "title"):  # a heading is no sentence: a later screen may say it in full
             continue
         for sentence in sentences(text):
             if sentence in here or (seen is not None and sentence in seen):

@@ -169,3 +169,19 @@ def test_the_knowledge_check_writes_its_questions_at_once(engine: LocalEngine) -
     questions = quiz["content"]["questions"]
     assert [q["id"] for q in questions] == [1, 2]
     assert all(sum(a["correct"] for a in q["answers"]) == 1 for q in questions)
+
+
+
+def test_a_question_that_repeats_an_earlier_one_is_found() -> None:
+    """generate_quiz_at_once asks such a question again, told which sentences to avoid."""
+    from appliance.ai.generation import repeated_in_question
+
+    first = {"question": "Which sign shows that a sender is fake?", "answers": ["a", "b", "c"], "correct": 0,
+             "feedback_correct": "Right: a mismatched address is the clearest sign.",
+             "feedback_incorrect": "A mismatched address is the clearest sign of a fake sender."}
+    second = {"question": "What do you do with a suspicious email?", "answers": ["a", "b", "c"], "correct": 1,
+              "feedback_correct": "Yes, report it to the security team at once.",
+              "feedback_incorrect": "A mismatched address is the clearest sign of a fake sender."}
+    assert repeated_in_question([first], second) == ["a mismatched address is the clearest sign of a fake sender"]
+    second["feedback_incorrect"] = "Report it: the security team can warn everyone else."
+    assert repeated_in_question([first], second) == []

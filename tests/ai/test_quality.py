@@ -266,6 +266,12 @@ def test_repeated_sentence_inside_one_screen_fails() -> None:
     assert rules(flags) == ["repeated_sentence"]
 
 
+def test_a_screen_title_said_in_full_by_a_later_screen_is_no_repetition() -> None:
+    seen: set[str] = set()
+    assert screen_flags(text("Examples: learn how to submit a claim", "Claims go through the portal."), 0, seen=seen) == []
+    assert screen_flags(text("Steps", "Learn how to submit a claim. Start in the portal."), 1, seen=seen) == []
+
+
 def test_repeated_sentence_passes_distinct_and_short_sentences() -> None:
     seen: set[str] = set()
     assert screen_flags(text("A", "Lock your screen.", "Check the sender before you click."), 0, seen=seen) == []
