@@ -190,7 +190,7 @@ function RefineMenu({ refine, target, onChange }) {
     const done = await run(operation);
     if (done) { setOperation(""); target.current.focus(); }  // the result, where the author reads it
   };
-  return html`<div class="refine" role="group" aria-labelledby=${id + "-label"}>
+  return html`<div class="refine">
     <label id=${id + "-label"} for=${id}>${icon("sparkles")} Refine with AI</label>
     <select id=${id} disabled=${busy} value=${operation} aria-describedby=${error ? id + "-error" : undefined}
       onChange=${(e) => setOperation(e.target.value)}>
