@@ -161,11 +161,11 @@ class ProcessEngine(Engine):
         with self._lock:
             info, connected = dict(self._info), self._connected
         host = self._host
+        pid, network = info.pop("pid", None), info.pop("network", None)
         info.update(
             name=self.name, status=self.status().value,
-            process={"pid": info.pop("pid", None) if connected else None, "connected": connected,
-                     "network": info.pop("network", None), "owner": host is not None,
-                     "restarts": host.restarts if host is not None else None},
+            process={"pid": pid if connected else None, "connected": connected, "network": network,
+                     "owner": host is not None, "restarts": host.restarts if host is not None else None},
         )
         if not connected:
             info["error"] = "the model process is not running" if self._ready.is_set() else None
