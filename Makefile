@@ -112,6 +112,7 @@ test: lint types unit
 
 bench: model-default
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/http_workers.py
 	$(BIN)/python -m appliance.ai.bench --models qwen2.5-coder-1.5b-instruct-q4_k_m --threads 2
 	$(BIN)/python bench/course.py --screens 10
 	$(BIN)/python bench/quality.py

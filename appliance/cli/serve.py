@@ -19,7 +19,7 @@ from appliance.cli.common import (
 )
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime, initialise, open_runtime
 from appliance.storage import crypto
-from appliance.storage.database import StorageError
+from appliance.storage.database import StorageError, share_writers
 from appliance.workspaces import service
 
 
@@ -73,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.setup()  # JSON from the first line: opening the data directory can already log (a full disk)
     data_dir = config.resolve_data_dir(args.data_dir)
     secret = passphrase(args, data_dir)
+    inherited = workers.worker_socket()
+    if inherited is not None or args.workers > 1:
+        share_writers()  # before any database opens: writers of several processes queue on a flock
     runtime = open_runtime(config.load(data_dir), secret)
     settings = runtime.settings
     tls: tuple[Path, Path] | None = None
@@ -92,7 +95,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.tls_cert, settings.server.tls_key = str(tls[0]), str(tls[1])
     if args.public_url:
         settings.server.public_url = args.public_url
-    inherited = workers.worker_socket()
     if inherited is not None:  # one of `serve --workers N`: serve the supervisor's socket
         serve(runtime, host, port, tls, sock=inherited[0], recover_jobs=inherited[1])
     elif args.workers > 1:

@@ -5,10 +5,12 @@ raw 256-bit key from the keyring, so opening costs no KDF. Writes go through a s
 that commits waiting jobs together (group commit: one fsync serves many writes); each job runs in
 its own savepoint so one failing job does not undo the others. Reads use one connection per thread.
 
-Several processes may write one file (`appliance serve --workers N`, the CLI beside a server): each
-writer step holds an exclusive `flock` on `<file>.wlock` around its transaction, so writers from
-different processes queue in the kernel and wake as soon as the lock is free, instead of polling
-SQLite's busy handler (which sleeps up to 100 ms between tries).
+Several server processes may write one file (`appliance serve --workers N`): there, with
+`share_writers()` called before the databases open, each writer step holds an exclusive `flock` on
+`<file>.wlock` around its transaction, so writers from different processes queue in the kernel and
+wake as soon as the lock is free, instead of polling SQLite's busy handler (which sleeps up to
+100 ms between tries). SQLite's own locking keeps writes correct either way; a CLI command beside
+the server relies on it (busy timeout).
 
 Pitfalls handled here: sqlite-utils must raise sqlcipher3's exception
 classes; the key must be set before any other pragma; a wrong key only shows on the first read;
@@ -52,6 +54,14 @@ PLAIN_SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_GROUP = 256
 
 T = TypeVar("T")
+_SHARED_WRITERS = False
+
+
+def share_writers() -> None:
+    """This process is one of several server processes writing the same files (server.workers)."""
+    global _SHARED_WRITERS
+    _SHARED_WRITERS = True
+
 log = logging.getLogger("appliance.storage")
 DatabaseError = sqlcipher.DatabaseError
 IntegrityError = sqlcipher.IntegrityError
@@ -188,7 +198,11 @@ class Database:
             connect(path, key, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         )
         # the cross-process writer lock (module docstring); opened once, held only around a step
-        self._wlock = os.open(path.with_name(path.name + ".wlock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._wlock = (
+            os.open(path.with_name(path.name + ".wlock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if _SHARED_WRITERS
+            else None
+        )
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[Any] = []
@@ -251,11 +265,15 @@ class Database:
             if stop:
                 break
         self._writer.conn.close()
-        os.close(self._wlock)
+        if self._wlock is not None:
+            os.close(self._wlock)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         """Hold the cross-process writer lock (flock waits in the kernel, without the GIL)."""
+        if self._wlock is None:
+            yield
+            return
         fcntl.flock(self._wlock, fcntl.LOCK_EX)
         try:
             yield
