@@ -196,6 +196,10 @@ def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: P
                 time.sleep(0.1)
         print(f"binary: serving with the model loaded {time.monotonic() - started:.1f} s after start")
         assert health["checks"]["ai"] == "ready", health  # not "unavailable": llama_cpp and the model loaded
+        # the model runs in the model process, which is the binary itself (docs/ai.md, "Model process")
+        model_pid = int((data_dir / "run" / "model.pid").read_text())
+        assert b"_model-host" in Path(f"/proc/{model_pid}/cmdline").read_bytes().split(b"\0")
+        assert "libllama" in Path(f"/proc/{model_pid}/maps").read_text()
 
         c = httpx.Client(base_url=url, headers={"Authorization": key}, timeout=300)
         # the bundled engine writes a course: a 502 (the product's "did not pass validation") fails

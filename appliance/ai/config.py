@@ -16,6 +16,22 @@ from .engine import Engine
 AIConfig = AISettings  # the name `appliance.ai` has always exported for the engine's settings
 
 
+def local_options(c: AISettings) -> dict[str, Any]:
+    """The on-box engine's options (LocalEngine's keyword arguments; plain data for the model process)."""
+    from .local import DEFAULT_PARALLEL
+
+    return {
+        "model": c.model or None,
+        "models_dir": str(Path(c.models_dir).expanduser()) if c.models_dir else None,
+        "n_ctx": c.n_ctx,
+        "n_threads": c.n_threads,
+        "queue_size": c.queue_size,
+        "timeout": c.timeout_seconds,
+        "parallel": c.parallel or DEFAULT_PARALLEL,
+        "kv_cells": c.kv_cells,
+    }
+
+
 def create_engine(config: AISettings | None = None, run_dir: Path | None = None) -> Engine:
     """The engine the server should use.
 
@@ -29,18 +45,9 @@ def create_engine(config: AISettings | None = None, run_dir: Path | None = None)
     c = config or AISettings()
     local: Engine | None = None
     if c.local:
-        from .local import DEFAULT_PARALLEL, LocalEngine
+        from .local import LocalEngine
 
-        options: dict[str, Any] = {
-            "model": c.model or None,
-            "models_dir": str(Path(c.models_dir).expanduser()) if c.models_dir else None,
-            "n_ctx": c.n_ctx,
-            "n_threads": c.n_threads,
-            "queue_size": c.queue_size,
-            "timeout": c.timeout_seconds,
-            "parallel": c.parallel or DEFAULT_PARALLEL,
-            "kv_cells": c.kv_cells,
-        }
+        options = local_options(c)
         if c.process and run_dir is not None:
             from .process_engine import ProcessEngine
 

@@ -20,11 +20,12 @@ from typing import Any
 import sqlite_utils
 
 from appliance import logs
-from appliance.ai.config import create_engine
+from appliance.ai.config import create_engine, local_options
 from appliance.ai.engine import CancelToken, Engine, EngineStatus
 from appliance.ai.errors import AIError, Cancelled
-from appliance.ai.model_host import run_dir_of
+from appliance.ai.model_host import ModelHost, run_dir_of, try_own
 from appliance.ai.models import default_models_dir
+from appliance.config import AISettings
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_all, fetch_one, last_id
@@ -90,6 +91,28 @@ class _Live:
     listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = field(default_factory=list)
 
 
+def ai_settings(runtime: Runtime) -> AISettings:
+    """The `[ai]` settings with the models dir resolved: <repo>/models from source, <data dir>/models
+    in the binary."""
+    ai_config = runtime.settings.ai
+    if not ai_config.models_dir:
+        ai_config = dataclasses.replace(ai_config, models_dir=str(default_models_dir(runtime.data_dir)))
+    return ai_config
+
+
+def start_model_process(runtime: Runtime) -> ModelHost | None:
+    """Own the appliance's model process from a process that serves no AI itself (the supervisor of
+    `serve --workers N`): the workers are then all its clients, and a worker's crash or restart does
+    not touch the model. None when the on-box engine is off, runs in-process, or another process
+    owns it already."""
+    ai_config = ai_settings(runtime)
+    if not (ai_config.local and ai_config.process):
+        return None
+    run_dir = run_dir_of(runtime.data_dir)
+    fd = try_own(run_dir)
+    return ModelHost(run_dir, local_options(ai_config), fd) if fd is not None else None
+
+
 class AIService:
     def __init__(self, runtime: Runtime, engine: Engine | None = None, workers: int = 2) -> None:
         self.runtime = runtime
@@ -106,12 +129,8 @@ class AIService:
     def engine(self) -> Engine:
         with self._engine_lock:
             if self._engine is None:
-                ai_config = self.runtime.settings.ai
-                if not ai_config.models_dir:  # <repo>/models from source, <data dir>/models in the binary
-                    models_dir = str(default_models_dir(self.runtime.data_dir))
-                    ai_config = dataclasses.replace(ai_config, models_dir=models_dir)
                 # the server's model process listens in the data directory's run directory
-                self._engine = create_engine(ai_config, run_dir_of(self.runtime.data_dir))
+                self._engine = create_engine(ai_settings(self.runtime), run_dir_of(self.runtime.data_dir))
             return self._engine
 
     def start(self, *, recover: bool = True) -> None:

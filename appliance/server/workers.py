@@ -15,7 +15,8 @@ What several processes share, and how it stays safe:
 - background services (webhook delivery, change shipping and snapshots, retention, the space
   reserve, the head anchor) run once, in the supervisor (server.serve.start_background). The CLI's
   rekey requests are refused while several workers run (each would hold the old key);
-- the AI model runs in its own process, shared by every worker (ai.model_host); the AI jobs a stop
+- the AI model runs in its own process, owned by the supervisor and shared by every worker
+  (ai.jobs.start_model_process, ai.model_host); the AI jobs a stop
   interrupted are picked up by the first worker only, at the supervisor's start.
 
 A worker that dies (a crash, kill -9) is started again; what it acknowledged was committed before
@@ -33,6 +34,7 @@ import sys
 import time
 
 from appliance import logs
+from appliance.ai.jobs import start_model_process
 from appliance.runtime import Runtime
 from appliance.server.serve import start_background
 
@@ -114,6 +116,7 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
         stop_background = start_background(self.runtime, rekey=False)
+        model = start_model_process(self.runtime)  # one model process, owned here: workers are its clients
         try:
             for index in range(self.count):
                 self._start(index, sock)
@@ -131,6 +134,8 @@ class Supervisor:
                             self._start(index, sock, restarted=True)
         finally:
             self._stop_workers()
+            if model is not None:
+                model.stop()
             sock.close()
             stop_background()
             self.runtime.close()
