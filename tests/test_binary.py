@@ -144,6 +144,30 @@ def test_binary_trusts_its_shipped_release_key(binary: Path, tmp_path: Path) -> 
     assert verified.returncode == 0 and b"verified: version 9.9.9" in verified.stdout, verified
 
 
+def test_binary_upgrades_itself(binary: Path, tmp_path: Path) -> None:
+    """The installed one-file binary replaces itself with a bundle's (a stand-in that answers /health):
+    it runs the upgrade from a copy of itself, since it reads its own file for every later import."""
+    from appliance.release import signing
+    from tests.release.conftest import make_bundle, stand_in
+
+    installed = tmp_path / "bin" / "appliance"
+    installed.parent.mkdir()
+    installed.write_bytes(binary.read_bytes())
+    installed.chmod(0o755)
+    data_dir = tmp_path / "data"
+    assert _run(installed, "init", "--data-dir", str(data_dir)).returncode == 0
+    signing.generate(tmp_path / "throwaway.key", tmp_path / "throwaway.pub")
+    new = stand_in(tmp_path / "new" / "appliance", "9.9.9")
+    made = make_bundle(tmp_path / "b.tar", new, tmp_path / "throwaway.key", "9.9.9")
+    env = (f"APPLIANCE_UPGRADES_DEV_KEY={tmp_path / 'throwaway.pub'}",)
+    upgraded = _run(installed, "upgrade", str(made), "--data-dir", str(data_dir), "--timeout", "60", env=env)
+    out = (upgraded.stdout + upgraded.stderr).decode()
+    assert upgraded.returncode == 0 and "Traceback" not in out and "upgrade: done: 9.9.9" in out, out
+    assert installed.read_bytes() == new.read_bytes()
+    assert installed.with_name("appliance.prev").read_bytes() == binary.read_bytes()
+    assert not list(Path("/tmp").glob("appliance-upgrader-*/appliance"))  # the copy is gone
+
+
 @pytest.mark.skipif(not TEST_MODEL_FILE.is_file(), reason=f"no {TEST_MODEL_FILE}: run `make test` first")
 def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -84,16 +85,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# The one-file binary reads its own file for every module it imports; once the upgrade renames the
+# new binary over it, a later import would read the new file. So a binary upgrading itself runs the
+# upgrade from a private copy of itself (this variable marks that copy) and only waits for it.
+COPY_MARK = "APPLIANCE_UPGRADE_FROM_COPY"
+
+
+def _run_from_a_copy(binary: Path) -> int:
+    directory = Path(tempfile.mkdtemp(prefix="appliance-upgrader-"))
+    try:
+        copy = directory / "appliance"
+        shutil.copyfile(binary, copy)
+        copy.chmod(0o700)
+        command = [str(copy), *sys.argv[1:], "--install-path", str(binary)]  # the last one given wins
+        return subprocess.run(command, env={**os.environ, COPY_MARK: "1"}).returncode
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    data_dir = config.resolve_data_dir(args.data_dir)
-    settings = config.load(data_dir)
-    secret = passphrase(args, data_dir)
     if args.install_path:
         install_path = Path(args.install_path).resolve()
     elif getattr(sys, "frozen", False):  # the one-file binary upgrades itself
         install_path = Path(sys.executable).resolve()
     else:
         raise CliError("give --install-path: this is not the one-file binary, so there is nothing to replace")
+    if getattr(sys, "frozen", False) and Path(sys.executable).resolve() == install_path and not os.environ.get(COPY_MARK):
+        return _run_from_a_copy(install_path)
+    data_dir = config.resolve_data_dir(args.data_dir)
+    settings = config.load(data_dir)
+    secret = passphrase(args, data_dir)
     options = Options(Path(args.bundle), install_path, args.service, args.force, args.timeout)
     upgrade = Upgrade(settings, lambda: open_runtime(config.load(data_dir), secret), options, print, secret)
     try:

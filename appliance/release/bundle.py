@@ -116,6 +116,7 @@ def build(
                 info.size = content.stat().st_size
                 with open(content, "rb") as f:
                     tar.addfile(info, f)
+    partial.chmod(0o644)  # a release is published, not a secret (the CLI's umask is 077)
     os.replace(partial, output)
     return output
 
