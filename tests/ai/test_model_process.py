@@ -240,3 +240,49 @@ def test_killing_the_model_process_leaves_the_api_answering(
                  timeout=180)
     assert r.status_code == 200 and r.json()["text"], r.text
     assert "ai model process stopped" in server.log()
+
+
+def test_workers_share_the_supervisors_model_process(fresh_install: Install) -> None:
+    """`serve --workers 2`: one model process, the supervisor's child; a worker killed and started again
+    leaves it running, and the workers reach it."""
+    from tests.helpers import start_server
+    from tests.server.test_workers import worker_pids
+
+    server = start_server(fresh_install.data_dir, "--workers", "2")
+    try:
+        run_dir = run_dir_of(fresh_install.data_dir)
+        model = read_pid(run_dir)
+        assert model is not None
+        assert _parent(Path(f"/proc/{model}")) == server.process.pid
+        workers = worker_pids(server)
+        assert len(workers) == 2
+        ours = {server.process.pid, *workers}
+        hosts = [int(p.name) for p in Path("/proc").iterdir()
+                 if p.name.isdigit() and b"appliance.ai.process" in _cmdline(p) and _parent(p) in ours]
+        assert hosts == [model]  # one model process in all: none of the workers started its own
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: len(worker_pids(server)) == 2 and workers[0] not in worker_pids(server), 60,
+                 "the worker was started again")
+        assert read_pid(run_dir) == model and Path(f"/proc/{model}").exists()
+        assert model_info(fresh_install.data_dir)["status"] == "ready"
+        with server.client(fresh_install.test_key, timeout=120) as client:
+            r = client.post("/v1/headless/generate/refine", json={"text": "The cat sat on the mat.",
+                                                                  "operation": "fix_grammar"})
+            assert r.status_code == 200, r.text
+    finally:
+        server.stop()
+    assert not Path(f"/proc/{model}").exists() or b"appliance.ai.process" not in _cmdline(Path(f"/proc/{model}"))
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:  # the process ended while we looked
+        return b""
+
+
+def _parent(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:  # the process ended while we looked
+        return 0
