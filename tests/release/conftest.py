@@ -49,9 +49,9 @@ sys.exit(2)
 '''
 
 
-def stand_in(path: Path, version: str, status: int = 200) -> Path:
+def stand_in(path: Path, version: str, status: int = 200, python: str = sys.executable) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STAND_IN.format(python=sys.executable, version=version, status=status))
+    path.write_text(STAND_IN.format(python=python, version=version, status=status))
     path.chmod(0o755)
     return path
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import pwd
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,3 +201,29 @@ def test_a_release_failing_health_is_rolled_back_binary_and_databases(
     assert cli("audit", "verify", data_dir=installed.data_dir).returncode == 0
     events = [e.split(" |")[0] for e in installed.audit()]
     assert "upgrade health failed" in events and "upgrade rolled back" in events and "upgrade done" not in events
+
+
+def test_as_root_the_data_steps_run_as_the_data_directory_owner(keys: Keys) -> None:
+    """installer/upgrade.sh runs the upgrade as root on a data directory owned by the service's user:
+    the snapshot, the audit entries and the trial server must leave every file that user's."""
+    if os.geteuid() != 0 or not Path("/usr/bin/python3").exists():
+        pytest.skip("UPGRADE AS ROOT NOT TESTED: needs root and /usr/bin/python3 (CI runs as root)")
+    base = Path(tempfile.mkdtemp(prefix="upgrade-owner-", dir="/tmp"))  # pytest's own tmp is root-only
+    try:
+        base.chmod(0o755)
+        data = base / "data"
+        cli("init", data_dir=data)
+        nobody = pwd.getpwnam("nobody")
+        for p in [data, *data.rglob("*")]:
+            os.chown(p, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+        installed = Installed(data, stand_in(base / "bin" / "appliance", "0.1.0", python="/usr/bin/python3"),
+                              {"APPLIANCE_UPGRADES_DEV_KEY": str(keys.public)})
+        new = stand_in(base / "new" / "appliance", "0.2.0", python="/usr/bin/python3")
+        code, out = installed.upgrade(make_bundle(base / "b.tar", new, keys.private))
+        assert code == 0, out
+        assert _sha(installed.binary) == _sha(new)
+        not_theirs = [str(p) for p in [data, *data.rglob("*")] if p.lstat().st_uid != nobody.pw_uid]
+        assert not_theirs == [], not_theirs
+        assert any(p.is_file() for p in (data / "backups").rglob("*"))  # the snapshot was written, as nobody
+    finally:
+        shutil.rmtree(base)
