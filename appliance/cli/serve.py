@@ -74,7 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = config.resolve_data_dir(args.data_dir)
     secret = passphrase(args, data_dir)
     inherited = workers.worker_socket()
-    if inherited is not None or args.workers > 1:
+    count = args.workers if args.workers > 0 else workers.default_workers()
+    if inherited is not None or count > 1:
         share_writers()  # before any database opens: writers of several processes queue on a flock
     runtime = open_runtime(config.load(data_dir), secret)
     settings = runtime.settings
@@ -97,13 +98,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.public_url = args.public_url
     if inherited is not None:  # one of `serve --workers N`: serve the supervisor's socket
         serve(runtime, host, port, tls, sock=inherited[0], recover_jobs=inherited[1])
-    elif args.workers > 1:
+    elif count > 1:
         argv = ["serve", "--data-dir", str(data_dir), "--host", host, "--port", str(port)]
         if tls:
             argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         if args.public_url:
             argv += ["--public-url", args.public_url]
-        workers.supervise(runtime, argv, host, port, args.workers, secret, tls is not None)
+        workers.supervise(runtime, argv, host, port, count, secret, tls is not None)
     else:
         serve(runtime, host, port, tls)
     return 0
@@ -194,7 +195,7 @@ def register(sub: Subparsers[Any]) -> None:
     p.add_argument("--tls-self-signed", action="store_true")
     p.add_argument(
         "--workers", type=int, default=1,
-        help="server processes sharing the port and the data directory (docs/performance.md)",
+        help="server processes sharing the port and the data directory; 0: one per core (docs/performance.md)",
     )
     p.add_argument(
         "--public-url", "--embed-base", dest="public_url",
