@@ -39,7 +39,8 @@ SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.sig"
 REQUIRED = (RELEASE, BINARY, MANIFEST)
 MAX_MEMBER_BYTES = 2 * 1024**3  # the binary is about 64 MB; nothing in a bundle comes near this
-MAX_SMALL_BYTES = 1024 * 1024  # release.json, the manifest, the checksums and the signature
+MAX_SMALL_BYTES = 1024 * 1024
+MAX_MEMBERS = 32  # five today; room for later additions, none for a flood of headers  # release.json, the manifest, the checksums and the signature
 SUMS_LINE = re.compile(r"([0-9a-f]{64})  (\S[^\n]*)")
 VERSION = re.compile(r"\d+(\.\d+){0,3}")
 
@@ -212,6 +213,8 @@ def verify(bundle: Path, trusted: dict[str, Ed25519PublicKey], directory: Path) 
         size = bundle.stat().st_size
         with tarfile.open(bundle, "r:") as tar:
             members = tar.getmembers()
+            if len(members) > MAX_MEMBERS:
+                raise BundleError(f"the bundle has {len(members)} members; a bundle has {len(REQUIRED) + 2}")
             seen: set[str] = set()
             for member in members:
                 if member.offset_data + member.size > size:  # tarfile reads a cut-off tail as the end
