@@ -34,6 +34,15 @@ def test_structured_logs_carry_the_request_id(server: Server) -> None:
     response = server.client().get("/health")
     request_id = response.headers["x-request-id"]
     import json
+    import time
 
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    assert any(entry.get("request_id") == request_id and entry["path"] == "/health" for entry in lines)
+    # the access line is written when the response has ended, so it can land just after the client
+    # has read the answer: look again for a moment
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        found = any(entry.get("request_id") == request_id and entry.get("path") == "/health" for entry in lines)
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert found
