@@ -146,16 +146,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _healthy(url: str) -> bool:
+def _health(url: str) -> int | None:
+    """/health's status code, or None while nothing answers."""
     # our own server on loopback, with the certificate `init` made for it: no name to check
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         with urllib.request.urlopen(url, timeout=3, context=context) as answer:  # noqa: S310 - http(s) only
-            return bool(answer.status == 200)
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
     except (urllib.error.URLError, OSError):
-        return False
+        return None
+
+
+def _wait_healthy(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> str | None:
+    """None once /health answers 200; what went wrong otherwise. No answer yet, or 503 (a model
+    still loading), is waited for; any other answer is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        status = _health(url)
+        if status == 200:
+            return None
+        if status not in (None, 503):
+            return f"{url} answered {status}"
+        time.sleep(0.2)
+    return f"{url} did not answer 200 within {timeout:g} s"
 
 
 def health_url(settings: config.Settings, port: int | None = None) -> str:
@@ -286,13 +303,7 @@ class Upgrade:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd="/",
                                        user=uid, group=gid, extra_groups=None if uid is None else [])
             try:
-                deadline = time.monotonic() + self.options.timeout
-                while time.monotonic() < deadline:
-                    if _healthy(url):
-                        return None
-                    if process.poll() is not None:
-                        break
-                    time.sleep(0.2)
+                problem = _wait_healthy(url, self.options.timeout, lambda: process.poll() is None)
             finally:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
@@ -303,19 +314,16 @@ class Upgrade:
                         process.wait()
             log.seek(0)
             tail = log.read()[-600:].decode(errors="replace").strip().replace("\n", " | ")
+        if problem is None:
+            return None
         if process.returncode not in (None, 0, -signal.SIGTERM):
             return f"the trial server exited with status {process.returncode}: {tail}"
-        return f"/health did not answer 200 within {self.options.timeout:g} s: {tail}"
+        return f"the trial server's {problem}: {tail}"
 
     def _service_up(self) -> str | None:
         self._systemctl("start")
-        url = health_url(self.settings)
-        deadline = time.monotonic() + self.options.timeout
-        while time.monotonic() < deadline:
-            if _healthy(url):
-                return None
-            time.sleep(0.5)
-        return f"the service's {url} did not answer 200 within {self.options.timeout:g} s"
+        problem = _wait_healthy(health_url(self.settings), self.options.timeout)
+        return None if problem is None else f"the service's {problem}"
 
     def _install(self, release: bundle.Release, installed: str) -> None:
         if self.options.service:

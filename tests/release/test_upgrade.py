@@ -193,7 +193,7 @@ def test_a_release_failing_health_is_rolled_back_binary_and_databases(
     code, out = installed.upgrade(make_bundle(tmp_path / "b.tar", broken, keys.private))
 
     assert code == 1, out
-    assert "/health did not answer 200" in out and "rolled back to 0.1.0" in out, out
+    assert "/health answered 500" in out and "rolled back to 0.1.0" in out, out
     assert _sha(installed.binary) == old_sha
     assert _sha(installed.binary.with_name("appliance.failed")) == _sha(broken)
     # the stand-in overwrote control.db with noise; the restore brought it back from the snapshot
