@@ -1,7 +1,8 @@
 """What the model process costs and what it buys (docs/ai.md, "Model process").
 
     .venv/bin/python bench/model_process.py [--model smollm2-135m-instruct] [--rounds 4] [--tokens 64]
-                                            [--api-rounds 2] [--seconds 8] [--out bench/results-model-process.json]
+                                            [--api-rounds 2] [--seconds 8] [--settle 5]
+                                            [--out bench/results-model-process.json]
 
 (a) Overhead: the same short free-text generation (fixed seed) through LocalEngine in this process and
     through ProcessEngine (a model process of its own, the same options), interleaved round by round;
@@ -104,12 +105,15 @@ def p(values: list[float], q: float) -> float:
     return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def interference(rounds: int, seconds: float, work: Path) -> dict[str, Any]:
+def interference(rounds: int, seconds: float, work: Path, settle: float) -> dict[str, Any]:
     install = init_data_dir(work / "data")
     rows: list[dict[str, Any]] = []
     for r in range(rounds):
         for process in (("false", "true") if r % 2 == 0 else ("true", "false")):
             server = start_server(install.data_dir, env={"APPLIANCE_AI_PROCESS": process})
+            # start-up work (snapshots, the spare document reader) ends before "idle" is measured: with
+            # the model loading in its own process, /health turns 200 while it may still be running
+            time.sleep(settle)
             try:
                 with server.client(install.test_key, timeout=30) as client:
                     idle = latencies(client, seconds)
@@ -140,6 +144,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--api-rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds between a server's start and idle")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results-model-process.json")))
     args = parser.parse_args()
     result: dict[str, Any] = {
@@ -149,7 +154,7 @@ def main() -> None:
     result["overhead"] = overhead(args.model, args.rounds, args.tokens)
     print(json.dumps({k: v for k, v in result["overhead"].items() if k != "rounds"}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        result["interference"] = interference(args.api_rounds, args.seconds, Path(tmp))
+        result["interference"] = interference(args.api_rounds, args.seconds, Path(tmp), args.settle)
     result["load_after"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("overhead", "interference")}))
