@@ -352,9 +352,11 @@ def draft_course(
         course.report(0.5 / (count + 1), f"planned screen {index + 1}",
                       {"plan": {"index": index, "title": planned["title"], "type": planned["type"]}})
         context = course.context(title, objectives)
-        objective = objectives[min(int(planned["objective"]), len(objectives)) - 1] if objectives else ""
-        # the objective is in every prompt of the course: copied words would repeat across screens
-        focus = f"It serves the objective: {objective}. Teach one concrete point, in your own words." \
+        number = min(int(planned["objective"]), len(objectives))
+        objective = objectives[number - 1] if objectives else ""
+        # the objectives are numbered in the course context every prompt starts with: naming the
+        # number reads fewer prompt tokens than repeating the words, and copied words would repeat
+        focus = f"It serves objective ({number}): teach one concrete point of it, in your own words." \
             if objective else None
         source = brief.screen_source(planned, objective, index - head, planned_count) if brief.screen_source \
             else brief.source

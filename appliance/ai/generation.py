@@ -42,7 +42,7 @@ SCREEN_TASKS = {
     "text": "Explain it in 1 or 2 short paragraphs of 2-3 sentences each.",
     "list": "Give 3 or 4 key points, each a short title and one sentence.",
     "process": "Give 3 or 4 steps in order, each a short title and one sentence.",
-    "checklist": "Give 3 to 5 concrete actions the learner should take, each on one short line.",
+    "checklist": "Give 3 or 4 concrete actions the learner should take, each on one short line.",
     "flashcards": "Give 3 or 4 cards: a term on the front, a one-sentence explanation on the back.",
 }
 _FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
@@ -82,7 +82,7 @@ DESCRIPTION_SCHEMA = _object(description=_text(180, 10))
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
     "text": _object(paragraphs=_array(_text(300, 40), 1, 2)),
     "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
-    "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 5)),
+    "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 4)),
     "list": _object(items=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
     "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 4)),
 }
