@@ -55,10 +55,10 @@ from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content, validate_screen
 
 T = TypeVar("T")
-OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per planned screen
+OUTLINE_TOKENS = 260  # title, objectives and description; plus 40 per plan line
 
 TYPE_GUIDE = (
-    "Screen types: text = a short explanation; list = 3-4 key points; process = steps in order; "
+    "Screen types: text = a short explanation; list = 3 key points; process = steps in order; "
     "checklist = actions the learner should take; flashcards = terms and their meaning."
 )
 # SamplingParams.priority: the opening screen first (it is what the author waits for), then the plan
@@ -134,10 +134,16 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
     return validate_screen({"type": "text", "title": OPENING, "content": screen_content("text", raw)})
 
 
-# what the frame already has: a planned screen titled like this would say it twice
+# what the frame already has, or a title about the format: a planned screen titled like this would
+# say something twice or talk about the course instead of the topic
 _FRAME_TITLE = re.compile(
     r"\b(?:introduction|intro|welcome|overview|conclusions?|summary|recap|takeaways?|key points|next steps|"
-    r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts)\b", re.IGNORECASE)
+    r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts|closing|purpose|"
+    r"flashcards?|learning objectives?)\b", re.IGNORECASE)
+PLAN_SPARE = 3  # extra plan lines asked for: frame-like or repeated titles are passed over, not reframed
+# the plan's screens are "key points": asked for "screens" of a "course", Qwen2.5-1.5B plans an
+# introduction first and a conclusion, next steps and references last (about half of its lines)
+PLAN_KEY = "key_points"
 
 
 # the angles a reframed screen takes on its objective, in turn, so two never share a title
@@ -154,7 +160,15 @@ def _reframe(planned: dict[str, Any], objectives: list[str], plan: list[dict[str
     goal = objectives[min(int(planned["objective"]), len(objectives)) - 1].strip().rstrip(".")
     used = {p["title"].split(":")[0] for p in plan}
     angle, kind = next((a for a in ANGLES if a[0] not in used), ANGLES[len(plan) % len(ANGLES)])
-    return {**planned, "title": f"{angle}: {goal[:1].lower()}{goal[1:60]}", "type": kind}
+    return {**planned, "title": f"{angle}: {goal[:1].lower()}{_words(goal[1:], 60)}", "type": kind}
+
+
+def _words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit + 1].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-")
 
 
 def _vary(plan: list[dict[str, Any]], planned: dict[str, Any]) -> dict[str, Any]:
@@ -264,63 +278,125 @@ def _title_of(text: str) -> str:
     return str(value)
 
 
+class _PlanReader:
+    """Picks the planned screens of a growing outline: with spare lines asked for (a framed course),
+    a frame-like title or one already taken is passed over while spares remain; what was passed
+    over fills the plan (to be reframed) only if the good lines run out."""
+
+    def __init__(self, count: int, spare: int) -> None:
+        self.count, self.spare = count, spare
+        self.taken: list[dict[str, Any]] = []
+        self.passed: list[dict[str, Any]] = []
+        self.read = 0
+
+    def take(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The newly accepted screens among ``items`` (the complete plan lines so far)."""
+        new: list[dict[str, Any]] = []
+        titles = {p["title"].strip().lower() for p in self.taken}
+        for item in items[self.read:]:
+            self.read += 1
+            if len(self.taken) >= self.count:
+                break
+            title = str(item.get("title", "")).strip().lower()
+            if self.spare and (_FRAME_TITLE.search(title) or title in titles):
+                self.passed.append(item)
+                continue
+            self.taken.append(item)
+            titles.add(title)
+            new.append(item)
+        return new
+
+    @property
+    def full(self) -> bool:
+        return len(self.taken) >= self.count
+
+    def numbered(self, new: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+        """``new`` (the last screens taken) with their indexes in the plan."""
+        first = len(self.taken) - len(new)
+        return list(enumerate(new, start=first))
+
+    def fill(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Complete the plan from what was passed over, then from ``items`` (a fresh plan: titles
+        not taken yet first)."""
+        titles = {p["title"].strip().lower() for p in self.taken}
+        fresh = [i for i in items if str(i.get("title", "")).strip().lower() not in titles]
+        new = []
+        for item in self.passed + fresh + [i for i in items if i not in fresh]:
+            if len(self.taken) >= self.count:
+                break
+            self.taken.append(item)
+            new.append(item)
+        self.passed = []
+        return new
+
+
 def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]], None],
                  on_screen: Callable[[int, dict[str, Any], str, list[str]], None]) -> dict[str, Any]:
     """Stream the outline; call ``on_goals`` once the title and objectives are complete, and
-    ``on_screen`` for each planned screen the moment its line is done."""
+    ``on_screen`` for each planned screen the moment its line is done. A framed course asks for
+    ``PLAN_SPARE`` lines more than it needs and stops the outline once it has ``count`` good ones."""
     b = course.brief
-    frame = ("An opening screen, a knowledge check and a key-takeaways screen are added for you: plan only the "
-             "screens in between, with no introduction, welcome, conclusion, summary, references or quiz screen. "
-             if course.structured else "")
+    spare = PLAN_SPARE if course.structured else 0
+    frame = ("No introduction, overview, conclusion, summary, next steps, references or quiz: the course has "
+             "them already. " if course.structured else "")
     task = (
-        f"Plan the {count} content screens of a course. Topic: {b.prompt}. Audience: {b.audience}. Their "
-        f"familiarity: {b.familiarity}. Tone: {b.tone}. Start from 1 to 3 learning objectives; give every screen "
-        f"the number of the objective it serves. Each screen covers a different point. {frame}{TYPE_GUIDE} "
-        f"Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
+        f"Topic: {b.prompt}. Audience: {b.audience}. Their familiarity: {b.familiarity}. Tone: {b.tone}. First write "
+        f"1 to 3 learning objectives: what the learner will be able to do, each starting with an action verb. Then list "
+        f"the {count + spare} most important things the learner must know or do about the topic, each a different point "
+        f"with a short, specific title, the type of screen that fits it and the number of the objective it serves. "
+        f"{frame}{TYPE_GUIDE} Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
     )
     # a framed course has its description written beside the screens; a short one plans it last
-    schema = outline_schema(count, description=not course.structured)
+    schema = outline_schema(count + spare, description=not course.structured, key=PLAN_KEY)
     messages = prompt_messages(task, b.source)
     sampling = for_scripts(replace(DEFAULT_SAMPLING, priority=URGENT), task, b.source)  # the plan feeds every screen
+    max_tokens = OUTLINE_TOKENS + 40 * (count + spare)
+    reader = _PlanReader(count, spare)
     text = ""
-    launched = 0
     goals = False
+    own = course.cancel.child()  # stopping the outline early stops only the outline
     chunks = course.patiently(lambda: course.engine.stream(
-        messages, schema=schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout,
-        cancel=course.cancel, sampling=sampling))
-    for chunk in chunks:
-        text += chunk
-        if not goals and '"screens"' in text:  # the objectives array is closed
-            goals = True
-            on_goals(_title_of(text), _complete_items(text, "objectives"))
-        planned = _complete_items(text, "screens")
-        if planned and launched == 0:
-            course.report(0.5 / (course.count + 1), "outline",
-                          {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
-        while launched < len(planned):
-            on_screen(launched, planned[launched], _title_of(text), _complete_items(text, "objectives"))
-            launched += 1
+        messages, schema=schema, max_tokens=max_tokens, timeout=course.timeout, cancel=own, sampling=sampling))
     try:
-        outline: dict[str, Any] = json.loads(text)
-        validate(outline, schema)
-        return outline
-    except ValueError:  # InvalidOutput is a ValueError too: cut short, or a rule the grammar cannot hold
-        pass
+        for chunk in chunks:
+            text += chunk
+            if not goals and f'"{PLAN_KEY}"' in text:  # the objectives array is closed
+                goals = True
+                on_goals(_title_of(text), _complete_items(text, "objectives"))
+            items = _complete_items(text, PLAN_KEY)
+            if items and reader.read == 0:
+                course.report(0.5 / (course.count + 1), "outline",
+                              {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
+            for index, item in reader.numbered(reader.take(items)):
+                on_screen(index, item, _title_of(text), _complete_items(text, "objectives"))
+            if spare and reader.full:
+                break  # the spare lines are not needed: the rest of the outline is never decoded
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    check_cancel(course.cancel)
     title, objectives = _title_of(text), _complete_items(text, "objectives")
-    planned = _complete_items(text, "screens")[:count]
-    if not (title and objectives and len(planned) == count):  # the plan itself is unusable: plan again
+    if not reader.full:
+        for index, item in reader.numbered(reader.fill([])):
+            on_screen(index, item, title, objectives)
+    if not (title and objectives and reader.full):  # the plan itself is unusable: plan again
         fresh = course.patiently(lambda: course.engine.generate_json(
-            messages, schema, max_tokens=OUTLINE_TOKENS + 40 * count, timeout=course.timeout, cancel=course.cancel,
-            sampling=sampling))
+            messages, schema, max_tokens=max_tokens, timeout=course.timeout, cancel=course.cancel, sampling=sampling))
         title, objectives = title or fresh["title"], objectives or fresh["objectives"]
         if not goals:
             on_goals(title, objectives)
-        planned = planned + fresh["screens"][len(planned):]
-        for index in range(launched, count):
-            on_screen(index, planned[index], title, objectives)
-    # only the description was lost: the plan stands, the description is said plainly
-    return {"title": title, "objectives": objectives, "screens": planned,
-            "description": f"{b.prompt[:200]} (for {b.audience[:80]})"}
+        for index, item in reader.numbered(reader.fill(fresh[PLAN_KEY])):
+            on_screen(index, item, title, objectives)
+    description = f"{b.prompt[:200]} (for {b.audience[:80]})"  # said plainly when the plan has none
+    if not course.structured:
+        try:
+            outline: dict[str, Any] = json.loads(text)
+            validate(outline, schema)
+            description = outline["description"]
+        except ValueError:  # InvalidOutput is a ValueError too: cut short, or a rule the grammar cannot hold
+            pass
+    return {"title": title, "objectives": objectives, "screens": reader.taken, "description": description}
 
 
 def draft_course(

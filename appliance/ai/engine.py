@@ -55,15 +55,21 @@ DEFAULT_SAMPLING = SamplingParams()
 class CancelToken:
     """Cooperative cancellation: engines check it between tokens (local) or chunks (remote)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
+        self._parent = parent
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
+
+    def child(self) -> CancelToken:
+        """A token cancelled with this one that can also be cancelled alone (one request of a job
+        stopped early without stopping the job)."""
+        return CancelToken(self)
 
 
 class Engine(ABC):

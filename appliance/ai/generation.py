@@ -40,12 +40,13 @@ Progress = Callable[[float, str, dict[str, Any] | None], None]
 
 SCREEN_TASKS = {
     "text": "Explain it in 1 or 2 short paragraphs of 2-3 sentences each.",
-    "list": "Give 3 or 4 key points, each a short title and one sentence.",
-    "process": "Give 3 or 4 steps in order, each a short title and one sentence.",
+    "list": "Give 3 key points, each a short title and one sentence.",
+    "process": "Give 3 steps in order, each a short title and one sentence.",
     "checklist": "Give 3 or 4 concrete actions the learner should take, each on one short line.",
-    "flashcards": "Give 3 or 4 cards: a term on the front, a one-sentence explanation on the back.",
+    "flashcards": "Give 3 cards: a term on the front, a one-sentence explanation on the back.",
 }
 _FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 def _text(max_length: int, min_length: int = 1) -> dict[str, Any]:
@@ -64,13 +65,13 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def outline_schema(screen_count: int, *, description: bool = True) -> dict[str, Any]:
-    """The plan: screens come right after the objectives (the first screen starts while the rest of
-    the plan is written); the course description last, or (``description=False``) not at all: the
-    course writer has it written beside the screens, off the plan's critical path."""
+def outline_schema(screen_count: int, *, description: bool = True, key: str = "screens") -> dict[str, Any]:
+    """The plan: screens (under ``key``) come right after the objectives (the first screen starts
+    while the rest of the plan is written); the course description last, or (``description=False``)
+    not at all: the course writer has it written beside the screens, off the plan's critical path."""
     screen = _object(title=_text(70, 3), type={"enum": list(GENERATED_TYPES)}, objective={"enum": [1, 2, 3]})
     plan = {"title": _text(80, 3), "objectives": _array(_text(90, 10), 1, 3),
-            "screens": _array(screen, screen_count, screen_count)}
+            key: _array(screen, screen_count, screen_count)}
     if description:
         plan["description"] = _text(180, 10)
     return _object(**plan)
@@ -81,10 +82,10 @@ DESCRIPTION_SCHEMA = _object(description=_text(180, 10))
 
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
     "text": _object(paragraphs=_array(_text(300, 40), 1, 2)),
-    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
+    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 3)),
     "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 4)),
-    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 4)),
-    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 4)),
+    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 3)),
+    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 3)),
 }
 SCREEN_TOKENS = 450
 INTRO_SCHEMA = _object(paragraphs=_array(_text(300, 40), 1, 1))  # the opening screen (course_writer)
@@ -229,13 +230,34 @@ def generate_quiz_at_once(
 
     with ThreadPoolExecutor(max_workers=len(focuses), thread_name_prefix="ai-question") as pool:
         questions = list(pool.map(one, focuses))
-    # written apart, two questions may explain one fact in the same words: the later one is asked
-    # again, once, told which sentences to avoid (the gate would otherwise rewrite the whole quiz)
+    # written apart, questions explain one fact in the same words (often a definition in every
+    # feedback): a feedback sentence said before is dropped where the feedback keeps another one; a
+    # question still repeating an earlier one is asked again, once, told which sentences to avoid
+    # (the gate would otherwise rewrite the whole quiz, which tends to repeat the same way)
+    questions = drop_repeated_feedback(questions)
     for i in range(1, len(questions)):
         repeated = repeated_in_question(questions[:i], questions[i])
         if repeated:
             questions[i] = one(focuses[i], repeated)
-    return _quiz_screen(questions, title)
+    return _quiz_screen(drop_repeated_feedback(questions), title)
+
+
+def drop_repeated_feedback(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Model questions with every feedback sentence already said in the quiz (by a question or an
+    earlier feedback) left out, unless it is all the feedback says."""
+    said: set[str] = set()
+    out = []
+    for q in questions:
+        said.update(sentences(q["question"]))
+        q = dict(q)
+        for key in ("feedback_correct", "feedback_incorrect"):
+            parts = _SENTENCE_SPLIT.split(q[key].strip())
+            kept = [part for part in parts if not (set(sentences(part)) & said)]
+            if kept and len(kept) < len(parts):
+                q[key] = " ".join(kept)
+            said.update(sentences(q[key]))
+        out.append(q)
+    return out
 
 
 def repeated_in_question(earlier: list[dict[str, Any]], question: dict[str, Any]) -> list[str]:

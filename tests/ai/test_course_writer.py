@@ -185,3 +185,77 @@ def test_a_question_that_repeats_an_earlier_one_is_found() -> None:
     assert repeated_in_question([first], second) == ["a mismatched address is the clearest sign of a fake sender"]
     second["feedback_incorrect"] = "Report it: the security team can warn everyone else."
     assert repeated_in_question([first], second) == []
+
+
+def test_the_plan_passes_over_frame_like_and_repeated_titles_while_it_has_spares() -> None:
+    from appliance.ai.course_writer import _PlanReader
+
+    lines = [{"title": "Introduction to phishing", "type": "text", "objective": 1},
+             {"title": "Spotting a fake sender", "type": "list", "objective": 1},
+             {"title": "Spotting a fake sender", "type": "process", "objective": 1},
+             {"title": "Flashcards on phishing terms", "type": "flashcards", "objective": 2},
+             {"title": "Reporting a suspicious email", "type": "process", "objective": 2}]
+    reader = _PlanReader(count=2, spare=3)
+    assert reader.take(lines[:2]) == [lines[1]]
+    assert not reader.full
+    assert reader.take(lines) == [lines[4]]  # lines 2 and 3 passed over, line 4 taken
+    assert reader.full and reader.taken == [lines[1], lines[4]]
+    several = _PlanReader(count=3, spare=0)
+    assert several.numbered(several.take(lines[:3])) == [(0, lines[0]), (1, lines[1]), (2, lines[2])]
+
+
+def test_what_was_passed_over_fills_a_plan_that_ran_short() -> None:
+    from appliance.ai.course_writer import _PlanReader
+
+    lines = [{"title": "Overview", "type": "text", "objective": 1},
+             {"title": "Spotting a fake sender", "type": "list", "objective": 1}]
+    reader = _PlanReader(count=3, spare=3)
+    assert reader.take(lines) == [lines[1]]
+    fresh = [{"title": "Spotting a fake sender", "type": "list", "objective": 1},
+             {"title": "Reporting it", "type": "process", "objective": 2}]
+    assert reader.fill(fresh) == [lines[0], fresh[1]]  # the passed-over line (reframed later), a new title
+    assert reader.full
+
+
+def test_without_spares_every_line_is_taken_as_planned() -> None:
+    from appliance.ai.course_writer import _PlanReader
+
+    lines = [{"title": "Overview", "type": "text", "objective": 1},
+             {"title": "Overview", "type": "list", "objective": 1}]
+    reader = _PlanReader(count=2, spare=0)
+    assert reader.take(lines) == lines
+
+
+def test_a_child_token_is_cancelled_with_its_parent_but_not_the_other_way() -> None:
+    parent = CancelToken()
+    child = parent.child()
+    child.cancel()
+    assert child.cancelled and not parent.cancelled
+    other = parent.child()
+    parent.cancel()
+    assert other.cancelled
+
+
+def test_a_feedback_sentence_said_before_in_the_quiz_is_dropped_where_the_feedback_says_more() -> None:
+    from appliance.ai.generation import drop_repeated_feedback
+    from appliance.ai.quality import screen_flags
+
+    definition = "Phishing is a type of attack where someone pretends to be a trusted sender."
+    first = {"question": "What is phishing?", "answers": ["a", "b", "c"], "correct": 0,
+             "feedback_correct": f"Right. {definition}",
+             "feedback_incorrect": f"The answer is a. {definition}"}
+    second = {"question": "What do you do with a suspicious email?", "answers": ["a", "b", "c"], "correct": 1,
+              "feedback_correct": definition,  # all it says: kept (the gate reports it)
+              "feedback_incorrect": f"Report it to the security team. {definition}"}
+    fixed = drop_repeated_feedback([first, second])
+    assert fixed[0]["feedback_correct"] == f"Right. {definition}"
+    assert fixed[0]["feedback_incorrect"] == "The answer is a."
+    assert fixed[1]["feedback_correct"] == definition
+    assert fixed[1]["feedback_incorrect"] == "Report it to the security team."
+    assert first["feedback_incorrect"].endswith(definition)  # the input is left as it was
+    quiz = {"type": "quiz", "title": "Check", "content": {"questions": [
+        {"id": i + 1, "question": q["question"], "answers": [{"id": 1, "text": "a", "correct": True},
+                                                             {"id": 2, "text": "b", "correct": False}],
+         "feedback": {"correct": q["feedback_correct"], "incorrect": q["feedback_incorrect"]}}
+        for i, q in enumerate(fixed[:1])]}}
+    assert screen_flags(quiz) == []
