@@ -21,7 +21,6 @@
 #   target OS. The model files stay outside, in the models dir (docs/ai.md).
 # - models/manifest.json (the pinned manifest) is bundled, so `appliance model list|verify|add` work.
 # - appliance/release/trusted/*.pub (the release public keys) are bundled: `appliance upgrade` trusts them.
-# - appliance/release/trusted/*.pub (the release public keys) are bundled: `appliance upgrade` trusts them.
 # - The document reader is the binary itself: the entry script below runs it for the hidden first
 #   argument `_document-reader` (appliance/documents/sandbox.py), before the CLI is imported; so is the
 #   model process, for `_model-host` (appliance/ai/process.py, docs/ai.md "Model process").
@@ -114,7 +113,6 @@ args=(
     --add-data "$ROOT/appliance/admin/console/static:appliance/admin/console/static"  # the console's stylesheet
     --add-data "$ROOT/appliance/ai/tts_worker.py:appliance/ai"  # run by the TTS venv's python, by path
     --add-data "$ROOT/models/manifest.json:models"  # <_MEIPASS>/models: where appliance.ai.models looks
-    --add-data "$ROOT/appliance/release/trusted:appliance/release/trusted"  # the release keys upgrades trust
     --add-data "$ROOT/appliance/release/trusted:appliance/release/trusted"  # the release keys upgrades trust
     --additional-hooks-dir "$ROOT/build/hooks"
     --hidden-import llama_cpp  # imported lazily (appliance.ai.local), so analysis must be told
