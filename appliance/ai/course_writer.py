@@ -50,6 +50,7 @@ from appliance.ai.generation import (
     screen_content,
 )
 from appliance.ai.quality import Flag, course_flags, screen_flags, sentences, visible_texts
+from appliance.ai.repair import drop_repeated_sentences
 from appliance.ai.schema import validate
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content, validate_screen
@@ -139,11 +140,13 @@ def generate_intro(engine: Engine, brief: CourseBrief, *, cancel: CancelToken | 
 _FRAME_TITLE = re.compile(
     r"\b(?:introduction|intro|welcome|overview|conclusions?|summary|recap|takeaways?|key points|next steps|"
     r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts|closing|purpose|"
-    r"flashcards?|learning objectives?)\b", re.IGNORECASE)
+    r"flashcards?|learning objectives?|assessment|faqs?|frequently asked|additional information|further reading)\b",
+    re.IGNORECASE)
 PLAN_SPARE = 3  # extra plan lines asked for: frame-like or repeated titles are passed over, not reframed
 # the plan's screens are "key points": asked for "screens" of a "course", Qwen2.5-1.5B plans an
 # introduction first and a conclusion, next steps and references last (about half of its lines)
 PLAN_KEY = "key_points"
+PLAN_TITLE_MAX = 60  # characters; the prompt asks for 2 to 6 words
 
 
 # the angles a reframed screen takes on its objective, in turn, so two never share a title
@@ -245,6 +248,8 @@ class _Course:
         for attempt in range(1 + retries):
             sampling = replace(fresh_sample(DEFAULT_SAMPLING, attempt), priority=priority)
             screen = self._call(make, sampling, avoid)
+            if screen["type"] != "quiz":  # a sentence said before goes where its field says more
+                screen = drop_repeated_sentences(screen, self._said())
             said = self._already_said(screen) if avoid is None else []  # one rewrite for repetition
             if not fixable(screen_flags(screen, index)) and not said:
                 break
@@ -258,13 +263,17 @@ class _Course:
             done = len(self.screens)
         self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
 
+    def _said(self) -> set[str]:
+        """The sentences of the finished screens (a quiz may restate, so quizzes are left out)."""
+        with self.lock:
+            finished = [s for s in self.screens.values() if s["type"] != "quiz"]
+        return {sentence for s in finished for text in visible_texts(s) for sentence in sentences(text)}
+
     def _already_said(self, screen: dict[str, Any]) -> list[str]:
         """Sentences of ``screen`` that a finished screen already has (a quiz may restate)."""
         if screen["type"] == "quiz":
             return []
-        with self.lock:
-            finished = [s for s in self.screens.values() if s["type"] != "quiz"]
-        earlier = {sentence for s in finished for text in visible_texts(s) for sentence in sentences(text)}
+        earlier = self._said()
         return [sentence for text in visible_texts(screen) for sentence in sentences(text) if sentence in earlier]
 
 
@@ -276,6 +285,14 @@ def _title_of(text: str) -> str:
     except ValueError:
         return ""
     return str(value)
+
+
+def _heading(title: str) -> str:
+    """A plan line's title, plain; one the grammar cut at its length bound ends at a whole word."""
+    title = _plain(title)
+    if len(title) >= PLAN_TITLE_MAX - 1 and " " in title:
+        title = title.rsplit(" ", 1)[0].rstrip(" ,;:-")
+    return title
 
 
 class _PlanReader:
@@ -297,7 +314,8 @@ class _PlanReader:
             self.read += 1
             if len(self.taken) >= self.count:
                 break
-            title = str(item.get("title", "")).strip().lower()
+            item = {**item, "title": _heading(str(item.get("title", "")))}
+            title = item["title"].lower()
             if self.spare and (_FRAME_TITLE.search(title) or title in titles):
                 self.passed.append(item)
                 continue
@@ -319,7 +337,8 @@ class _PlanReader:
         """Complete the plan from what was passed over, then from ``items`` (a fresh plan: titles
         not taken yet first)."""
         titles = {p["title"].strip().lower() for p in self.taken}
-        fresh = [i for i in items if str(i.get("title", "")).strip().lower() not in titles]
+        items = [{**i, "title": _heading(str(i.get("title", "")))} for i in items]
+        fresh = [i for i in items if i["title"].lower() not in titles]
         new = []
         for item in self.passed + fresh + [i for i in items if i not in fresh]:
             if len(self.taken) >= self.count:
@@ -328,6 +347,18 @@ class _PlanReader:
             new.append(item)
         self.passed = []
         return new
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _plain(text: str) -> str:
+    """Plan text as a heading: no tag-like markup (a model may echo the prompt's fence), single spaces."""
+    return " ".join(_TAG.sub(" ", text).split())
+
+
+def _objectives(text: str) -> list[str]:
+    return [_plain(str(o)) for o in _complete_items(text, "objectives")]
 
 
 def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]], None],
@@ -343,11 +374,12 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         f"Topic: {b.prompt}. Audience: {b.audience}. Their familiarity: {b.familiarity}. Tone: {b.tone}. First write "
         f"1 to 3 learning objectives: what the learner will be able to do, each starting with an action verb. Then list "
         f"the {count + spare} most important things the learner must know or do about the topic, each a different point "
-        f"with a short, specific title, the type of screen that fits it and the number of the objective it serves. "
+        f"with a specific title of 2 to 6 words, the type of screen that fits it and the number of the objective it "
+        f"serves. "
         f"{frame}{TYPE_GUIDE} Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
     )
     # a framed course has its description written beside the screens; a short one plans it last
-    schema = outline_schema(count + spare, description=not course.structured, key=PLAN_KEY)
+    schema = outline_schema(count + spare, description=not course.structured, key=PLAN_KEY, title_max=PLAN_TITLE_MAX)
     messages = prompt_messages(task, b.source)
     sampling = for_scripts(replace(DEFAULT_SAMPLING, priority=URGENT), task, b.source)  # the plan feeds every screen
     max_tokens = OUTLINE_TOKENS + 40 * (count + spare)
@@ -362,13 +394,13 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
             text += chunk
             if not goals and f'"{PLAN_KEY}"' in text:  # the objectives array is closed
                 goals = True
-                on_goals(_title_of(text), _complete_items(text, "objectives"))
+                on_goals(_plain(_title_of(text)), _objectives(text))
             items = _complete_items(text, PLAN_KEY)
             if items and reader.read == 0:
                 course.report(0.5 / (course.count + 1), "outline",
-                              {"title": _title_of(text), "objectives": _complete_items(text, "objectives")})
+                              {"title": _plain(_title_of(text)), "objectives": _objectives(text)})
             for index, item in reader.numbered(reader.take(items)):
-                on_screen(index, item, _title_of(text), _complete_items(text, "objectives"))
+                on_screen(index, item, _plain(_title_of(text)), _objectives(text))
             if spare and reader.full:
                 break  # the spare lines are not needed: the rest of the outline is never decoded
     finally:
@@ -376,7 +408,7 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         if close is not None:
             close()
     check_cancel(course.cancel)
-    title, objectives = _title_of(text), _complete_items(text, "objectives")
+    title, objectives = _plain(_title_of(text)), _objectives(text)
     if not reader.full:
         for index, item in reader.numbered(reader.fill([])):
             on_screen(index, item, title, objectives)

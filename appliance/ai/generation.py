@@ -20,6 +20,7 @@ from typing import Any
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
 from appliance.ai.quality import Flag, has_cjk, refine_flags, sentences, translation_flags
+from appliance.ai.repair import drop_repeated_feedback
 from appliance.courses.validate import paragraphs_to_html, validate_screen
 
 MAX_SCREENS = 25
@@ -46,7 +47,6 @@ SCREEN_TASKS = {
     "flashcards": "Give 3 cards: a term on the front, a one-sentence explanation on the back.",
 }
 _FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 def _text(max_length: int, min_length: int = 1) -> dict[str, Any]:
@@ -65,11 +65,12 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def outline_schema(screen_count: int, *, description: bool = True, key: str = "screens") -> dict[str, Any]:
+def outline_schema(screen_count: int, *, description: bool = True, key: str = "screens",
+                   title_max: int = 70) -> dict[str, Any]:
     """The plan: screens (under ``key``) come right after the objectives (the first screen starts
     while the rest of the plan is written); the course description last, or (``description=False``)
     not at all: the course writer has it written beside the screens, off the plan's critical path."""
-    screen = _object(title=_text(70, 3), type={"enum": list(GENERATED_TYPES)}, objective={"enum": [1, 2, 3]})
+    screen = _object(title=_text(title_max, 3), type={"enum": list(GENERATED_TYPES)}, objective={"enum": [1, 2, 3]})
     plan = {"title": _text(80, 3), "objectives": _array(_text(90, 10), 1, 3),
             key: _array(screen, screen_count, screen_count)}
     if description:
@@ -240,24 +241,6 @@ def generate_quiz_at_once(
         if repeated:
             questions[i] = one(focuses[i], repeated)
     return _quiz_screen(drop_repeated_feedback(questions), title)
-
-
-def drop_repeated_feedback(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Model questions with every feedback sentence already said in the quiz (by a question or an
-    earlier feedback) left out, unless it is all the feedback says."""
-    said: set[str] = set()
-    out = []
-    for q in questions:
-        said.update(sentences(q["question"]))
-        q = dict(q)
-        for key in ("feedback_correct", "feedback_incorrect"):
-            parts = _SENTENCE_SPLIT.split(q[key].strip())
-            kept = [part for part in parts if not (set(sentences(part)) & said)]
-            if kept and len(kept) < len(parts):
-                q[key] = " ".join(kept)
-            said.update(sentences(q[key]))
-        out.append(q)
-    return out
 
 
 def repeated_in_question(earlier: list[dict[str, Any]], question: dict[str, Any]) -> list[str]:

@@ -103,6 +103,21 @@ def test_a_sentence_a_finished_screen_already_said_makes_the_screen_be_written_a
     assert course._already_said(quiz) == []  # a quiz may restate what was taught
 
 
+def test_a_repeated_sentence_is_dropped_without_a_rewrite_where_the_paragraph_says_more() -> None:
+    course, _events = writer()
+    said = "Check the sender's address before you click anything in an unexpected email."
+    course.write(0, lambda sampling, avoid: text_screen(f"<p>{said}</p>"))
+    calls: list[str | None] = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        calls.append(avoid)
+        return text_screen(f"<p>Fake links hide their target. {said}</p>", "Links")
+
+    course.write(1, make)
+    assert calls == [None] and course.regenerated == 0
+    assert course.screens[1]["content"]["html"] == "<p>Fake links hide their target.</p>"
+
+
 @requires_model
 def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> None:
     clean = "Lock your screen whenever you leave your desk."
@@ -236,26 +251,12 @@ def test_a_child_token_is_cancelled_with_its_parent_but_not_the_other_way() -> N
     assert other.cancelled
 
 
-def test_a_feedback_sentence_said_before_in_the_quiz_is_dropped_where_the_feedback_says_more() -> None:
-    from appliance.ai.generation import drop_repeated_feedback
-    from appliance.ai.quality import screen_flags
+def test_plan_titles_are_plain_headings_that_end_at_a_whole_word() -> None:
+    from appliance.ai.course_writer import PLAN_TITLE_MAX, _PlanReader
 
-    definition = "Phishing is a type of attack where someone pretends to be a trusted sender."
-    first = {"question": "What is phishing?", "answers": ["a", "b", "c"], "correct": 0,
-             "feedback_correct": f"Right. {definition}",
-             "feedback_incorrect": f"The answer is a. {definition}"}
-    second = {"question": "What do you do with a suspicious email?", "answers": ["a", "b", "c"], "correct": 1,
-              "feedback_correct": definition,  # all it says: kept (the gate reports it)
-              "feedback_incorrect": f"Report it to the security team. {definition}"}
-    fixed = drop_repeated_feedback([first, second])
-    assert fixed[0]["feedback_correct"] == f"Right. {definition}"
-    assert fixed[0]["feedback_incorrect"] == "The answer is a."
-    assert fixed[1]["feedback_correct"] == definition
-    assert fixed[1]["feedback_incorrect"] == "Report it to the security team."
-    assert first["feedback_incorrect"].endswith(definition)  # the input is left as it was
-    quiz = {"type": "quiz", "title": "Check", "content": {"questions": [
-        {"id": i + 1, "question": q["question"], "answers": [{"id": 1, "text": "a", "correct": True},
-                                                             {"id": 2, "text": "b", "correct": False}],
-         "feedback": {"correct": q["feedback_correct"], "incorrect": q["feedback_incorrect"]}}
-        for i, q in enumerate(fixed[:1])]}}
-    assert screen_flags(quiz) == []
+    cut = "Understand the importance of listening actively when receiving and val"[:PLAN_TITLE_MAX]
+    reader = _PlanReader(count=2, spare=0)
+    taken = reader.take([{"title": "In practice: <source>in place.</source>", "type": "text", "objective": 1},
+                         {"title": cut, "type": "list", "objective": 1}])
+    assert [t["title"] for t in taken] == ["In practice: in place.", cut.rsplit(" ", 1)[0]]
+    assert taken[1]["title"] == "Understand the importance of listening actively when"

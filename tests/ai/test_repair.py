@@ -1,0 +1,57 @@
+"""Deterministic repairs before the gate (appliance.ai.repair): a sentence said before is dropped
+where its field says more, and kept where it is all the field says."""
+
+from __future__ import annotations
+
+from appliance.ai.quality import screen_flags
+from appliance.ai.repair import drop_repeated_feedback, drop_repeated_sentences
+from appliance.courses.validate import paragraphs_to_html
+
+RULE = "Check the sender's address before you open any link in an email."
+
+
+def test_a_feedback_sentence_said_before_in_the_quiz_is_dropped_where_the_feedback_says_more() -> None:
+    definition = "Phishing is a type of attack where someone pretends to be a trusted sender."
+    first = {"question": "What is phishing?", "answers": ["a", "b", "c"], "correct": 0,
+             "feedback_correct": f"Right. {definition}",
+             "feedback_incorrect": f"The answer is a. {definition}"}
+    second = {"question": "What do you do with a suspicious email?", "answers": ["a", "b", "c"], "correct": 1,
+              "feedback_correct": definition,  # all it says: kept (the gate reports it)
+              "feedback_incorrect": f"Report it to the security team. {definition}"}
+    fixed = drop_repeated_feedback([first, second])
+    assert fixed[0]["feedback_correct"] == f"Right. {definition}"
+    assert fixed[0]["feedback_incorrect"] == "The answer is a."
+    assert fixed[1]["feedback_correct"] == definition
+    assert fixed[1]["feedback_incorrect"] == "Report it to the security team."
+    assert first["feedback_incorrect"].endswith(definition)  # the input is left as it was
+    quiz = {"type": "quiz", "title": "Check", "content": {"questions": [
+        {"id": i + 1, "question": q["question"], "answers": [{"id": 1, "text": "a", "correct": True},
+                                                             {"id": 2, "text": "b", "correct": False}],
+         "feedback": {"correct": q["feedback_correct"], "incorrect": q["feedback_incorrect"]}}
+        for i, q in enumerate(fixed[:1])]}}
+    assert screen_flags(quiz) == []
+
+
+def test_a_text_screen_loses_a_sentence_an_earlier_screen_said_and_keeps_the_rest() -> None:
+    earlier = {"type": "text", "title": "Spotting fakes", "content": {"html": paragraphs_to_html([RULE])}}
+    seen: set[str] = set()
+    assert screen_flags(earlier, 0, seen=seen) == []
+    screen = {"type": "text", "title": "Links", "content": {"html": paragraphs_to_html(
+        [f"Links can hide a fake address & more. {RULE}", RULE])}}
+    fixed = drop_repeated_sentences(screen, seen)
+    # the first paragraph keeps what is new; the second is only the rule, so it stays for the gate
+    assert fixed["content"]["html"] == f"<p>Links can hide a fake address &amp; more.</p><p>{RULE}</p>"
+    assert screen["content"]["html"].count(RULE) == 2  # the input is left as it was
+
+
+def test_list_descriptions_lose_repeats_but_a_one_sentence_field_is_kept() -> None:
+    seen: set[str] = set()
+    screen_flags({"type": "text", "title": "A", "content": {"html": paragraphs_to_html([RULE])}}, 0, seen=seen)
+    screen = {"type": "list", "title": "Signs", "content": {"items": [
+        {"title": "Sender", "description": f"Fakes copy real names. {RULE}"},
+        {"title": "Again", "description": RULE},
+    ]}}
+    fixed = drop_repeated_sentences(screen, seen)
+    assert [i["description"] for i in fixed["content"]["items"]] == ["Fakes copy real names.", RULE]
+    checklist = {"type": "checklist", "title": "Do", "content": {"items": [{"title": RULE}]}}
+    assert drop_repeated_sentences(checklist, seen) is checklist  # one-line items are never cut
