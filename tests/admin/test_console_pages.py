@@ -11,10 +11,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from appliance.ai.models import REPO_MODELS_DIR
 from tests.admin.console import Visitor, audit_entries, setup_link
 from tests.helpers import Install, Server, free_port, init_data_dir, start_server
 
@@ -48,8 +50,18 @@ def pages_install(tmp_path_factory: pytest.TempPathFactory) -> Install:
 
 
 @pytest.fixture(scope="module")
-def pages_server(pages_install: Install) -> Iterator[Server]:
-    env = {"APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1", "APPLIANCE_WEBHOOKS_ALLOW_HTTP": "true"}
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's manifest and test model, linked: a model added in a test lands here."""
+    d = tmp_path_factory.mktemp("console-models")
+    for name in ("manifest.json", "smollm2-135m-instruct-q4_1.gguf", "smollm2-135m-instruct-q4_1.gguf.sha256"):
+        (d / name).symlink_to(REPO_MODELS_DIR / name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def pages_server(pages_install: Install, models_dir: Path) -> Iterator[Server]:
+    env = {"APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1", "APPLIANCE_WEBHOOKS_ALLOW_HTTP": "true",
+           "APPLIANCE_MODELS_DIR": str(models_dir)}
     srv = start_server(pages_install.data_dir, env=env)
     yield srv
     srv.stop()
@@ -100,6 +112,27 @@ def test_the_models_page_lists_and_verifies_the_installed_model(admin: Visitor) 
     assert page.status_code == 200 and "smollm2-135m-instruct (default)" in page.text and "<h2>AI queue</h2>" in page.text
     verified = admin.get("/admin/ai", params={"verify": "smollm2-135m-instruct"})
     assert re.search(r'verify: <strong class="ok">ok</strong>', verified.text)
+
+
+def test_a_model_is_added_from_a_file_on_the_server(admin: Visitor, models_dir: Path, tmp_path: Path,
+                                                     pages_install: Install) -> None:
+    model = tmp_path / "tiny-test.gguf"
+    model.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    added = admin.form("/admin/ai", "/admin/ai/add", {"file": str(model), "name": "tiny-test", "license": "MIT"})
+    assert added.status_code == 303 and added.headers["location"] == "/admin/ai?done=model-added"
+    assert (models_dir / "tiny-test.gguf").read_bytes() == model.read_bytes()
+    listed = admin.get("/admin/ai").text
+    assert "tiny-test" in listed and "MIT" in listed
+    assert any(e["target"] == "model:tiny-test" and e["actor"] == "admin:ops" for e in audit_entries(pages_install.data_dir))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    refused = admin.form("/admin/ai", "/admin/ai/add", {"file": str(text)})
+    assert refused.status_code == 422 and "not a GGUF file" in refused.text
+    assert not (models_dir / "notes.txt").exists()
+    assert admin.form("/admin/ai", "/admin/ai/add", {"file": "relative.gguf"}).status_code == 422
+    assert admin.form("/admin/ai", "/admin/ai/add", {"file": str(tmp_path / "none.gguf")}).status_code == 404
+    no_csrf = admin.http.post("/admin/ai/add", data={"file": str(model)})
+    assert no_csrf.status_code == 403
 
 
 def test_the_audit_log_filters_exports_and_verifies(admin: Visitor, pages_server: Server) -> None:

@@ -27,6 +27,7 @@ DONE = {
     "origin-added": "Origin added.",
     "origin-removed": "Origin removed.",
     "cancelled": "Job cancelled.",
+    "model-added": "Model added to the local manifest: select it with [ai] model and restart to use it.",
     "test-queued": "Test delivery queued; it appears in the delivery log when sent.",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -11,7 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect
 
 from appliance.admin.console import auth
-from appliance.admin.console.html import esc, message_page, page, post_button, table
+from appliance.admin.console.html import csrf_field, esc, message_page, page, post_button, table
 from appliance.admin.console.pages import notice
 from appliance.ai import models
 from appliance.ai.jobs import AIService
@@ -117,10 +118,17 @@ def ai(request: Request[Any, Any, Any], done: str | None = None, verify: str | N
                          esc(j["message"]), esc(j["actor"]), esc(j["created"]),
                          post_button("/admin/ai/cancel", f"Cancel job {j['id']}", who.csrf, fields, danger=True)])
     status = esc(engine.status() if engine is not None else "off")
+    add = (
+        f'<form method="post" action="/admin/ai/add" class="row">{csrf_field(who.csrf)}'
+        '<label>GGUF file on the server (absolute path)<input name="file" required placeholder="/srv/models/model.gguf"></label>'
+        '<label>Name (optional)<input name="name"></label><label>Licence<input name="license" value="unknown"></label>'
+        '<button type="submit">Add model</button></form>'
+    )
     body = (
-        f"<p>Engine: <strong>{status}</strong>. Models directory <code>{esc(models_dir)}</code>; add one on the server with "
-        "<code>appliance model add FILE</code>.</p>"
+        f"<p>Engine: <strong>{status}</strong>. Models directory <code>{esc(models_dir)}</code>.</p>"
         + table(["Model", "Licence", "Size", "State", ""], rows, "Models of the manifest")
+        + "<h2>Add a model from a file on the server</h2><p>The file is copied into the models directory, "
+        "hashed and added to the local manifest, as <code>appliance model add FILE</code> does.</p>" + add
         + "<h2>AI queue</h2>" + table(["Workspace", "Env", "Job", "Kind", "Status", "Progress", "Message", "Started by", "Created", ""], jobs, "Queued and running jobs")
     )
     return page("Models and AI queue", body, admin=who.name, csrf=who.csrf, current="/admin/ai", notice=notice(done))
@@ -136,4 +144,23 @@ def ai_cancel(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     return Redirect("/admin/ai?done=cancelled", status_code=303)
 
 
-SERVICE_HANDLERS = [webhooks, webhook_test, ai, ai_cancel]
+@post("/ai/add", sync_to_thread=True, status_code=200)
+def ai_add(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    """The console's `appliance model add`: only a GGUF file (by its magic bytes), by absolute path."""
+    file = Path(data.get("file", "").strip())
+    auth.acting(request, data, f"model-file:{file.name}")
+    runtime = runtime_of(request)
+    if not file.is_absolute():
+        return message_page("Not added", "Give the file's absolute path on the server", 422, ("/admin/ai", "Back"))
+    try:
+        spec = models.add_model(file, models.models_dir_for(runtime.data_dir, runtime.settings.ai),
+                                name=data.get("name", "").strip() or None, license=data.get("license", "").strip() or "unknown")
+    except FileNotFoundError:
+        return message_page("Not added", f"No file at {file}", 404, ("/admin/ai", "Back"))
+    except ValueError as exc:  # not a GGUF file
+        return message_page("Not added", str(exc), 422, ("/admin/ai", "Back"))
+    auth.acting(request, data, f"model:{spec.name}")  # the audit entry names the model added
+    return Redirect("/admin/ai?done=model-added", status_code=303)
+
+
+SERVICE_HANDLERS = [webhooks, webhook_test, ai, ai_cancel, ai_add]
