@@ -146,7 +146,7 @@ PLAN_SPARE = 3  # extra plan lines asked for: frame-like or repeated titles are 
 # the plan's screens are "key points": asked for "screens" of a "course", Qwen2.5-1.5B plans an
 # introduction first and a conclusion, next steps and references last (about half of its lines)
 PLAN_KEY = "key_points"
-PLAN_TITLE_MAX = 60  # characters; the prompt asks for 2 to 6 words
+PLAN_TITLE_MAX = 70  # characters of a plan line's title
 
 
 # the angles a reframed screen takes on its objective, in turn, so two never share a title
@@ -349,7 +349,7 @@ class _PlanReader:
         return new
 
 
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^>]*(?:>|$)")  # a tag, or one cut off by a length bound ("...app.</")
 
 
 def _plain(text: str) -> str:
@@ -374,8 +374,7 @@ def _stream_plan(course: _Course, count: int, on_goals: Callable[[str, list[str]
         f"Topic: {b.prompt}. Audience: {b.audience}. Their familiarity: {b.familiarity}. Tone: {b.tone}. First write "
         f"1 to 3 learning objectives: what the learner will be able to do, each starting with an action verb. Then list "
         f"the {count + spare} most important things the learner must know or do about the topic, each a different point "
-        f"with a specific title of 2 to 6 words, the type of screen that fits it and the number of the objective it "
-        f"serves. "
+        f"with a short, specific title, the type of screen that fits it and the number of the objective it serves. "
         f"{frame}{TYPE_GUIDE} Use at least two types.{' ' + b.plan_note if b.plan_note else ''}"
     )
     # a framed course has its description written beside the screens; a short one plans it last
