@@ -22,6 +22,7 @@ from appliance.ai.errors import Cancelled
 from appliance.ai.quality import Flag, has_cjk, refine_flags, sentences, translation_flags
 from appliance.ai.repair import drop_repeated_feedback
 from appliance.courses.validate import paragraphs_to_html, validate_screen
+from appliance.errors import Invalid
 
 MAX_SCREENS = 25
 GENERATED_TYPES = ("text", "list", "process", "checklist", "flashcards")
@@ -305,7 +306,11 @@ def translate_screen(
                                    timeout=timeout, cancel=cancel, sampling=fresh_sample(base, attempt))
         translated = _replace(translatable, list(raw["translations"]))
         # the model saw escaped HTML; whatever it returns is sanitised like any edit
-        result = validate_screen({**screen, "title": translated["title"], "content": translated["content"]})
+        try:
+            result = validate_screen({**screen, "title": translated["title"], "content": translated["content"]})
+        except Invalid as exc:  # e.g. a blank required text: a fresh sample, and the source kept if all fail
+            result, problems = screen, [Flag("untranslated", None, f"the translation is no valid screen: {exc}")]
+            continue
         problems = fixable(translation_flags(screen, result))
         if not problems:
             break

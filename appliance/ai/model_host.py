@@ -30,6 +30,7 @@ from typing import Any
 
 from appliance import logs
 from appliance.isolation import ENV_KEYS, PACKAGE_ROOT, program_command
+from appliance.storage import files
 
 from .process import HOST_ARG, frame
 
@@ -76,11 +77,7 @@ def try_own(run_dir: Path) -> int | None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    files.durable_write(path, text.encode("utf-8"), 0o600)
 
 
 class ModelHost:

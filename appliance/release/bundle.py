@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.release import signing
+from appliance.storage import files
 
 FORMAT = 1
 RELEASE = "release.json"
@@ -118,7 +119,7 @@ def build(
                 with open(content, "rb") as f:
                     tar.addfile(info, f)
     partial.chmod(0o644)  # a release is published, not a secret (the CLI's umask is 077)
-    os.replace(partial, output)
+    files.durable_replace(partial, output)
     return output
 
 

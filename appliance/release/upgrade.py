@@ -50,7 +50,7 @@ from appliance.backup.targets import RestoreError, server_running
 from appliance.release import bundle, signing
 from appliance.runtime import AUDIT_KEY, Runtime, backups_of
 from appliance.security.audit import MAC_KEY, AuditEvent, AuditLog
-from appliance.storage import crypto
+from appliance.storage import crypto, files
 from appliance.storage.database import Database
 from appliance.storage.keyring import Keyring
 
@@ -284,7 +284,7 @@ class Upgrade:
         shutil.copyfile(release.binary, staged)
         staged.chmod(0o755)
         shutil.copy2(path, self.prev)
-        os.replace(staged, path)
+        files.durable_replace(staged, path)
         self.say(f"upgrade: {path} replaced; the previous binary is {self.prev}")
 
     def _trial(self) -> str | None:
@@ -352,7 +352,7 @@ class Upgrade:
         shutil.copy2(path, self.failed)
         back = path.with_name(path.name + ".new")
         shutil.copy2(self.prev, back)
-        os.replace(back, path)
+        files.durable_replace(back, path)
         self.say(f"upgrade: previous binary back in {path}; the rejected one is {self.failed}")
         try:
             with _effective(self.user):

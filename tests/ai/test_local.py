@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import threading
@@ -27,6 +26,7 @@ from appliance.ai import (
 from appliance.ai.local import LocalEngine
 from appliance.ai.models import REPO_MODELS_DIR
 from appliance.ai.schema import validate
+from tests.helpers import run_async
 
 from .conftest import COURSE_MESSAGES, COURSE_SCHEMA, TEST_MODEL, THREADS, model_path, requires_model
 
@@ -222,7 +222,7 @@ def test_async_api(engine: LocalEngine) -> None:
         chunks = [c async for c in engine.astream([{"role": "user", "content": "Say hi."}], max_tokens=10)]
         return v, chunks
 
-    v, chunks = asyncio.run(main())
+    v, chunks = run_async(main())
     validate(v, QUIZ_SCHEMA)
     assert chunks
 

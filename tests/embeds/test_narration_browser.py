@@ -77,7 +77,7 @@ def test_builder_narrate_button_narrates_and_the_preview_plays_it(appliance: App
     page.get_by_role("button", name="Narrate").click()
     panel = page.get_by_role("region", name="AI progress")
     panel.get_by_text("Done").wait_for(timeout=120000)
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("tab", name="Preview").click()
     page.get_by_role("button", name="Start", exact=True).click()
     page.get_by_role("heading", name="Text").wait_for()
     page.wait_for_function(

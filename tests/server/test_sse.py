@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from appliance.server.sse import job_events
-from tests.helpers import Install, Server, init_data_dir, start_server
+from tests.helpers import Install, Server, init_data_dir, run_async, start_server
 
 RUNNING = {"id": 7, "status": "running"}
 T = TypeVar("T")
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run on a thread of its own: in the whole suite the session's Playwright (sync API)
-    keeps an event loop running on the main thread, where asyncio.run refuses to start."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+_run = run_async
 
 
 async def _collect(stream: Any, count: int) -> list[dict[str, Any]]:

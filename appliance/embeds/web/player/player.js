@@ -190,17 +190,23 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
     emit("course", "feedback", { feedback: value });
   };
 
+  // the arrow keys act on the screen being shown: the handler reads this render's state through a
+  // ref set while rendering, so a key pressed right after focus moved to a new screen (before a
+  // re-attached listener would run) is not handled with the previous screen's state and lost
+  const keyState = useRef(null);
+  keyState.current = { phase, next, previous };
   useEffect(() => {
     const onKey = (e) => {
-      if (phase !== "screen") return;
+      const { phase: shown, next: forward, previous: back } = keyState.current;
+      if (shown !== "screen") return;
       const tag = (e.target && e.target.tagName) || "";
       if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) && e.target.type !== "checkbox" && e.target.type !== "radio") return;
-      if (e.key === "ArrowRight" && !e.altKey) { e.preventDefault(); next(); }
-      if (e.key === "ArrowLeft" && !e.altKey) { e.preventDefault(); previous(); }
+      if (e.key === "ArrowRight" && !e.altKey) { e.preventDefault(); forward(); }
+      if (e.key === "ArrowLeft" && !e.altKey) { e.preventDefault(); back(); }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  });
+  }, []);
 
   const back = options.back === "event"
     ? html`<button type="button" class="back" onClick=${() => emit("back", "back", {})}>${icon("arrow-left")} ${t("backToHost")}</button>`
