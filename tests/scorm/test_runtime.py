@@ -143,7 +143,9 @@ def test_static_package_fails_below_the_pass_mark(page: Any, appliance: Applianc
     frame = _launch(page, lms, pkg, "1.2")
     frame.get_by_role("button", name="Start").click()
     frame.get_by_role("img", name="One pixel").wait_for()  # the data: asset, now a file in the package
-    assert frame.get_by_role("img", name="One pixel").evaluate("i => i.naturalWidth") == 1
+    pixel = frame.get_by_role("img", name="One pixel")  # decoded from the package (it may still be loading)
+    pixel.evaluate("i => i.complete || new Promise((done) => { i.onload = i.onerror = done; })")
+    assert pixel.evaluate("i => i.naturalWidth") == 1
     frame.get_by_role("button", name="Next").click()
     frame.get_by_label("B").check()
     frame.get_by_role("button", name="Check answer").click()
