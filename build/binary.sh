@@ -114,6 +114,7 @@ args=(
     --add-data "$ROOT/appliance/ai/tts_worker.py:appliance/ai"  # run by the TTS venv's python, by path
     --add-data "$ROOT/models/manifest.json:models"  # <_MEIPASS>/models: where appliance.ai.models looks
     --add-data "$ROOT/appliance/release/trusted:appliance/release/trusted"  # the release keys upgrades trust
+    --add-data "$ROOT/appliance/images/tabler:appliance/images/tabler"  # the illustration library (icons.json)
     --additional-hooks-dir "$ROOT/build/hooks"
     --hidden-import llama_cpp  # imported lazily (appliance.ai.local), so analysis must be told
     --collect-submodules appliance.embeds
