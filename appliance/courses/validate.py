@@ -170,6 +170,12 @@ def validate_screen(screen: Any) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         raise Invalid(f"screen {screen.get('title', '')!r}: {exc}") from None
     clean = msgspec.to_builtins(content)
+    # the alt text of the screen's image (its `asset`), any screen type (docs/embeds.md, docs/images.md)
+    asset_alt = (screen.get("content") or {}).get("asset_alt") if isinstance(screen.get("content"), dict) else None
+    if asset_alt is not None:
+        if not isinstance(asset_alt, str) or len(asset_alt) > 300:
+            raise Invalid("asset_alt is text of at most 300 characters")
+        clean["asset_alt"] = asset_alt
     if kind == "text":
         clean["html"] = sanitise_html(clean["html"])
     if kind == "quiz":
