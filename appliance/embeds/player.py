@@ -14,6 +14,7 @@ from appliance.courses import service as courses
 from appliance.courses.model import DEFAULT_FINISH, DEFAULT_START
 from appliance.embeds import track_input
 from appliance.errors import Conflict, Invalid, not_found
+from appliance.learners import events as learner_events
 from appliance.learners import trackings
 from appliance.learners.trackings import record_progress
 from appliance.storage.database import fetch_all, fetch_one
@@ -245,6 +246,8 @@ def track(
     elif event == "feedback":
         # a rating 1-5, never free text: nothing a learner types is stored to be shown to others
         record_progress(db, course_id, identifier, feedback=str(checked.feedback), **common)
+    # the one place player progress is published (xAPI statements, LTI grade passback subscribe)
+    learner_events.publish_player_event(db, course_id, identifier, event, seconds=seconds, response=checked.answers)
     return {"tracking": tracking_state(db, course_id, identifier), **result}
 
 

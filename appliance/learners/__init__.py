@@ -7,4 +7,6 @@ and the SCORM runtime call them.
 - `identities`: clients and users; `ensure_identity` creates the rows a partner's identifiers imply.
 - `trackings`: `record_progress`, the one writer of tracking rows, and the tracking queries.
 - `progress`: a learner's progress through a collection.
+- `events`: learner events (launched, progressed, answered, completed, passed/failed) the player's
+  tracking writes publish to subscribers (xAPI statements, LTI grade passback).
 """
