@@ -430,12 +430,26 @@ def _audit_actor_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor, seq)")
 
 
+def _environment_job_events(db: sqlite_utils.Database) -> None:
+    """A job's progress events and its cancel request, for the other processes of `serve --workers N`:
+    any worker streams any job's events and cancels it (appliance.ai.jobs)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            event TEXT NOT NULL                      -- JSON, as the server-sent event carries it
+        )"""
+    )
+    db.execute("CREATE INDEX job_events_job ON job_events(job_id, id)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1, _control_admins],
     "audit": [_audit_v1, _audit_actor_index],
     "environment": [
         _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
-        _environment_variant_index,
+        _environment_variant_index, _environment_job_events,
     ],
 }
 
