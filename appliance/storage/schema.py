@@ -444,12 +444,60 @@ def _environment_job_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX job_events_job ON job_events(job_id, id)")
 
 
+def _environment_xapi(db: sqlite_utils.Database) -> None:
+    """xAPI statements to the operator's LRS endpoints (appliance.xapi): endpoints, outbox, attempt log."""
+    db.execute(
+        """CREATE TABLE lrs_endpoints (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,                       -- the LRS's base (statements go to <url>/statements)
+            auth TEXT NOT NULL CHECK (auth IN ('basic', 'oauth2')),
+            username TEXT NOT NULL,                  -- Basic user name, or the OAuth2 client id
+            secret TEXT NOT NULL,                    -- Basic password or OAuth2 client secret (encrypted database)
+            token_url TEXT,                          -- OAuth2 client credentials token endpoint
+            scope TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE xapi_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            statement_id TEXT NOT NULL,              -- uuid5 of the learner event's identity
+            endpoint_id INTEGER NOT NULL REFERENCES lrs_endpoints(id) ON DELETE CASCADE,
+            identifier TEXT NOT NULL,                -- the learner, so a hard deletion finds their rows
+            verb TEXT NOT NULL,
+            body TEXT NOT NULL,                      -- the statement, exactly as sent
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed | refused
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT,
+            created TEXT NOT NULL,
+            delivered TEXT,
+            UNIQUE (endpoint_id, statement_id)
+        )"""
+    )
+    db.execute("CREATE INDEX xapi_outbox_due ON xapi_outbox(status, next_attempt)")
+    db.execute("CREATE INDEX xapi_outbox_identifier ON xapi_outbox(identifier)")
+    db.execute(
+        """CREATE TABLE xapi_attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            outbox_id INTEGER NOT NULL REFERENCES xapi_outbox(id) ON DELETE CASCADE,
+            time TEXT NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms REAL
+        )"""
+    )
+    db.execute("CREATE INDEX xapi_attempts_outbox ON xapi_attempts(outbox_id)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1, _control_admins],
     "audit": [_audit_v1, _audit_actor_index],
     "environment": [
         _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
-        _environment_variant_index, _environment_job_events,
+        _environment_variant_index, _environment_job_events, _environment_xapi,
     ],
 }
 
