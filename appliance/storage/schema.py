@@ -492,12 +492,74 @@ def _environment_xapi(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX xapi_attempts_outbox ON xapi_attempts(outbox_id)")
 
 
+def _control_lti(db: sqlite_utils.Database) -> None:
+    """LTI 1.3 (docs/lti.md): the platforms each workspace registered, and the tool's server-side
+    login state (nonces, states, launch data) shared by every worker process."""
+    db.execute(
+        """CREATE TABLE lti_platforms (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+            environment TEXT NOT NULL CHECK (environment IN ('test', 'production')),
+            issuer TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            deployment_ids TEXT NOT NULL,      -- JSON list
+            auth_login_url TEXT NOT NULL,
+            auth_token_url TEXT NOT NULL,
+            auth_audience TEXT,
+            keyset TEXT,                       -- JSON Web Key Set of the platform's public keys
+            keyset_url TEXT,                   -- only when the operator gives one
+            created TEXT NOT NULL,
+            UNIQUE (issuer, client_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE lti_cache (
+            k TEXT PRIMARY KEY,                -- a nonce, a state or a launch id (random)
+            v TEXT NOT NULL,                   -- JSON
+            expires REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX lti_cache_expires ON lti_cache(expires)")
+
+
+def _environment_lti(db: sqlite_utils.Database) -> None:
+    """LTI Assignment and Grade Services: where a learner's score goes, and the grades waiting to go."""
+    db.execute(
+        """CREATE TABLE lti_grade_links (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            course_id INTEGER NOT NULL,
+            identifier TEXT NOT NULL,          -- lti:<issuer>:<sub>
+            platform_id INTEGER NOT NULL,
+            sub TEXT NOT NULL,
+            endpoint TEXT NOT NULL,            -- JSON: the launch's AGS endpoint claim
+            updated TEXT NOT NULL,
+            UNIQUE (course_id, identifier)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE lti_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            link_id INTEGER NOT NULL REFERENCES lti_grade_links(id) ON DELETE CASCADE,
+            score REAL,
+            completed TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',   -- pending, delivered, failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL,
+            last_error TEXT,
+            created TEXT NOT NULL,
+            delivered TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX lti_outbox_due ON lti_outbox(status, next_attempt)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
-    "control": [_control_v1, _control_admins],
+    "control": [_control_v1, _control_admins, _control_lti],
     "audit": [_audit_v1, _audit_actor_index],
     "environment": [
         _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
         _environment_variant_index, _environment_job_events, _environment_xapi,
+        _environment_lti,
     ],
 }
 
