@@ -164,6 +164,18 @@ class AISettings:
 
 
 @dataclass
+class ImageSettings:
+    """Images for screens and covers (appliance.images); see docs/images.md. With no engine the
+    offline illustration library is used."""
+
+    engines: list[RemoteEngine] = field(default_factory=list)  # OpenAI-compatible /v1/images/generations
+    size: str = "1024x1024"  # asked of the engine
+    timeout_seconds: float = 120.0  # per engine and image
+    max_bytes: int = 8 * 1024 * 1024  # largest image an engine may answer (the builder's media limit)
+    max_pixels: int = 16_777_216  # width x height of an engine's image (4096 x 4096)
+
+
+@dataclass
 class AdminSettings:
     """The operator's console under /admin/ (appliance.admin); see docs/operations.md."""
 
@@ -186,6 +198,7 @@ class Settings:
     embeds: EmbedSettings = field(default_factory=EmbedSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     ai: AISettings = field(default_factory=AISettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
@@ -207,6 +220,7 @@ SECTIONS = {
     "embeds": EmbedSettings,
     "documents": DocumentSettings,
     "ai": AISettings,
+    "images": ImageSettings,
     "admin": AdminSettings,
 }
 # variables that name a setting besides APPLIANCE_<SECTION>_<KEY> (and win over it)
@@ -356,6 +370,9 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("ai.queue_size, remote_failure_threshold, tts_memory_mb and timeout_seconds must be positive")
     if ai.quality_retries < 0:
         raise ConfigError("ai.quality_retries must be 0 or more")
+    images = settings.images
+    if min(images.timeout_seconds, images.max_bytes, images.max_pixels) <= 0 or not re.fullmatch(r"\d{2,5}x\d{2,5}", images.size):
+        raise ConfigError("images.timeout_seconds, max_bytes and max_pixels must be positive; images.size is WIDTHxHEIGHT")
     admin = settings.admin
     if min(admin.idle_minutes, admin.session_hours, admin.lockout_minutes) <= 0 or admin.max_failed_logins < 1:
         raise ConfigError("admin.idle_minutes, session_hours, lockout_minutes and max_failed_logins must be positive")
