@@ -4,7 +4,8 @@ Usage is computed from trackings, never stored twice. A learner counts once per 
 (UTC) as an identified recipient, or as an anonymous one when the player had no identifier
 (identifiers starting with `anonymous:`). Test learners never count: every learner in the test
 environment, and users marked `testMode` in production. `narration_tokens` are the characters
-finished narration jobs read out (their job records), in both environments.
+finished narration jobs read out (their job records), in both environments; `image_generations` the
+images made for screens and covers (library or engine, table image_generations), in both too.
 """
 
 from __future__ import annotations
@@ -59,13 +60,25 @@ def narration_usage(db: sqlite_utils.Database, client: str | None, period: tuple
     return int(db.execute(sql, params).fetchone()[0])
 
 
+def image_usage(db: sqlite_utils.Database, client: str | None, period: tuple[str, str]) -> int:
+    """Images made (appliance.images.service records each, library or engine), in every environment."""
+    sql = "SELECT count(*) FROM image_generations WHERE created >= ? AND created < ?"
+    params: list[Any] = [period[0], period[1]]
+    if client is not None:
+        sql += " AND client_identifier = ?"
+        params.append(client)
+    return int(db.execute(sql, params).fetchone()[0])
+
+
 def usage(
     db: sqlite_utils.Database, environment: str, metric: str, client: str | None, period: tuple[str, str]
 ) -> int:
     if metric == NARRATION:
         return narration_usage(db, client, period)
-    if environment == "test" or metric not in (IDENTIFIED, ANONYMOUS):
-        return 0  # test learners never count; images are counted by their feature
+    if metric == IMAGES:
+        return image_usage(db, client, period)
+    if environment == "test":
+        return 0  # test learners never count
     anonymous = "LIKE" if metric == ANONYMOUS else "NOT LIKE"
     sql = f"""SELECT count(DISTINCT t.identifier) FROM trackings t LEFT JOIN users u ON u.identifier = t.identifier
               WHERE t.commenced >= ? AND t.commenced < ? AND t.identifier {anonymous} ?

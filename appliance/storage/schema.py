@@ -553,6 +553,20 @@ def _environment_lti(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX lti_outbox_due ON lti_outbox(status, next_attempt)")
 
 
+def _environment_image_generations(db: sqlite_utils.Database) -> None:
+    """One row per image made (appliance.images.service): the usage API's image_generations."""
+    db.execute(
+        """CREATE TABLE image_generations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            client_identifier TEXT,                  -- the client the image was made for; NULL: none
+            source TEXT NOT NULL,                    -- library | engine:<name>
+            object_id TEXT NOT NULL,                 -- the image in the object store
+            created TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX image_generations_created ON image_generations(created)")
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     "control": [_control_v1, _control_admins, _control_lti],
     "audit": [_audit_v1, _audit_actor_index],
