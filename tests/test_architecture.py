@@ -35,6 +35,7 @@ LAYERS = [
     "courses",  # course rows, content validation, the demo course
     "learners",  # identities, trackings, progress: they refer to courses
     "ai",  # generation, translation, narration: they write courses
+    "images",  # illustrations (library, model keywords, image engines) and the upload rule for images
     "documents",  # uploaded documents and courses generated from them with the AI
     "server",  # HTTP machinery: request context, middleware, inputs, metrics, the app assembly
     "embeds",  # embed sessions, tokens and origins, and the embed pages' controllers
