@@ -34,6 +34,7 @@ LAYERS = [
     "webhooks",  # the outbox domain services emit events into, and its delivery worker
     "courses",  # course rows, content validation, the demo course
     "learners",  # identities, trackings, progress: they refer to courses
+    "xapi",  # xAPI statements from learner events, their outbox and LRS delivery worker
     "ai",  # generation, translation, narration: they write courses
     "images",  # illustrations (library, model keywords, image engines) and the upload rule for images
     "documents",  # uploaded documents and courses generated from them with the AI

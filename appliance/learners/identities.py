@@ -90,6 +90,11 @@ def delete_client_rows(db: sqlite_utils.Database, client_identifier: str) -> Non
            OR json_extract(body, '$.data.tracking.identifier') IN (SELECT identifier FROM users WHERE client_identifier = ?)""",
         [client_identifier, client_identifier],
     )
+    db.execute(
+        "DELETE FROM xapi_outbox WHERE identifier IN (SELECT identifier FROM users WHERE client_identifier = ?)"
+        " OR identifier IN (SELECT identifier FROM trackings WHERE client_identifier = ?)",
+        [client_identifier, client_identifier],
+    )
     for table in ("trackings", "collection_trackings", "courses", "collections", "users", "allowances"):
         db.execute(f"DELETE FROM {table} WHERE client_identifier = ?", [client_identifier])
     db.execute("DELETE FROM clients WHERE client_identifier = ?", [client_identifier])
@@ -168,3 +173,4 @@ def delete_user_rows(
     db.execute("DELETE FROM collection_trackings WHERE identifier = ?", [identifier])
     db.execute("DELETE FROM users WHERE identifier = ?", [identifier])
     db.execute("DELETE FROM webhook_outbox WHERE json_extract(body, '$.data.tracking.identifier') = ?", [identifier])
+    db.execute("DELETE FROM xapi_outbox WHERE identifier = ?", [identifier])  # pending ones are never sent

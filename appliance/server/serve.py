@@ -25,6 +25,8 @@ from appliance.server.tls import server_context
 from appliance.storage import rotation
 from appliance.storage.database import StorageError
 from appliance.webhooks.worker import DeliveryWorker
+from appliance.xapi import install as install_xapi
+from appliance.xapi.worker import LrsWorker
 
 
 class _TLSConfig(uvicorn.Config):
@@ -51,6 +53,8 @@ def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], No
     runtime.audit.start_anchoring()
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()
+    lrs = LrsWorker(runtime)  # sends the xAPI outbox to the operators' LRSs (appliance.xapi)
+    lrs.start()
     rekey_named: Callable[[str], float] = runtime.rekey if rekey else _refuse_rekey
     # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
     backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, rekey_named)])
@@ -59,6 +63,7 @@ def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], No
 
     def stop() -> None:
         webhooks.stop()
+        lrs.stop()
         retention.stop()
         backup.stop()  # ships what is left after the last request
 
@@ -92,6 +97,7 @@ def serve(
     sys.setswitchinterval(0.0005)
     ai = AIService(runtime)  # the model loads in the background; /health answers 503 until it is ready
     app = create_app(runtime, ai)
+    install_xapi(settings.base_url)  # this process's learner writes queue xAPI statements
     config = _TLSConfig(
         app,
         host=host,

@@ -448,46 +448,28 @@ def _environment_xapi(db: sqlite_utils.Database) -> None:
     """xAPI statements to the operator's LRS endpoints (appliance.xapi): endpoints, outbox, attempt log."""
     db.execute(
         """CREATE TABLE lrs_endpoints (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            url TEXT NOT NULL,                       -- the LRS's base (statements go to <url>/statements)
+            id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL,  -- statements go to <url>/statements
             auth TEXT NOT NULL CHECK (auth IN ('basic', 'oauth2')),
-            username TEXT NOT NULL,                  -- Basic user name, or the OAuth2 client id
-            secret TEXT NOT NULL,                    -- Basic password or OAuth2 client secret (encrypted database)
-            token_url TEXT,                          -- OAuth2 client credentials token endpoint
-            scope TEXT,
-            enabled INTEGER NOT NULL DEFAULT 1,
-            created TEXT NOT NULL,
-            updated TEXT NOT NULL
-        )"""
+            username TEXT NOT NULL, secret TEXT NOT NULL,   -- Basic user/password or OAuth2 client id/secret
+            token_url TEXT, scope TEXT,                     -- OAuth2 client credentials
+            enabled INTEGER NOT NULL DEFAULT 1, created TEXT NOT NULL, updated TEXT NOT NULL)"""
     )
     db.execute(
         """CREATE TABLE xapi_outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            statement_id TEXT NOT NULL,              -- uuid5 of the learner event's identity
+            id INTEGER PRIMARY KEY AUTOINCREMENT, statement_id TEXT NOT NULL,  -- uuid5 of the event's identity
             endpoint_id INTEGER NOT NULL REFERENCES lrs_endpoints(id) ON DELETE CASCADE,
             identifier TEXT NOT NULL,                -- the learner, so a hard deletion finds their rows
-            verb TEXT NOT NULL,
-            body TEXT NOT NULL,                      -- the statement, exactly as sent
+            verb TEXT NOT NULL, body TEXT NOT NULL,  -- the statement, exactly as sent
             status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed | refused
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt TEXT NOT NULL,
-            last_error TEXT,
-            created TEXT NOT NULL,
-            delivered TEXT,
-            UNIQUE (endpoint_id, statement_id)
-        )"""
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT NOT NULL, last_error TEXT,
+            created TEXT NOT NULL, delivered TEXT, UNIQUE (endpoint_id, statement_id))"""
     )
     db.execute("CREATE INDEX xapi_outbox_due ON xapi_outbox(status, next_attempt)")
     db.execute("CREATE INDEX xapi_outbox_identifier ON xapi_outbox(identifier)")
     db.execute(
-        """CREATE TABLE xapi_attempts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+        """CREATE TABLE xapi_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT,
             outbox_id INTEGER NOT NULL REFERENCES xapi_outbox(id) ON DELETE CASCADE,
-            time TEXT NOT NULL,
-            status_code INTEGER,
-            error TEXT,
-            duration_ms REAL
-        )"""
+            time TEXT NOT NULL, status_code INTEGER, error TEXT, duration_ms REAL)"""
     )
     db.execute("CREATE INDEX xapi_attempts_outbox ON xapi_attempts(outbox_id)")
 
