@@ -1,5 +1,7 @@
 """Media uploads: an image, video or audio file (raw body) into the encrypted object store, served
-back at `GET /embed/media/<ws>/<env>/<object>.<ext>`."""
+back at `GET /embed/media/<ws>/<env>/<object>.<ext>`. Images follow the one image rule,
+appliance.images.uploads (type from the bytes, limits, metadata dropped, SVG sanitised), on upload
+and again when served (an SVG is served as re-sanitised, under a CSP that allows no script)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,16 @@ import anyio
 from litestar import Controller, Request, Response, get, post
 
 from appliance.embeds.builder.access import PATH, builder_session, owned_row, target
-from appliance.errors import ApiError
+from appliance.errors import ApiError, DomainError, as_api_error
+from appliance.images import uploads
 from appliance.server import public
 from appliance.server.context import context_of, runtime_of
 from appliance.storage.objects import ObjectError, ObjectStore
 
 MEDIA_MAX_BYTES = 8 * 1024 * 1024
-# accepted uploads: extension, MIME type, and a check of the file's first bytes (no SVG: it can script)
+# accepted uploads: extension, MIME type, and kind; images are appliance.images.uploads' (SVG too)
 MEDIA_TYPES: dict[str, tuple[str, str]] = {
-    "png": ("image/png", "image"),
-    "jpg": ("image/jpeg", "image"),
-    "gif": ("image/gif", "image"),
-    "webp": ("image/webp", "image"),
+    **{ext: (mime, "image") for ext, mime in uploads.IMAGE_TYPES.items()},
     "mp4": ("video/mp4", "video"),
     "webm": ("video/webm", "video"),
     "mp3": ("audio/mpeg", "audio"),
@@ -29,19 +29,15 @@ MEDIA_TYPES: dict[str, tuple[str, str]] = {
     "wav": ("audio/wav", "audio"),
 }
 MEDIA_NAME = re.compile(r"^([0-9a-f]{32})\.([a-z0-9]{2,4})$")
+MEDIA_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def sniff_media(data: bytes) -> str | None:
     """The extension of an accepted media file, from its content (never from its name)."""
+    image = uploads.sniff_image(data)
+    if image is not None:
+        return image
     head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "wav"
     if head[4:8] == b"ftyp":
@@ -55,6 +51,25 @@ def sniff_media(data: bytes) -> str | None:
     return None
 
 
+def clean_media(data: bytes) -> tuple[bytes, str]:
+    """The bytes to store and their extension: an image cleaned by the image rule, or a video or
+    audio file as it came (sniffed)."""
+    if not data:
+        raise ApiError(422, "The upload is empty")
+    if len(data) > MEDIA_MAX_BYTES:
+        raise ApiError(413, f"Media files are limited to {MEDIA_MAX_BYTES // (1024 * 1024)} MB")
+    ext = sniff_media(data)
+    if ext is None:
+        raise ApiError(415, "Upload a PNG, JPEG, GIF, WebP or SVG image, an MP4 or WebM video, or an MP3, OGG or WAV file")
+    if ext not in uploads.IMAGE_TYPES:
+        return data, ext
+    try:
+        image = uploads.clean_image(data)
+    except DomainError as exc:
+        raise as_api_error(exc) from None
+    return image.data, image.extension
+
+
 class MediaApi(Controller):
     path = PATH
     include_in_schema = False
@@ -64,14 +79,7 @@ class MediaApi(Controller):
         session = builder_session(request)
         course_id = target(request, session)
         row = owned_row(session.db.read(), session, course_id)
-        data = await request.body()
-        if not data:
-            raise ApiError(422, "The upload is empty")
-        if len(data) > MEDIA_MAX_BYTES:
-            raise ApiError(413, f"Media files are limited to {MEDIA_MAX_BYTES // (1024 * 1024)} MB")
-        ext = sniff_media(data)
-        if ext is None:
-            raise ApiError(415, "Upload a PNG, JPEG, GIF or WebP image, an MP4 or WebM video, or an MP3, OGG or WAV file")
+        data, ext = await anyio.to_thread.run_sync(clean_media, await request.body())
         store = ObjectStore(runtime_of(request))
         # stored under the course's client (or the course): erasing that subject erases its media
         subject_kind, subject_id = (
@@ -102,8 +110,15 @@ async def media(request: Request[Any, Any, Any], workspace: int, environment: st
         raise ApiError(404, "No such media") from None
     if sniff_media(data) != match.group(2):
         raise ApiError(404, "No such media")
+    if match.group(2) == "svg":
+        # whoever stored it (an upload, the illustration composer), an SVG is served only as the
+        # sanitiser writes it
+        try:
+            data = await anyio.to_thread.run_sync(uploads.sanitise_svg, data)
+        except DomainError:
+            raise ApiError(404, "No such media") from None
     return Response(
         data,
         media_type=MEDIA_TYPES[match.group(2)][0],
-        headers={"content-security-policy": "default-src 'none'; sandbox", "cross-origin-resource-policy": "same-origin"},
+        headers={"content-security-policy": MEDIA_CSP, "cross-origin-resource-policy": "same-origin"},
     )
