@@ -37,6 +37,7 @@ XAPI_VERSION = "1.0.3"
 USER_AGENT = f"Coassemble-Appliance-xAPI/{__version__}"
 BATCH = 20
 PRUNE_SECONDS = 3600.0
+RESCAN_SECONDS = 30.0
 
 
 @dataclass
@@ -135,6 +136,8 @@ class LrsWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xapi", daemon=True)
         self._prune_at = 0.0
+        self._rescan_at = 0.0
+        self._broken: set[tuple[int, str]] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -158,6 +161,18 @@ class LrsWorker:
             if not sent:
                 outbox.wait_for_work(self.settings.poll_seconds)
 
+    def _open_all(self) -> None:
+        """Open every environment database, so pending rows are found after a restart (and in the
+        supervisor of `serve --workers N`, which serves no request that would open them)."""
+        for ws, env in self.runtime.environment_ids():
+            try:
+                self.runtime.environment(ws, env)
+            except Exception as exc:
+                if (ws, env) not in self._broken:  # say it once, not every scan
+                    self._broken.add((ws, env))
+                    logs.event("xapi: cannot open environment", level=logging.ERROR, workspace=ws,
+                               environment=env, error=type(exc).__name__)
+
     def poll_once(self) -> int:
         """Send every due row (up to BATCH per environment); returns how many attempts were made."""
         if not self.runtime.disk.writable():
@@ -165,6 +180,9 @@ class LrsWorker:
         prune = time.monotonic() >= self._prune_at
         if prune:
             self._prune_at = time.monotonic() + PRUNE_SECONDS
+        if time.monotonic() >= self._rescan_at:
+            self._open_all()
+            self._rescan_at = time.monotonic() + RESCAN_SECONDS
         made = 0
         for database in self.runtime.open_environments():
             if self._stop.is_set():
