@@ -555,7 +555,7 @@ MIGRATIONS: dict[str, list[Migration]] = {
     "environment": [
         _environment_v1, _environment_embed_sessions, _environment_jobs, _environment_documents,
         _environment_variant_index, _environment_job_events, _environment_xapi,
-        _environment_lti,
+        _environment_lti, _environment_image_generations,
     ],
 }
 
