@@ -35,6 +35,7 @@ from appliance.headless.trackings import TrackingsController
 from appliance.headless.translations import TranslationsController
 from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
+from appliance.lti.routes import LTI_HANDLERS
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
 from appliance.scorm.api import SCORM_HANDLERS
 from appliance.server.inputs import OUT_OF_RANGE, IntegerParamsMiddleware
@@ -198,6 +199,7 @@ def route_handlers() -> list[Any]:
         *EMBED_HANDLERS,
         *SCORM_HANDLERS,
         *BUILDER_HANDLERS,
+        *LTI_HANDLERS,
         ADMIN_ROUTER,
     ]
 

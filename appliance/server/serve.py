@@ -19,6 +19,7 @@ from appliance.ai.jobs import AIService
 from appliance.backup.service import start_backup_service
 from appliance.courses.retention import RetentionWorker
 from appliance.documents import sandbox
+from appliance.lti.grades import GradeWorker
 from appliance.runtime import Runtime
 from appliance.server.app import create_app
 from appliance.server.tls import server_context
@@ -60,11 +61,14 @@ def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], No
     backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, rekey_named)])
     retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
     retention.start()
+    grades = GradeWorker(runtime)  # LTI grade passback (appliance.lti.grades): sends the lti_outbox
+    grades.start()
 
     def stop() -> None:
         webhooks.stop()
         lrs.stop()
         retention.stop()
+        grades.stop()
         backup.stop()  # ships what is left after the last request
 
     return stop
