@@ -61,6 +61,8 @@ def learner_screen(screen: dict[str, Any], index: int) -> dict[str, Any]:
                 }
             )
         content = {"questions": questions}
+        if "asset_alt" in screen.get("content", {}):
+            content["asset_alt"] = screen["content"]["asset_alt"]  # the alt text of the screen's image
     elif kind == "media":
         content = {**content, "kind": _media_kind(content)}
     narration = screen.get("narration")

@@ -222,6 +222,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
     const resuming = !alreadyDone && maxProgress.current > 0;
     return html`<div class="player modern-course-player">${header}
       <main class="cover start" aria-labelledby="title">
+        ${course.image ? html`<img class="cover-image" src=${course.image} alt=${start_.image_alt || ""} />` : null}
         <h1 id="title" tabindex="-1" ref=${heading}>${course.title}</h1>
         ${start_.display_description !== false && course.description ? html`<p class="lead">${course.description}</p>` : null}
         ${start_.display_duration !== false ? html`<p class="meta duration">${icon("clock")}<span>${t.count("minute", "minutes", Math.max(1, total))} · ${t.count("screen", "screens", total)}</span></p>` : null}
@@ -283,6 +284,7 @@ export function Player({ course, tracking, options, testMode, transport, emit, t
       <p class="meta" id="screen-position">${t("screenOf", { n: index + 1, total })}</p>
       <h1 id="screen-title" tabindex="-1" ref=${heading} aria-describedby="screen-position">${screen.title}</h1>
       ${screen.description ? html`<p class="lead">${screen.description}</p>` : null}
+      ${screen.asset ? html`<figure class="screen-image"><img src=${screen.asset} alt=${(screen.content && screen.content.asset_alt) || ""} /></figure>` : null}
       ${screen.narration && transport.narration ? html`<${Narration} key=${`n-${screen.id}`} screen=${screen} transport=${transport} t=${t} />` : null}
       <${Screen} key=${`${screen.id}-${index}`} screen=${screen} state=${state} setState=${setState} t=${t}
         done=${(v) => markDone(index, v)} onCheck=${check} onRetry=${retry} />
