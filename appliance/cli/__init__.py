@@ -9,6 +9,7 @@ One module per command group; each adds its commands to the parser built here:
 - `backup`: backup now|list|verify, restore, keys rotate-master|rekey|rotate-backup
 - `release`: release keygen|build|verify, upgrade
 - `admin`: admin create|list|reset-password|remove|setup-link (the web console's administrators)
+- `lti`: lti add|list|remove|jwks|rotate-key (LTI 1.3 platforms and the tool's keys)
 - `lrs`: lrs add|list|remove|test (xAPI statements' learning record stores)
 """
 
@@ -19,7 +20,7 @@ import os
 import sys
 
 from appliance import __version__, config
-from appliance.cli import admin, backup, lrs, model, release, secret, serve, workspaces
+from appliance.cli import admin, backup, lrs, lti, model, release, secret, serve, workspaces
 from appliance.cli.common import CliError
 from appliance.storage import crypto
 from appliance.storage.database import StorageError
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.register(sub)
     admin.register(sub)
     lrs.register(sub)
+    lti.register(sub)
     return parser
 
 
