@@ -211,6 +211,7 @@ def preview(db: sqlite_utils.Database, row: dict[str, Any], theme_id: int | None
         "id": row["id"],
         "title": row["title"],
         "description": row["description"],
+        "image": row["image"],  # the cover, shown on the start view like the player's
         "language": row["language"],
         "theme": courses.load_theme(db, theme_id if theme_id is not None else row["theme_id"]),
         "start": content.get("start") or DEFAULT_START,
