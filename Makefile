@@ -15,7 +15,7 @@ TTS_STAMP := $(TTS_VENV)/.deps-$(shell echo '$(TTS_PINS)' | sha256sum | cut -c1-
 # Installed marker: re-install only when the dependency list changes.
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint types unit bench binary release clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools axe-deps
+.PHONY: run test lint types unit bench binary release clean-venv deps ai-deps model-default ai-server-venv browser-deps tts-deps test-tools axe-deps xapi-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,16 @@ $(AXE_STAMP):
 
 axe-deps: $(AXE_STAMP)
 
+# xapi-validation (LearningLocker's xAPI statement validator) for tests/xapi, installed the same way
+XAPI_VALIDATION_VERSION := 2.1.4
+XAPI_STAMP := $(TEST_NODE)/.xapi-validation-$(XAPI_VALIDATION_VERSION)
+$(XAPI_STAMP): $(AXE_STAMP)
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(TEST_NODE) xapi-validation@$(XAPI_VALIDATION_VERSION)
+	rm -f $(TEST_NODE)/.xapi-validation-*
+	touch $@
+
+xapi-deps: $(XAPI_STAMP)
+
 # tests that need system tools rather than skip without them: systemd-analyze verifies the systemd
 # unit (tests/test_installer.py); unshare and nsenter run the disk-full server on its own tmpfs
 # (tests/storage/test_disk_full.py, which also needs root); strace and ip run the air-gap proof in a
@@ -105,7 +115,7 @@ test-tools:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 
-unit: deps browser-deps axe-deps test-tools ai-deps ai-server-venv tts-deps
+unit: deps browser-deps axe-deps xapi-deps test-tools ai-deps ai-server-venv tts-deps
 	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
 
 test: lint types unit

@@ -10,7 +10,7 @@ One module per command group; each adds its commands to the parser built here:
 - `release`: release keygen|build|verify, upgrade
 - `admin`: admin create|list|reset-password|remove|setup-link (the web console's administrators)
 - `lti`: lti add|list|remove|jwks|rotate-key (LTI 1.3 platforms and the tool's keys)
-- `lrs`: lrs add|list|remove|test (xAPI statements' learning record stores)
+- `lrs`: lrs add|list|remove|log|test (xAPI statements' learning record stores)
 """
 
 from __future__ import annotations

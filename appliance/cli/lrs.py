@@ -1,4 +1,4 @@
-"""`appliance lrs add|list|remove|test`: the LRS endpoints xAPI statements go to (docs/xapi.md).
+"""`appliance lrs add|list|remove|log|test`: the LRS endpoints xAPI statements go to (docs/xapi.md).
 
 Per workspace and environment. The password or client secret is read from stdin (never argv: it
 would show in `ps` and shell history); with --passphrase-stdin it is the line after the passphrase.
@@ -80,6 +80,29 @@ def cmd_lrs_remove(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 @with_runtime
+def cmd_lrs_log(runtime: Runtime, args: argparse.Namespace) -> int:
+    """The delivery log of one endpoint: the latest statements, their status and last error."""
+    from appliance.xapi import outbox
+
+    database = _database(runtime, args)
+    try:
+        outbox.get_endpoint(database.read(), args.id)
+    except DomainError as exc:
+        raise CliError(str(exc)) from None
+    rows = outbox.delivery_log(database.read(), args.id, args.limit)
+    runtime.admin_event("lrs log", target=f"{args.env}:{args.id}", workspace_id=args.workspace)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(
+            f"{row['created']}\t{row['statement_id']}\t{row['verb']}\t{row['status']}\t"
+            f"attempts {row['attempts']}\t{row['last_error'] or ''}"
+        )
+    return 0
+
+
+@with_runtime
 def cmd_lrs_test(runtime: Runtime, args: argparse.Namespace) -> int:
     """Send one sample statement now (not through the outbox) and say what the LRS answered."""
     from appliance.xapi import outbox
@@ -128,6 +151,10 @@ def register(sub: Subparsers[Any]) -> None:
         "--json", action="store_true"
     )
     _target(command(lrs, "remove", cmd_lrs_remove, "remove an LRS endpoint")).add_argument("id", type=int)
+    p = _target(command(lrs, "log", cmd_lrs_log, "an LRS endpoint's delivery log"))
+    p.add_argument("id", type=int)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
     _target(command(lrs, "test", cmd_lrs_test, "send one sample statement to an LRS endpoint")).add_argument(
         "id", type=int
     )

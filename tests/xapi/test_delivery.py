@@ -1,0 +1,167 @@
+"""xAPI statements from the player's tracking to real LRS receivers (Basic auth, loopback).
+
+One appliance server and one receiver for the module. Three endpoints in the test environment:
+`ok` (answers 204), `bad` (answers 400: recorded, not retried) and `down` (no listener until the
+end: retried, nothing lost). Statements are checked by the npm `xapi-validation` package.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import Install, Server, cli, free_port, init_data_dir, start_server
+from tests.xapi.lrs import Lrs, validate
+
+USER, PASSWORD = "lrs-user", "lrs-password-7"
+ENV = {
+    "APPLIANCE_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1",
+    "APPLIANCE_WEBHOOKS_ALLOW_HTTP": "true",
+    "APPLIANCE_WEBHOOKS_BACKOFF_BASE_SECONDS": "0.2",
+    "APPLIANCE_WEBHOOKS_BACKOFF_MAX_SECONDS": "0.5",
+    "APPLIANCE_WEBHOOKS_POLL_SECONDS": "0.1",
+    "APPLIANCE_WEBHOOKS_TIMEOUT_SECONDS": "5",
+}
+ADL = "http://adlnet.gov/expapi/verbs/"
+
+
+@pytest.fixture(scope="module")
+def lrs() -> Iterator[Lrs]:
+    receiver = Lrs(USER, PASSWORD).start()
+    receiver.statuses["bad"] = 400
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def down_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory, lrs: Lrs, down_port: int) -> Install:
+    inst = init_data_dir(tmp_path_factory.mktemp("xapi") / "data")
+    for url in (f"{lrs.base}/ok", f"{lrs.base}/bad", f"http://127.0.0.1:{down_port}/down"):
+        add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", url,
+                  "--username", USER, data_dir=inst.data_dir, input_text=PASSWORD + "\n", env=ENV)
+        assert add.stdout.strip().isdigit(), add.stderr
+    return inst
+
+
+@pytest.fixture(scope="module")
+def server(install: Install) -> Iterator[Server]:
+    srv = start_server(install.data_dir, env=ENV)
+    yield srv
+    srv.stop()
+
+
+def _lrs_cli(install: Install, *args: str) -> Any:
+    out = cli("lrs", *args, "--workspace", str(install.workspace_id), "--env", "test", "--json",
+              data_dir=install.data_dir, env=ENV)
+    return json.loads(out.stdout)
+
+
+def _session(api: httpx.Client, identifier: str) -> dict[str, str]:
+    url = api.post("/v1/headless/embed/course", json={"action": "view", "courseId": 1, "identifier": identifier})
+    assert url.status_code == 200, url.text
+    view = api.post("/embed/api/session", json={"token": url.text.rsplit("/", 1)[1]})
+    assert view.status_code == 200, view.text
+    return {"Authorization": f"Bearer {view.json()['session']}"}
+
+
+def _play(api: httpx.Client, identifier: str, answers: dict[str, Any]) -> None:
+    bearer = _session(api, identifier)
+    for body in (
+        {"event": "start"},
+        {"event": "progress", "progress": 50, "seconds": 3},
+        {"event": "attempt", "screenId": 4, "answers": answers, "seconds": 2},
+        {"event": "complete", "seconds": 1},
+    ):
+        answer = api.post("/embed/api/track", json=body, headers=bearer)
+        assert answer.status_code == 200, answer.text
+
+
+def test_the_players_events_reach_the_lrs_as_valid_statements(server: Server, install: Install, lrs: Lrs) -> None:
+    with server.client(install.test_key) as api:
+        _play(api, "learner-x", {"1": [1]})
+        lrs.wait(lambda: len(lrs.at("ok")) >= 5 and len(lrs.at("bad")) >= 5)
+        got = {r.body["verb"]["id"].removeprefix(ADL): r for r in lrs.at("ok")}
+        assert set(got) == {"launched", "progressed", "answered", "completed", "passed"}
+        assert validate([r.body for r in lrs.at("ok")]) == [[]] * 5
+        for received in lrs.at("ok"):
+            assert received.status == 204 and received.statement_id == received.body["id"]
+            assert received.body["actor"]["account"]["name"] == "learner-x"
+        assert got["passed"].body["result"]["score"]["scaled"] == 1.0 and got["passed"].body["result"]["success"]
+        assert got["completed"].body["result"]["completion"] is True
+        assert got["answered"].body["result"]["response"] == '{"1":[1]}'
+        registration = {r.body["context"]["registration"] for r in lrs.at("ok")}
+        assert len(registration) == 1  # one tracking, one registration
+
+        # the same completion reported again is the same statement: nothing new is queued
+        api.post("/embed/api/track", json={"event": "complete"}, headers=_session(api, "learner-x"))
+    time.sleep(0.5)  # the worker polls every 0.1 s: a duplicate would have been sent by now
+    assert len(lrs.at("ok")) == 5
+
+    # the LRS's 400s are recorded and not retried
+    assert len(lrs.at("bad")) == 5
+    endpoints = {e["url"].rsplit("/", 1)[1]: e for e in _lrs_cli(install, "list")}
+    assert (endpoints["bad"]["failed"], endpoints["bad"]["pending"]) == (5, 0)
+    log = _lrs_cli(install, "log", str(endpoints["bad"]["id"]))
+    assert {(row["status"], row["attempts"], row["last_error"]) for row in log} == {("failed", 1, "HTTP 400")}
+    assert (endpoints["ok"]["delivered"], endpoints["ok"]["pending"]) == (5, 0)
+
+
+def test_an_lrs_that_is_down_loses_nothing_and_an_erased_learner_is_never_sent(
+    server: Server, install: Install, lrs: Lrs, down_port: int
+) -> None:
+    with server.client(install.test_key) as api:
+        _play(api, "learner-gone", {"1": [2]})  # failed the quiz
+        lrs.wait(lambda: any(r.body["actor"]["account"]["name"] == "learner-gone" for r in lrs.at("ok")))
+        down = next(e for e in _lrs_cli(install, "list") if e["url"].endswith("/down"))
+        deadline = time.monotonic() + 20
+        while not all(row["attempts"] >= 2 for row in _lrs_cli(install, "log", str(down["id"]))):
+            assert time.monotonic() < deadline, "the down LRS was not retried"
+            time.sleep(0.2)
+        log = _lrs_cli(install, "log", str(down["id"]))
+        assert {row["status"] for row in log} == {"pending"} and len(log) == 10  # learner-x's 5 and learner-gone's
+        assert all("connection failed" in row["last_error"] for row in log)
+        erased = api.request("DELETE", "/v1/headless/user/learner-gone")
+        assert erased.status_code == 200, erased.text
+    late = Lrs(USER, PASSWORD, port=down_port).start()
+    try:
+        late.wait(lambda: len(late.at("down")) >= 5)
+        time.sleep(0.5)
+        assert {r.body["actor"]["account"]["name"] for r in late.at("down")} == {"learner-x"}
+        assert len(late.at("down")) == 5 and validate([r.body for r in late.at("down")]) == [[]] * 5
+        assert {r.statement_id for r in late.at("down")} == {r.statement_id for r in lrs.at("ok")
+                                                              if r.body["actor"]["account"]["name"] == "learner-x"}
+    finally:
+        late.stop()
+    verbs = {r.body["verb"]["id"] for r in lrs.at("ok") if r.body["actor"]["account"]["name"] == "learner-gone"}
+    assert ADL + "failed" in verbs
+
+
+def test_a_statement_over_the_size_limit_is_refused_and_recorded(server: Server, install: Install, lrs: Lrs) -> None:
+    answers: dict[str, Any] = {"1": [1]} | {f"pad{i}": ["x" * 150] * 10 for i in range(50)}  # ~80 kB
+    with server.client(install.test_key) as api:
+        bearer = _session(api, "learner-big")
+        assert api.post("/embed/api/track", json={"event": "attempt", "screenId": 4, "answers": answers},
+                        headers=bearer).status_code == 200
+    ok = next(e for e in _lrs_cli(install, "list") if e["url"].endswith("/ok"))
+    refused = [row for row in _lrs_cli(install, "log", str(ok["id"])) if row["status"] == "refused"]
+    assert len(refused) == 1 and refused[0]["verb"] == "answered" and refused[0]["attempts"] == 0
+    assert "over the 65536-byte limit" in refused[0]["last_error"]
+
+
+def test_an_lrs_url_outside_the_allowlist_is_refused(install: Install) -> None:
+    refused = cli("lrs", "add", "--workspace", str(install.workspace_id), "--env", "test", "--url",
+                  "http://10.20.30.40/xapi", "--username", USER, data_dir=install.data_dir,
+                  input_text=PASSWORD + "\n", env=ENV, check=False)
+    assert refused.returncode == 2
+    assert "LRS URL refused: 10.20.30.40 is not in webhooks.allow_hosts" in refused.stderr
+    assert PASSWORD not in refused.stderr + refused.stdout
