@@ -71,6 +71,11 @@ class Unavailable(DomainError):
     """A part the operation needs cannot run right now; retrying later may work."""
 
 
+class BadGateway(DomainError):
+    """Another server the operation relies on (an operator's image engine) answered with something
+    unusable: a refusal, HTML, an oversized or non-image answer."""
+
+
 class ApiError(HTTPException):
     """Raise from a handler to answer with the D1 error body."""
 
@@ -86,6 +91,7 @@ STATUS: dict[type[DomainError], int] = {
     TooLarge: 413,
     Unsupported: 415,
     Unavailable: 503,
+    BadGateway: 502,
 }
 
 

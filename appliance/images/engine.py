@@ -3,7 +3,7 @@ engines`), tried in order. Each answer is read as a stream under a byte cap, mus
 `data[0].b64_json` (asked for; a `url` answer is refused: nothing is fetched from elsewhere), and
 must decode to a PNG, JPEG or WebP image within the size and pixel limits. A connection error, a
 timeout or a 5xx/429 makes the next engine try (Unavailable when none answers); a refusal, HTML,
-oversized or non-image answer from every engine that answered is Invalid. Nothing is stored here:
+oversized or non-image answer from every engine that answered is BadGateway (502). Nothing is stored here:
 the caller stores the bytes only once they passed."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import httpx
 from appliance.ai.engine import CancelToken
 from appliance.ai.errors import Cancelled
 from appliance.config import ImageSettings, RemoteEngine, api_key_variable
-from appliance.errors import Invalid, Unavailable
+from appliance.errors import BadGateway, Unavailable
 from appliance.security import secrets
 from appliance.storage.keyring import Keyring
 
@@ -150,7 +150,7 @@ def ask(client: httpx.Client, engine: RemoteEngine, prompt: str, settings: Image
 
 def generate(settings: ImageSettings, prompt: str, *, keyring: Keyring | None = None,
              cancel: CancelToken | None = None, transport: httpx.BaseTransport | None = None) -> EngineImage:
-    """The first engine's image that passes; Unavailable when none answered, Invalid when the
+    """The first engine's image that passes; Unavailable when none answered, BadGateway when the
     ones that answered gave nothing usable."""
     if not settings.engines:
         raise Unavailable("No image engine is configured")
@@ -173,5 +173,5 @@ def generate(settings: ImageSettings, prompt: str, *, keyring: Keyring | None = 
                     exc.message if isinstance(exc, Unavailable) else "could not be reached")
                 down.append(f"{name}: {reason}")
     if refused:
-        raise Invalid("No usable image from the image engines: " + "; ".join(refused + down))
+        raise BadGateway("No usable image from the image engines: " + "; ".join(refused + down))
     raise Unavailable("No image engine answered: " + "; ".join(down))

@@ -87,7 +87,7 @@ def illustrate(runtime: Runtime, *, workspace_id: int, environment: str, subject
     """Make, check, store and count one image (see the module's docstring). ``engine`` is the text
     model (the AI service's engine); without it the title's words choose the icons and the alt text
     is derived from the title. Raises Unavailable (no model or image engine answers), Invalid (an
-    image engine's answer is unusable), Cancelled."""
+    image engine's answer is unusable: BadGateway, 502), Cancelled."""
     start = time.perf_counter()
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled")
