@@ -150,6 +150,21 @@ def save_draft(
     )
 
 
+def set_cover(db: sqlite_utils.Database, course_id: int, url: str | None, alt: str | None) -> None:
+    """The course's cover image (`image`, and `thumbnail`: the same image) and its alt text
+    (`content.start.image_alt` in the draft); None removes them."""
+    row = get_row(db, course_id)
+    content = json.loads(row["draft"])
+    start = {**(content.get("start") or {})}
+    if alt is None:
+        start.pop("image_alt", None)
+    else:
+        start["image_alt"] = alt
+    content["start"] = start
+    db.execute("UPDATE courses SET image = ?, thumbnail = ?, draft = ?, updated = ? WHERE id = ?",
+               [url, url, json.dumps(content), now_iso(), course_id])
+
+
 def content_manifest(db: sqlite_utils.Database, course_id: int) -> dict[str, Any]:
     """The course's content per language variant, what a learner-facing player needs to render it."""
     row = get_row(db, course_id)
