@@ -4,6 +4,7 @@ the course service in one transaction (nothing half-written when a job fails or 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -21,6 +22,20 @@ from appliance.learners.identities import ensure_identity
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_one
 
+# steps a package above this one adds to the jobs (appliance.images.generated registers the images:
+# a generated course's cover, a generated screen's image); each returns fields for the job's result
+CourseStep = Callable[[JobContext, int], dict[str, Any]]  # (job, saved course id)
+ScreenStep = Callable[[JobContext, int, dict[str, Any]], dict[str, Any]]  # (job, course id, new screen)
+COURSE_STEPS: list[CourseStep] = []
+SCREEN_STEPS: list[ScreenStep] = []
+
+
+def after_course(ctx: JobContext, course_id: int) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for step in COURSE_STEPS:
+        extra.update(step(ctx, course_id))
+    return extra
+
 
 @handler("generate_course")
 def run_generate_course(ctx: JobContext) -> dict[str, Any]:
@@ -36,7 +51,9 @@ def run_generate_course(ctx: JobContext) -> dict[str, Any]:
         return courses.create(w, title=draft.title, description=draft.description, content=draft.content,
                               identifier=p.get("identifier"), client_identifier=p.get("clientIdentifier"))
 
-    return {"courseId": ctx.db.write(save), "flags": [f.to_wire() for f in draft.flags], "regenerated": draft.regenerated}
+    course_id = ctx.db.write(save)
+    return {"courseId": course_id, "flags": [f.to_wire() for f in draft.flags], "regenerated": draft.regenerated,
+            **after_course(ctx, course_id)}
 
 
 
@@ -66,8 +83,11 @@ def run_generate_screen(ctx: JobContext) -> dict[str, Any]:
     title = p.get("title") or (p.get("prompt") or "New screen")[:80]
     topic = f"{context}. {p.get('prompt') or ''}".strip()
     screen = generate_screen(ctx.engine, p["type"], title, topic, source=p.get("content"), cancel=ctx.cancel)
+    extra: dict[str, Any] = {}
+    for step in SCREEN_STEPS:
+        extra.update(step(ctx, p["courseId"], screen))
     ctx.progress(0.9, "screen generated", {"screen": screen})
-    return _append(ctx, p["courseId"], screen)
+    return {**_append(ctx, p["courseId"], screen), **extra}
 
 
 @handler("generate_quiz")

@@ -15,6 +15,7 @@ import sqlite_utils
 
 from appliance.ai.jobs import JobContext, handler
 from appliance.ai.quality import Flag
+from appliance.ai.tasks import after_course
 from appliance.courses import service as courses
 from appliance.documents import course, service
 from appliance.errors import Invalid
@@ -42,7 +43,7 @@ def _run(ctx: JobContext, build: Builder, *, presentation: bool) -> dict[str, An
 
     course_id = ctx.db.write(save)
     return {"courseId": course_id, "unsupported": unsupported, "documentId": req.document_id,
-            "sections": sections, "flags": [f.to_wire() for f in flags]}
+            "sections": sections, "flags": [f.to_wire() for f in flags], **after_course(ctx, course_id)}
 
 
 @handler("document_to_course")

@@ -43,6 +43,7 @@ class DocumentCourseInput(msgspec.Struct):
     screenCount: int | None = None
     identifier: Text | None = None
     clientIdentifier: Text | None = None
+    images: bool | None = None  # appliance extension: the course's cover image (default on; docs/images.md)
 
 
 def upload_limit(max_bytes: int) -> int:

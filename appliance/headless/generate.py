@@ -21,6 +21,7 @@ from appliance.ai.http import to_api_error
 from appliance.courses import service as courses
 from appliance.errors import ApiError, not_found
 from appliance.headless.deps import provide_principal, set_target
+from appliance.server import public
 from appliance.server.sse import ai_of, job_stream
 from appliance.storage.database import Database
 
@@ -36,6 +37,7 @@ class CourseInput(msgspec.Struct):
     tone: Text | None = None
     screenCount: int | None = None
     quiz: bool | None = None  # appliance extension: false leaves out the knowledge check
+    images: bool | None = None  # appliance extension: the course's cover image (default on; docs/images.md)
     identifier: Text | None = None
     clientIdentifier: Text | None = None
 
@@ -45,6 +47,7 @@ class ScreenInput(msgspec.Struct):
     title: Text | None = None
     prompt: Prompt | None = None
     content: Source | None = None
+    images: bool | None = None  # appliance extension: the screen's image (default off; docs/images.md)
 
 
 class QuizInput(msgspec.Struct):
@@ -65,6 +68,7 @@ async def run_job(
     """Start a job; answer 202 with it for `Prefer: respond-async`, otherwise wait for it."""
     principal = provide_principal(request)
     service = ai_of(request)
+    params = {**params, "base": public.base_url(request)}  # the base of the URLs of images the job makes
     job_id, future = await anyio.to_thread.run_sync(
         lambda: service.submit(principal.workspace_id, principal.environment, kind, params, principal.actor)
     )

@@ -35,6 +35,7 @@ from appliance.headless.trackings import TrackingsController
 from appliance.headless.translations import TranslationsController
 from appliance.headless.usage import UsageController
 from appliance.headless.webhooks import WebhooksController
+from appliance.images import generated as _image_steps  # noqa: F401 - images of generated courses and screens
 from appliance.lti.routes import LTI_HANDLERS
 from appliance.runtime import METRICS_TOKEN_SETTING, Runtime
 from appliance.scorm.api import SCORM_HANDLERS
