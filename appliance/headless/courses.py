@@ -16,6 +16,7 @@ from appliance.embeds.sessions import signer_of
 from appliance.errors import ApiError
 from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
+from appliance.images.service import stored_file
 from appliance.learners.identities import ensure_identity
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
@@ -218,6 +219,7 @@ class CoursesController(Controller):
             clip=lambda content, screen_id: narration.screen_clip(
                 runtime, principal.workspace_id, principal.environment, content, screen_id
             ),
+            media=lambda object_id, _ext: stored_file(runtime, principal.workspace_id, principal.environment, object_id),
         )
         return Response(
             body,

@@ -21,7 +21,7 @@ import sqlite_utils
 
 from appliance.ai.engine import CancelToken, Engine
 from appliance.ai.errors import AIError, Cancelled
-from appliance.errors import Unavailable
+from appliance.errors import BadGateway, DomainError, Unavailable, not_found
 from appliance.images import engine as image_engines
 from appliance.images.compose import compose
 from appliance.images.keywords import choose, derived_alt, propose_or_none, usable_alt
@@ -29,7 +29,7 @@ from appliance.images.library import load, terms_of
 from appliance.images.uploads import clean_image
 from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
-from appliance.storage.objects import ObjectStore
+from appliance.storage.objects import ObjectError, ObjectStore
 
 Purpose = Literal["screen", "cover"]
 
@@ -48,6 +48,15 @@ class Illustration:
     def url(self, base: str, workspace_id: int, environment: str) -> str:
         """Where the builder's media route serves it (appliance.embeds.builder.media)."""
         return f"{base}/embed/media/{workspace_id}/{environment}/{self.object_id}.{self.extension}"
+
+
+def stored_file(runtime: Runtime, workspace_id: int, environment: str, object_id: str) -> bytes:
+    """A stored image or media file of this workspace and environment, decrypted (a SCORM package
+    carries it); NotFound when it is not there or its subject was erased."""
+    try:
+        return ObjectStore(runtime).get(workspace_id, environment, object_id)
+    except ObjectError:
+        raise not_found("Media file") from None
 
 
 def engine_prompt(title: str, keywords: list[str], purpose: Purpose) -> str:
@@ -85,15 +94,20 @@ def illustrate(runtime: Runtime, *, workspace_id: int, environment: str, subject
                client_identifier: str | None, cancel: CancelToken | None = None,
                engine: Engine | None = None) -> Illustration:
     """Make, check, store and count one image (see the module's docstring). ``engine`` is the text
-    model (the AI service's engine); without it the title's words choose the icons and the alt text
-    is derived from the title. Raises Unavailable (no model or image engine answers), Invalid (an
-    image engine's answer is unusable: BadGateway, 502), Cancelled."""
+    model (the AI service's engine); without it the title's words choose the icons (and an engine's
+    image gets an alt text derived from the title). Raises Unavailable (no model or image engine answers), BadGateway (an
+    image engine's answer is unusable, 502), Cancelled."""
     start = time.perf_counter()
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled")
     data, alt, source, engine_seconds = make_image(runtime, title=title, text=text, theme=theme, purpose=purpose,
                                                    engine=engine, cancel=cancel)
-    clean = clean_image(data)  # the rule every stored image passes (an author's upload too)
+    try:
+        clean = clean_image(data)  # the rule every stored image passes (an author's upload too)
+    except DomainError as exc:
+        if source == "library":
+            raise  # a composed SVG that fails the rule is a bug here, not a bad answer
+        raise BadGateway(f"The image engine's image was refused: {exc.message}") from exc
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled")
     store = ObjectStore(runtime)

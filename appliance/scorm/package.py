@@ -5,7 +5,9 @@ same modules, not a copy of the code in another form) plus `package.js`, the pac
 
 * static: the published course in the player's learner shape, its answer key (static packages grade
   quizzes offline, in the browser: the correct answers are necessarily inside the package) and its
-  `data:` assets as files under `assets/`, narrated screens' clips (decrypted) under `narration/`.
+  `data:` assets and the images and media stored in this appliance (a cover, a screen's image, an
+  uploaded file: decrypted) as files under `assets/`, narrated screens' clips (decrypted) under
+  `narration/`.
   No network needed.
 * dynamic: the appliance's public base URL and a view-only package token (`scorm-package+jwt`) for
   this one course; the player loads the live published course and has the appliance grade quizzes.
@@ -115,6 +117,42 @@ def extract_assets(course: dict[str, Any]) -> dict[str, bytes]:
     return assets
 
 
+# a file in this appliance's object store, by its media URL's object id and extension -> its bytes
+# (decrypted, the caller's workspace and environment only); NotFound when it cannot be read
+MediaReader = Callable[[str, str], bytes]
+# the URL the builder's media route serves (appliance.embeds.builder.media), absolute or not
+MEDIA_URL = re.compile(r"^(?:https?://[^/\s]+)?/embed/media/(\d+)/(test|production)/([0-9a-f]{32})\.([a-z0-9]{2,4})$")
+
+
+def extract_stored_media(course: dict[str, Any], workspace_id: int, environment: str,
+                         media: MediaReader) -> dict[str, bytes]:
+    """Copy the stored files the course shows (its cover `image`, each screen's image `asset`, a media
+    screen's `content.url`) into `assets/<sha256>.<ext>` and point the course at them. Only URLs of
+    the package's own workspace and environment are read; any other URL, or a file that cannot be
+    read (erased), stays as it was."""
+    assets: dict[str, bytes] = {}
+
+    def local(url: Any) -> str | None:
+        match = MEDIA_URL.match(url) if isinstance(url, str) else None
+        if match is None or int(match.group(1)) != workspace_id or match.group(2) != environment:
+            return None
+        try:
+            data = media(match.group(3), match.group(4))
+        except NotFound:
+            return None
+        name = f"assets/{hashlib.sha256(data).hexdigest()[:20]}.{match.group(4)}"
+        assets[name] = data
+        return name
+
+    course["image"] = local(course.get("image")) or course.get("image")
+    for screen in course.get("screens", []):
+        screen["asset"] = local(screen.get("asset")) or screen.get("asset", "")
+        content = screen.get("content") or {}
+        if screen.get("type") == "media" and (name := local(content.get("url"))):
+            screen["content"] = {**content, "url": name}
+    return assets
+
+
 # a narrated screen's clip: (the published content, screen id) -> WAV bytes (decrypted from the object
 # store, appliance.ai.narration.screen_clip); NotFound when the screen has none
 ClipReader = Callable[[dict[str, Any], int], bytes]
@@ -188,9 +226,11 @@ def build_package(
     base_url: str,
     now: float | None = None,
     clip: ClipReader | None = None,
+    media: MediaReader | None = None,
 ) -> tuple[bytes, str]:
     """The zip and its file name. 404 for a deleted course, 409 for one never published. `clip`
-    reads narration clips for static packages (without it, static packages carry no narration)."""
+    reads narration clips for static packages (without it, static packages carry no narration); `media`
+    reads the stored images and media static packages carry (without it their URLs stay)."""
     if kind not in KINDS or version not in VERSIONS:
         raise PackageError("type must be dynamic or static and version 1.2 or 2004")
     moment = int(time.time() if now is None else now)
@@ -203,6 +243,8 @@ def build_package(
         config["key"] = answer_key(player.published_content(row))
         config["expires"] = moment + TEST_SECONDS if environment == "test" else None
         files.update(extract_assets(course))
+        if media is not None:
+            files.update(extract_stored_media(course, workspace_id, environment, media))
         if clip is not None:
             files.update(extract_narration(course, player.published_content(player.played_row(db, course_id, None)), clip))
         else:
