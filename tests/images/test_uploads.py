@@ -1,7 +1,9 @@
 """Uploaded images (appliance/images/uploads.py, docs/images.md "Uploaded images"): every bad input
 of issue 15 that concerns uploads is refused with a clear 4xx and nothing stored, and metadata is
 gone from what is stored (read back over HTTP). The images are tiny ones Chromium's encoders made
-(an 8 x 6 gradient), embedded here; the bad ones are built from them."""
+(an 8 x 6 gradient), embedded here; the bad ones are built from them. The same inputs through the
+builder's upload route over HTTP (refused, nothing stored; clean ones read back without their
+metadata): tests/embeds/test_builder_images.py, which shares its server with the builder test."""
 
 from __future__ import annotations
 
@@ -10,16 +12,11 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from appliance.errors import DomainError, Invalid, TooLarge, Unsupported
 from appliance.images import uploads
-from tests.embeds.builder_support import api_client, claims_of
-from tests.helpers import Install, Server, init_data_dir, start_server
 
 JPEG = base64.b64decode(
     "/9j/4AAQSkZJRgABAQAAAQABAAD/4gHYSUNDX1BST0ZJTEUAAQEAAAHIAAAAAAQwAABtbnRyUkdCIFhZWiAH4AABAAEAAAAA"
@@ -168,57 +165,3 @@ def test_a_clean_svg_is_rewritten_without_editor_metadata_and_comments() -> None
     assert "inkscape" not in text and "someone" not in text and "<!--" not in text
     assert 'xlink:href="#r"' in text and "<title>A ladder &amp; a wall</title>" in text and "url(#g)" in text
     assert uploads.sanitise_svg(clean.data) == clean.data  # served as stored: sanitising again changes nothing
-
-
-# -- over HTTP: the builder's upload route, nothing stored for a refusal, metadata gone when read back
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Install]]:
-    install = init_data_dir(tmp_path_factory.mktemp("uploads") / "data")
-    srv = start_server(install.data_dir)
-    yield srv, install
-    srv.stop()
-
-
-def _author(server: tuple[Server, Install]) -> httpx.Client:
-    srv, _ = server
-    url = api_client(server).post("/v1/headless/embed/course", json={
-        "action": "edit", "identifier": "author-uploads", "clientIdentifier": "acme", "options": {}})
-    assert url.status_code == 200 and claims_of(url.text)["course"], url.text
-    opened = httpx.post(f"{srv.url}/embed/api/session", json={"token": url.text.rsplit("/", 1)[1]}, timeout=30)
-    assert opened.status_code == 200, opened.text
-    return httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {opened.json()['session']}"}, timeout=60)
-
-
-def _stored(data_dir: Path) -> int:
-    return sum(1 for p in (data_dir / "objects").rglob("*") if p.is_file()) if (data_dir / "objects").exists() else 0
-
-
-def test_the_builder_upload_refuses_bad_images_and_stores_clean_ones(server: tuple[Server, Install]) -> None:
-    _, install = server
-    with _author(server) as author:
-        before = _stored(install.data_dir)
-        for name in ("svg-script", "svg-external-href", "svg-billion-laughs", "svg-element-bomb", "zip-as-png",
-                     "png-then-zip", "png-30000"):
-            data, status, words = BAD[name]
-            # a name and a type that claim a PNG change nothing: the bytes decide
-            answer = author.post("/embed/api/builder/media", content=data, headers={"Content-Type": "image/png"})
-            assert answer.status_code == status and words in answer.json()["message"], (name, answer.text)
-        assert _stored(install.data_dir) == before, "a refused upload left an object behind"
-
-        for data, original, ext, mime in ((jpeg_with_exif(), JPEG, "jpg", "image/jpeg"), (png_with_text(), PNG, "png", "image/png"),
-                                          (webp_with_exif(), WEBP, "webp", "image/webp")):
-            made = author.post("/embed/api/builder/media", content=data, headers={"Content-Type": "application/octet-stream"})
-            assert made.status_code == 201, made.text
-            assert made.json()["url"].endswith(f".{ext}") and made.json()["kind"] == "image" and made.json()["bytes"] == len(original)
-            served = httpx.get(made.json()["url"], timeout=30)
-            assert served.status_code == 200 and served.headers["content-type"] == mime
-            assert served.content == original and SECRET not in served.content  # read back: the metadata is gone
-
-        svg = f'<svg {SVG_NS} viewBox="0 0 4 4"><title>Square</title><rect width="4" height="4" fill="#0a5"/></svg>'.encode()
-        made = author.post("/embed/api/builder/media", content=svg, headers={"Content-Type": "image/svg+xml"})
-        assert made.status_code == 201 and made.json()["url"].endswith(".svg"), made.text
-        served = httpx.get(made.json()["url"], timeout=30)
-        assert served.status_code == 200 and served.headers["content-type"].startswith("image/svg+xml")
-        assert "script-src" not in served.headers["content-security-policy"] and "sandbox" in served.headers["content-security-policy"]
-        assert served.content == uploads.sanitise_svg(svg)
-        assert _stored(install.data_dir) == before + 4
