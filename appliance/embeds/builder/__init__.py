@@ -13,6 +13,8 @@ service and shape the answer:
 * `ai`: `POST ai/course` (job `builder_generate_course`, `tasks`), `ai/screen`, `ai/quiz`,
   `ai/refine`, `ai/translate`, `ai/narrate`, `GET narration/{screen id}`.
 * `documents`: `POST documents` (raw body, `X-Filename`), `POST documents/course`.
+* `images`: `POST images/screen` (an image for one screen, answered at once), `POST images/screens`
+  (job `builder_illustrate_screens`: every screen without an image).
 * `jobs`: `GET jobs/{id}`, `GET jobs/{id}/events` (server-sent events, appliance.server.sse),
   `POST jobs/{id}/cancel`, `POST jobs/{id}/apply`.
 """
@@ -25,7 +27,8 @@ from appliance.embeds.builder import tasks as _job_kinds  # noqa: F401 - registe
 from appliance.embeds.builder.ai import AiApi
 from appliance.embeds.builder.documents import DocumentsApi
 from appliance.embeds.builder.draft import DraftApi
+from appliance.embeds.builder.images import ImagesApi
 from appliance.embeds.builder.jobs import JobsApi
 from appliance.embeds.builder.media import MediaApi, media
 
-BUILDER_HANDLERS: list[Any] = [DraftApi, MediaApi, AiApi, DocumentsApi, JobsApi, media]
+BUILDER_HANDLERS: list[Any] = [DraftApi, MediaApi, AiApi, ImagesApi, DocumentsApi, JobsApi, media]

@@ -128,6 +128,7 @@ function Builder({ session, context, host, t, initial }) {
     }
     setDraftRaw(next);
     setDeleted(null);  // the undo toast is for the very next step only (remove() sets it after this)
+    setImageToast(null);
     pending.current = next;
     setSaveStatus("dirty");
     if (timer.current) clearTimeout(timer.current);
@@ -178,6 +179,7 @@ function Builder({ session, context, host, t, initial }) {
   const say = (text) => setSpoken((s) => ({ n: s.n + 1, text }));
   const focusAfter = useRef(null);
   const [deleted, setDeleted] = useState(null);   // {screen, index}: the undo toast
+  const [imageToast, setImageToast] = useState(null);  // what the last image action did: its undo toast
   useEffect(() => {
     const find = focusAfter.current;
     if (!find) return;
@@ -247,6 +249,33 @@ function Builder({ session, context, host, t, initial }) {
     if (!response.ok) throw new Error(data.message || "Upload failed");
     return data;
   };
+  // -- images (appliance/embeds/builder/images.py): illustrating a screen answers the image, which
+  // becomes the screen's `asset` as one undoable edit with an undo toast; focus goes to `focus` (a
+  // selector in the screen editor: the alt text after adding, the Illustrate button after removing)
+  const inEditor = (selector) => () => document.getElementById("screen-editor").querySelector(selector);
+  const images = {
+    illustrate: caps.ai ? async (screen) => {
+      await flush();
+      const response = await session.raw(q("/images/screen"), { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ screenId: screen.id }) });
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(data.message || "The screen could not be illustrated");
+      return data;
+    } : null,
+    upload: (file) => upload(file),
+    changed: (next, said, focus) => {
+      lastPush.current = 0;  // its own undo step, even right after typing
+      changeCurrent(next);
+      setImageToast(said);
+      say(said);
+      focusAfter.current = inEditor(focus);
+    },
+  };
+  const undoImage = () => {
+    undo();
+    focusAfter.current = inEditor("[data-image=illustrate], .image-upload input");
+  };
+
   // refine answers synchronously, which can take longer than a session call's 20 s limit on a busy
   // model: a raw request, bounded by the server's AI timeout instead
   const refine = caps.ai ? async (text, operation) => {
@@ -368,6 +397,16 @@ function Builder({ session, context, host, t, initial }) {
             focusAfter.current = row(last);
             return next;
           })} />` : null}
+        ${caps.ai && screens.length ? html`<button type="button" class="secondary illustrate-all" disabled=${busy || conflict}
+          onClick=${async () => {
+            const before = draft;
+            const done = await startJob("/images/screens", {}, "Illustrating the screens", async () => {
+              const next = await reload();
+              setHistory([before]);  // undoable: the draft as it was
+              return next;
+            });
+            if (done) say(`Illustrated ${done.result ? done.result.illustrated : ""} screens. Undo puts the draft back as it was.`);
+          }}>${icon("sparkles")} Illustrate all screens</button>` : null}
         ${screens.length === 0 ? html`<p class="hint">No screens yet. Add one above${caps.ai ? ", or generate a course with AI" : ""}.</p>`
           : html`<p class="hint keys" id="outline-keys">${KEYS_HINT}</p>`}
         <${Outline} screens=${screens} selected=${Math.min(selected, Math.max(0, screens.length - 1))} select=${select}
@@ -376,7 +415,7 @@ function Builder({ session, context, host, t, initial }) {
       <section class="editor" id="screen-editor" tabindex="-1" aria-labelledby="editor-title"
         onKeyDown=${(e) => { if (e.key === "Escape" && e.target.tagName !== "SELECT" && screens.length) { e.preventDefault(); row(selected)().focus(); } }}>
         ${current ? html`<h2 id="editor-title">Screen ${Math.min(selected, screens.length - 1) + 1}: ${TYPE_NAMES[current.type]}</h2>
-          <fieldset disabled=${conflict} class="plain"><${ScreenEditor} key=${current.id} screen=${current} change=${changeCurrent} upload=${upload} refine=${refine} /></fieldset>`
+          <fieldset disabled=${conflict} class="plain"><${ScreenEditor} key=${current.id} screen=${current} change=${changeCurrent} upload=${upload} refine=${refine} images=${images} /></fieldset>`
           : html`<h2 id="editor-title">Screen editor</h2><p class="hint">Select or add a screen to edit it.</p>`}
       </section>
     </div>`,
@@ -437,6 +476,10 @@ function Builder({ session, context, host, t, initial }) {
       <span>${icon("trash")} Screen deleted: “${deleted.screen.title || "(untitled)"}”</span>
       <button type="button" class="secondary" onClick=${restore}>${icon("arrow-back-up")} Undo</button>
       <button type="button" class="tool icon-only" aria-label="Dismiss" onClick=${() => { setDeleted(null); focusAfter.current = row(selected); }}>${icon("x")}</button>
+    </div>` : imageToast ? html`<div class="toast">
+      <span>${icon("check")} ${imageToast}</span>
+      <button type="button" class="secondary" onClick=${undoImage}>${icon("arrow-back-up")} Undo</button>
+      <button type="button" class="tool icon-only" aria-label="Dismiss" onClick=${() => { setImageToast(null); focusAfter.current = inEditor("[data-image=illustrate], .image-upload input"); }}>${icon("x")}</button>
     </div>` : null}</div>
     <div class="job-region" aria-live="polite">${job ? html`<section class="job" id="job" tabindex="-1" aria-label="AI progress">
       <p>${job.status === "running" ? icon("loader-2", { className: "spin" }) : job.status === "succeeded" ? icon("circle-check") : icon("alert-circle")}

@@ -260,7 +260,7 @@ function MediaEditor({ screen, change, upload }) {
   };
   return html`<div>
     <div class="field"><label for=${id}>Upload an image, video or audio file</label>
-      <input id=${id} type="file" accept="image/png,image/jpeg,image/gif,image/webp,video/mp4,video/webm,audio/mpeg,audio/ogg,audio/wav" onChange=${onFile} />
+      <input id=${id} type="file" accept="image/png,image/jpeg,image/gif,image/webp,image/svg+xml,video/mp4,video/webm,audio/mpeg,audio/ogg,audio/wav" onChange=${onFile} />
       <small class="hint" role="status">${status}</small></div>
     ${c.url && (!c.kind || c.kind === "image") ? html`<img class="thumb" src=${c.url} alt="" />` : null}
     <${Field} label="Alternative text" value=${c.alt} onInput=${(v) => change({ ...screen, content: { ...c, alt: v } })} />
@@ -268,7 +268,66 @@ function MediaEditor({ screen, change, upload }) {
   </div>`;
 }
 
-export function ScreenEditor({ screen, change, upload, refine }) {
+// A screen's image (its `asset`, alt text `content.asset_alt`; docs/embeds.md "Images"): made by
+// "Illustrate this screen", replaced by the author's own upload, removed. Each of these is one
+// undoable draft change that the builder announces with an undo toast (`images.changed`); the alt
+// text is edited here like any field. The preview shows the image with the alt text it will have.
+function ScreenImage({ screen, change, images }) {
+  const c = screen.content || {};
+  const [status, setStatus] = useState("");
+  const [working, setWorking] = useState(false);
+  const [id] = useState(() => fieldId("image-upload"));
+  const put = (asset, alt, said, focus) => {
+    const { asset_alt: _, ...content } = c;
+    const { asset: __, ...rest } = screen;
+    images.changed(asset ? { ...rest, asset, content: { ...content, asset_alt: alt } } : { ...rest, content }, said, focus);
+  };
+  const illustrate = async () => {
+    setWorking(true);
+    setStatus("Illustrating…");
+    try {
+      const made = await images.illustrate(screen);
+      setStatus("");
+      put(made.url, made.alt, `Image added to this screen: ${made.alt || "no description"}`, ".image-alt input");
+    } catch (err) {
+      setStatus(err.message || "The screen could not be illustrated");
+    } finally { setWorking(false); }
+  };
+  const onFile = async (e) => {
+    const file = e.target.files && e.target.files[0];
+    if (!file) return;
+    setWorking(true);
+    setStatus("Uploading…");
+    try {
+      const made = await images.upload(file);
+      if (made.kind !== "image") throw new Error("Choose an image: PNG, JPEG, GIF, WebP or SVG");
+      setStatus("");
+      put(made.url, "", "Your image was added to this screen. Describe it in the alternative text field.", ".image-alt input");
+    } catch (err) {
+      setStatus(err.message || "Upload failed");
+    } finally { setWorking(false); e.target.value = ""; }
+  };
+  return html`<fieldset class="screen-image-tools">
+    <legend>Screen image</legend>
+    ${screen.asset ? html`<figure class="image-preview"><img class="thumb" src=${screen.asset} alt=${c.asset_alt || ""} />
+        <figcaption class="hint">Preview${c.asset_alt ? "" : " (decorative: no alternative text)"}</figcaption></figure>
+      <div class="image-alt"><${Field} label="Image description (alternative text)" value=${c.asset_alt} maxlength="300"
+        hint="What the image shows, for people who cannot see it. Leave it empty only if the image is decorative."
+        onInput=${(v) => change({ ...screen, content: { ...c, asset_alt: v } })} /></div>`
+      : html`<p class="hint">This screen has no image.</p>`}
+    <div class="image-actions">
+      ${images.illustrate ? html`<button type="button" class="secondary" data-image="illustrate" disabled=${working}
+        onClick=${illustrate}>${icon("sparkles")} ${screen.asset ? "Illustrate again" : "Illustrate this screen"}</button>` : null}
+      ${screen.asset ? html`<button type="button" class="tool danger" data-image="remove" disabled=${working}
+        onClick=${() => put(null, null, "Image removed from this screen", "[data-image=illustrate], .image-upload input")}>${icon("trash")} Remove image</button>` : null}
+    </div>
+    <div class="field image-upload"><label for=${id}>${screen.asset ? "Replace it with your own image" : "Or upload your own image"}</label>
+      <input id=${id} type="file" accept="image/png,image/jpeg,image/gif,image/webp,image/svg+xml" disabled=${working} onChange=${onFile} /></div>
+    <p class="hint" role="status">${status}</p>
+  </fieldset>`;
+}
+
+export function ScreenEditor({ screen, change, upload, refine, images }) {
   const c = screen.content || {};
   const setContent = (patch) => change({ ...screen, content: { ...c, ...patch } });
   let body = null;
@@ -300,5 +359,6 @@ export function ScreenEditor({ screen, change, upload, refine }) {
     <${Field} label="Screen title" value=${screen.title} onInput=${(v) => change({ ...screen, title: v })} />
     <${Field} label="Screen description" value=${screen.description} onInput=${(v) => change({ ...screen, description: v })} />
     ${body}
+    ${images ? html`<${ScreenImage} screen=${screen} change=${change} images=${images} />` : null}
   </div>`;
 }

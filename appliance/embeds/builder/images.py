@@ -1,0 +1,178 @@
+"""The builder's "Illustrate" (docs/embeds.md "Images"): an image for one screen of the draft, made
+at once (`POST images/screen`), or for every screen without one as a job with progress
+(`POST images/screens`, job `builder_illustrate_screens`, followed at `jobs/{id}` like the AI jobs).
+
+Both call appliance.images.service.illustrate, which stores the image encrypted under the course's
+client (or the course) and counts one `image_generations` for the client. "Illustrate this screen"
+answers the image (URL and the model's alt text) and leaves the draft alone: the builder puts it on
+the screen as an ordinary, undoable edit. The job writes its images into the draft (`asset` and
+`content.asset_alt`) once all are made; cancelled or failed, it deletes the images it made and the
+draft is unchanged. Replacing an image with the author's own (`POST media`) and removing it are draft
+edits only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import anyio
+import msgspec
+import sqlite_utils
+from litestar import Controller, Request, post
+
+from appliance.ai.errors import AIError
+from appliance.ai.http import to_api_error
+from appliance.ai.jobs import JobContext, handler
+from appliance.courses import service as courses
+from appliance.embeds.builder import service
+from appliance.embeds.builder.access import PATH, builder_session, owned_row, require, target
+from appliance.embeds.builder.bodies import Body, body_of
+from appliance.embeds.builder.jobs import submit
+from appliance.errors import ApiError, DomainError
+from appliance.images.service import Illustration, illustrate
+from appliance.runtime import Runtime
+from appliance.server import public
+from appliance.server.context import context_of, runtime_of
+from appliance.server.sse import ai_of
+from appliance.storage.objects import ObjectStore
+
+KIND = "builder_illustrate_screens"
+AI_OFF = "AI is not enabled for this builder"
+TEXT_CHARS = 2000  # of a screen's words, given to the keyword model
+_TAG = re.compile(r"<[^>]+>")
+_SKIP = {"id", "url", "kind", "correct", "asset_alt"}
+
+
+class ScreenImageBody(Body):
+    refusals = {"screenId": "screenId must be the id of a screen of the draft"}
+
+    screenId: int
+
+
+class AllImagesBody(Body):
+    refusals = {"replace": "replace must be true or false"}
+
+    replace: bool = False  # also the screens that already have an image
+
+
+def screen_text(screen: dict[str, Any]) -> str:
+    """A screen's words (description and content, markup stripped) for the keyword model."""
+    words: list[str] = [str(screen.get("description") or "")]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            words.append(_TAG.sub(" ", value))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key not in _SKIP:
+                    walk(item)
+
+    walk(screen.get("content") or {})
+    return " ".join(" ".join(words).split())[:TEXT_CHARS]
+
+
+def subject_of(row: dict[str, Any]) -> tuple[str, str]:
+    """Whose key encrypts the course's images: its client's, else the course's (like builder media)."""
+    return ("client", str(row["client_identifier"])) if row["client_identifier"] else ("course", str(row["id"]))
+
+
+def _illustrate_screen(runtime: Runtime, workspace_id: int, environment: str, row: dict[str, Any],
+                       screen: dict[str, Any], ctx: JobContext | None = None, engine: Any = None) -> Illustration:
+    theme = courses.load_theme(runtime.environment(workspace_id, environment).read(), row["theme_id"])
+    return illustrate(
+        runtime, workspace_id=workspace_id, environment=environment, subject=subject_of(row),
+        title=str(screen.get("title") or row["title"]), text=screen_text(screen), theme=theme, purpose="screen",
+        client_identifier=row["client_identifier"], cancel=ctx.cancel if ctx else None,
+        engine=ctx.engine if ctx else engine,
+    )
+
+
+def set_images(w: sqlite_utils.Database, course_id: int, images: dict[int, tuple[str, str]]) -> int:
+    """Put `images` ({screen id: (url, alt)}) on the draft's screens still there; how many were."""
+    row = courses.get_row(w, course_id)
+    content = json.loads(row["draft"])
+    placed = 0
+    for screen in content.get("screens", []):
+        made = images.get(int(screen.get("id") or 0))
+        if made is not None:
+            screen["asset"] = made[0]
+            screen["content"] = {**(screen.get("content") or {}), "asset_alt": made[1]}
+            placed += 1
+    service.save(w, row, service.etag_of(row), service.clean_content(content), None, None, msgspec.UNSET)
+    return placed
+
+
+@handler(KIND)
+def run_illustrate_screens(ctx: JobContext) -> dict[str, Any]:
+    """Each screen without an image (or every screen, `replace`) illustrated in turn, reported as it
+    is done; the images written into the draft at the end, or deleted if the job does not finish."""
+    p = ctx.params
+    runtime = ctx.service.runtime
+    course_id = int(p["courseId"])
+    row = courses.get_row(ctx.db.read(), course_id)
+    screens = json.loads(row["draft"]).get("screens", [])
+    todo = [(i, s) for i, s in enumerate(screens) if p.get("replace") or not s.get("asset")]
+    made: dict[int, tuple[str, str]] = {}
+    stored: list[str] = []
+    try:
+        for n, (index, screen) in enumerate(todo):
+            ctx.progress(n / max(1, len(todo)), f"Illustrating screen {index + 1} ({n + 1} of {len(todo)})")
+            image = _illustrate_screen(runtime, ctx.workspace_id, ctx.environment, row, screen, ctx)
+            stored.append(image.object_id)
+            made[int(screen["id"])] = (image.url(p["base"], ctx.workspace_id, ctx.environment), image.alt)
+            ctx.progress((n + 1) / max(1, len(todo)), f"Illustrated screen {index + 1}",
+                         {"screen": {"id": screen["id"], "title": screen.get("title", ""), "type": screen.get("type")},
+                          "index": index})
+        placed = ctx.db.write(lambda w: set_images(w, course_id, made)) if made else 0
+    except BaseException:
+        store = ObjectStore(runtime)
+        for object_id in stored:
+            store.delete(ctx.workspace_id, ctx.environment, object_id)
+        raise
+    return {"courseId": course_id, "illustrated": placed}
+
+
+class ImagesApi(Controller):
+    path = PATH
+    include_in_schema = False
+
+    @post("/images/screen", status_code=200)
+    async def illustrate_screen(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """An image for one screen of the saved draft: `{url, alt, source, bytes, screenId}`."""
+        session = builder_session(request)
+        course_id = target(request, session)
+        require(request, session, "ai", AI_OFF)
+        row = owned_row(session.db.read(), session, course_id)
+        body = await body_of(request, ScreenImageBody)
+        screen = next((s for s in json.loads(row["draft"]).get("screens", []) if s.get("id") == body.screenId), None)
+        if screen is None:
+            raise ApiError(422, ScreenImageBody.refusals["screenId"])
+        context_of(request).target = f"course:{course_id}/screen:{body.screenId}"
+        runtime, engine = runtime_of(request), ai_of(request).engine
+        try:
+            image = await anyio.to_thread.run_sync(
+                lambda: _illustrate_screen(runtime, session.workspace_id, session.environment, row, screen, engine=engine)
+            )
+        except (AIError, DomainError) as exc:  # no model or engine answers (503), a bad image (502/422)
+            raise to_api_error(exc) from None
+        url = image.url(public.base_url(request), session.workspace_id, session.environment)
+        return {"screenId": body.screenId, "url": url, "alt": image.alt, "source": image.source, "bytes": image.bytes}
+
+    @post("/images/screens", status_code=202)
+    async def illustrate_all(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Every screen of the draft without an image (or all of them: `replace`), as a job."""
+        session = builder_session(request)
+        course_id = target(request, session)
+        require(request, session, "ai", AI_OFF)
+        row = owned_row(session.db.read(), session, course_id)
+        body = await body_of(request, AllImagesBody)
+        screens = json.loads(row["draft"]).get("screens", [])
+        if not any(body.replace or not s.get("asset") for s in screens):
+            raise ApiError(422, "Every screen already has an image" if screens else "The course has no screens yet")
+        params = {"courseId": course_id, "replace": body.replace, "base": public.base_url(request)}
+        return await submit(request, session, KIND, params)
