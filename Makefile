@@ -95,7 +95,8 @@ $(AXE_STAMP):
 
 axe-deps: $(AXE_STAMP)
 
-# xapi-validation (LearningLocker's xAPI statement validator) for tests/xapi, installed the same way
+# xapi-validation (LearningLocker's xAPI statement validator) for tests/xapi and tests/scorm/test_cmi5.py,
+# installed the same way
 XAPI_VALIDATION_VERSION := 2.1.4
 XAPI_STAMP := $(TEST_NODE)/.xapi-validation-$(XAPI_VALIDATION_VERSION)
 $(XAPI_STAMP): $(AXE_STAMP)
@@ -103,7 +104,9 @@ $(XAPI_STAMP): $(AXE_STAMP)
 	rm -f $(TEST_NODE)/.xapi-validation-*
 	touch $@
 
-xapi-deps: $(XAPI_STAMP)
+# xmlschema validates exported cmi5.xml files against the cmi5 schema (tests/scorm/test_cmi5.py)
+xapi-deps: $(XAPI_STAMP) | $(BIN)/python
+	@$(BIN)/python -c "import xmlschema" 2>/dev/null || $(BIN)/pip install --quiet xmlschema==4.3.2
 
 # tests that need system tools rather than skip without them: systemd-analyze verifies the systemd
 # unit (tests/test_installer.py); unshare and nsenter run the disk-full server on its own tmpfs

@@ -18,6 +18,7 @@ from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
 from appliance.images.service import stored_file
 from appliance.learners.identities import ensure_identity
+from appliance.scorm import cmi5
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
 from appliance.server import public
@@ -220,6 +221,47 @@ class CoursesController(Controller):
                 runtime, principal.workspace_id, principal.environment, content, screen_id
             ),
             media=lambda object_id, _ext: stored_file(runtime, principal.workspace_id, principal.environment, object_id),
+        )
+        return Response(
+            body,
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )
+
+    @get(
+        "/course/cmi5/{course_id:int}",
+        summary="Export a cmi5 package",
+        description="A zip (application/zip): `cmi5.xml` (one course, one AU) and the learner player, which "
+        "a cmi5 LMS launches (fetch URL, auth token) and which sends its statements to the LMS's LRS. "
+        "Test packages expire 30 days after export. See docs/xapi.md.",
+        sync_to_thread=True,
+        media_type="application/zip",
+    )
+    def course_cmi5(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        course_id: int,
+        identifier: Identifier = None,
+        client_identifier: ClientIdentifier = None,
+    ) -> Response[bytes]:
+        set_target(request, f"course:{course_id}")
+        require_entitlement(request, "scorm")  # the same entitlement as every package export
+        reader = db.read()
+        row = _owned(reader, course_id, identifier, client_identifier)
+        if row["deleted"] is not None or row["translation_of"] is not None:
+            raise ApiError(404, "Course not found")
+        principal = provide_principal(request)
+        runtime = provide_runtime(request)
+        body, filename = cmi5.build_cmi5_package(
+            reader,
+            workspace_id=principal.workspace_id,
+            environment=principal.environment,
+            course_id=course_id,
+            base_url=public.base_url(request),
+            clip=lambda content, screen_id: narration.screen_clip(
+                runtime, principal.workspace_id, principal.environment, content, screen_id
+            ),
         )
         return Response(
             body,
