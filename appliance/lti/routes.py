@@ -53,6 +53,7 @@ def _refusal(request: Request[Any, Any, Any], refused: LtiRefused) -> Response[s
     ctx = context_of(request)
     ctx.target = f"lti-refused:{refused.reason}"
     return _page("This LTI launch was refused", f"<p>{html.escape(refused.message)}</p>"
+                 f"<p>Reason code: <code>{html.escape(refused.reason)}</code> (also in the audit log).</p>"
                  "<p>Ask the LMS administrator to check the tool's registration (docs/lti.md).</p>",
                  refused.status)
 
