@@ -41,13 +41,14 @@ LAYERS = [
     "server",  # HTTP machinery: request context, middleware, inputs, metrics, the app assembly
     "embeds",  # embed sessions, tokens and origins, and the embed pages' controllers
     "scorm",  # SCORM packages (they play through the embed player) and their runtime's controllers
+    "lti",  # the LTI 1.3 tool: launches into the embed player, deep linking, grade passback, its routes
     "headless",  # the partner API's controllers: they mint embed sessions and export SCORM packages
     "admin",  # the operator's web console: its accounts and sessions, and pages over every service
     "cli",  # the operator's commands: top, they may use everything
 ]
 # `python -m appliance` is the command line
 ALIASES = {"__main__": "cli"}
-MAX_UPWARD = 6
+MAX_UPWARD = 7  # the 7th: server -> lti, the app assembly registering a route package (like embeds, scorm, headless, admin)
 MAX_LINES = 600
 
 
