@@ -4,6 +4,14 @@ A job is a row in its environment's `jobs` table (so a restart keeps its record:
 started again, running ones are marked failed) plus, while it runs, a cancel token and the event
 queues of whoever follows it over server-sent events. Jobs run in a small thread pool; the engine
 serialises model calls itself, with its own bounded queue.
+
+Across the processes of `serve --workers N` (server.workers): each progress event is also written
+to `job_events` in the transaction that records the progress, so a follower on another worker
+reads it (`follow`); a cancel from another worker sets `jobs.cancel_requested`, which the owning
+worker's watcher thread turns into the job's CancelToken within CANCEL_POLL seconds. Both sides
+look for news with `PRAGMA data_version`, which changes only when another connection committed to
+the file and costs no page read (as workspaces.keycache). The owning worker's own followers and
+cancels keep the in-memory path.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ import asyncio
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -32,6 +42,8 @@ from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.storage.diskfull import is_disk_full
 
 FINAL = ("succeeded", "failed", "cancelled")
+CANCEL_POLL = 0.2  # seconds between the owning worker's looks for another worker's cancel
+EVENTS_KEPT_SECONDS = 3600  # a finished job's events are pruned when a later job ends
 Work = Callable[["JobContext"], dict[str, Any]]
 HANDLERS: dict[str, Work] = {}
 
@@ -123,6 +135,7 @@ class AIService:
         # fresh samples for a result that fails the quality gate ([ai] quality_retries)
         self.quality_retries = runtime.settings.ai.quality_retries
         self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None  # another worker's cancels (watch_cancels)
 
     # -- the engine -----------------------------------------------------------------------------
     @property
@@ -172,16 +185,61 @@ class AIService:
         key = (workspace_id, environment, job_id)
         with self._lock:
             self._live[key] = live
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._watch_cancels, name="ai-job-cancels", daemon=True)
+                self._watcher.start()
         self._pool.submit(self._run, key, kind, params, live)
         return live.future
 
-    def _update(self, key: tuple[int, str, int], **values: Any) -> dict[str, Any]:
+    def _watch_cancels(self) -> None:
+        """While jobs run here: cancel those another worker asked to cancel (jobs.cancel_requested).
+        Each environment's file is queried only when its data_version moved."""
+        versions: dict[tuple[int, str], tuple[Any, int]] = {}
+        while True:
+            with self._lock:
+                live = dict(self._live)
+                if not live:
+                    self._watcher = None
+                    return
+            by_env: dict[tuple[int, str], list[int]] = {}
+            for workspace_id, environment, job_id in live:
+                by_env.setdefault((workspace_id, environment), []).append(job_id)
+            for env, ids in by_env.items():
+                try:
+                    db = self.runtime.environment(*env).read()
+                    version = db.conn.execute("PRAGMA data_version").fetchone()[0]
+                    if versions.get(env) == (db.conn, version):
+                        continue
+                    versions[env] = (db.conn, version)
+                    marks = ", ".join("?" * len(ids))
+                    rows = db.execute(
+                        f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN ({marks})", ids
+                    ).fetchall()
+                except Exception as exc:  # a closed or rekeyed database: look again next round
+                    logs.event("ai job cancels not read", level=30, error=type(exc).__name__)
+                    versions.pop(env, None)
+                    continue
+                for (job_id,) in rows:
+                    live[(*env, job_id)].cancel.cancel()
+            time.sleep(CANCEL_POLL)
+
+    def _update(
+        self, key: tuple[int, str, int], event: dict[str, Any] | None = None, **values: Any
+    ) -> dict[str, Any]:
+        """Update the job's row; `event` (a progress event) is recorded with it for the followers on
+        other workers, and a finished job prunes the events of jobs finished long ago."""
         database = self.runtime.environment(key[0], key[1])
         values["updated"] = now_iso()
         columns = ", ".join(f"{k} = ?" for k in values)
 
         def job(w: sqlite_utils.Database) -> dict[str, Any]:
             w.execute(f"UPDATE jobs SET {columns} WHERE id = ?", [*values.values(), key[2]])
+            if event is not None:
+                w.execute("INSERT INTO job_events (job_id, event) VALUES (?, ?)", [key[2], json.dumps(event)])
+            if values.get("finished"):
+                cutoff = datetime.fromtimestamp(time.time() - EVENTS_KEPT_SECONDS, UTC).isoformat(
+                    timespec="microseconds").replace("+00:00", "Z")  # as now_iso writes `finished`
+                w.execute("DELETE FROM job_events WHERE job_id IN (SELECT id FROM jobs WHERE finished < ?)", [cutoff])
             row = fetch_one(w, "SELECT * FROM jobs WHERE id = ?", [key[2]])
             assert row is not None
             return job_to_wire(row)
@@ -194,9 +252,9 @@ class AIService:
 
     def _run(self, key: tuple[int, str, int], kind: str, params: dict[str, Any], live: _Live) -> None:
         def report(fraction: float, message: str, data: dict[str, Any] | None) -> None:
-            self._update(key, progress=max(0.0, min(1.0, fraction)), message=message[:200])
-            self._publish(live, {"type": "progress", "progress": round(fraction, 3), "message": message,
-                                 "data": data})
+            event = {"type": "progress", "progress": round(fraction, 3), "message": message, "data": data}
+            self._update(key, event, progress=max(0.0, min(1.0, fraction)), message=message[:200])
+            self._publish(live, event)
 
         try:
             if live.cancel.cancelled:
@@ -248,12 +306,42 @@ class AIService:
         return job_to_wire(row) if row else None
 
     def cancel(self, workspace_id: int, environment: str, job_id: int) -> bool:
+        """Cancel a queued or running job: at once when it runs here, otherwise through its row,
+        which the worker running it watches (_watch_cancels). False when it has already ended."""
         with self._lock:
             live = self._live.get((workspace_id, environment, job_id))
-        if live is None:
-            return False
-        live.cancel.cancel()
-        return True
+        if live is not None:
+            live.cancel.cancel()
+            return True
+        database = self.runtime.environment(workspace_id, environment)
+        changed = database.write(lambda w: w.execute(
+            "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status IN ('queued', 'running')", [job_id]
+        ).rowcount)
+        return bool(changed)
+
+    def last_event(self, workspace_id: int, environment: str) -> int:
+        """The newest recorded event's id in an environment: a follower starts after it."""
+        row = self.runtime.environment(workspace_id, environment).read().execute(
+            "SELECT COALESCE(MAX(id), 0) FROM job_events").fetchone()
+        return int(row[0])
+
+    def data_version(self, workspace_id: int, environment: str) -> tuple[Any, int]:
+        """This thread's reading connection to the environment and its `PRAGMA data_version`: when
+        neither changed, nothing was committed since (a follower on another worker polls this)."""
+        conn = self.runtime.environment(workspace_id, environment).read().conn
+        return conn, int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def events_after(
+        self, workspace_id: int, environment: str, job_id: int, after: int
+    ) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any] | None]:
+        """A job's recorded events after event id `after`, and its row once it has ended."""
+        db = self.runtime.environment(workspace_id, environment).read()
+        # the row first: every event of a job read as ended was committed before its end
+        row = fetch_one(db, "SELECT * FROM jobs WHERE id = ?", [job_id])
+        final = job_to_wire(row) if row is not None and row["status"] in FINAL else None
+        events = [(r[0], json.loads(r[1])) for r in db.execute(
+            "SELECT id, event FROM job_events WHERE job_id = ? AND id > ? ORDER BY id", [job_id, after]).fetchall()]
+        return events, final
 
     def listen(self, workspace_id: int, environment: str, job_id: int) -> asyncio.Queue[dict[str, Any]] | None:
         """Events of a running job for this event loop; None when the job is not running."""

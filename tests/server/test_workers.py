@@ -3,13 +3,16 @@ audit chain under concurrent writes, and no acknowledged write lost (clean stop 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -180,3 +183,81 @@ def test_kill_9_of_one_worker_loses_no_acknowledged_write(fresh_install: Install
     log = server.log()
     assert "worker exited; starting it again" in log
     assert f"\"code\": {-signal.SIGKILL}" in log  # the exit code the supervisor saw
+
+
+def on_worker(server: Server, key: str, pid: int, pids: list[int]) -> httpx.Client:
+    """A client whose keep-alive connection the worker `pid` holds (use it at once: an idle
+    connection is closed after uvicorn's keep-alive timeout, and a new one may land anywhere)."""
+    for _ in range(200):
+        client = server.client(key)
+        response = client.get("/v1/headless/courses")
+        assert response.status_code == 200
+        if served_by(server, response, pids) == pid:
+            return client
+        client.close()
+    raise AssertionError(f"the kernel never handed a connection to worker {pid}")
+
+
+def served_by(server: Server, response: httpx.Response, pids: list[int]) -> int:
+    stream = response.extensions["network_stream"]
+    return serving_pid(server.port, stream.get_extra_info("socket").getsockname()[1], pids)
+
+
+def _follow(server: Server, key: str, pid: int, pids: list[int], job_id: int, on_state: Any = None) -> list[dict[str, Any]]:
+    """A job's events through worker `pid`, to its final event; `on_state` runs at the first."""
+    seen: list[dict[str, Any]] = []
+    with closing(on_worker(server, key, pid, pids)) as client, client.stream(
+        "GET", f"/v1/headless/jobs/{job_id}/events", timeout=600
+    ) as stream:
+        assert served_by(server, stream, pids) == pid
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if event["type"] != "ping":  # a quiet while on a loaded machine
+                seen.append(event)
+            if event["type"] == "state" and on_state is not None:
+                on_state()
+            if seen[-1]["type"] in ("succeeded", "failed", "cancelled"):
+                break
+    return seen
+
+
+def test_a_job_started_on_one_worker_is_streamed_and_cancelled_through_the_other(fresh_install: Install) -> None:
+    server = start_server(fresh_install.data_dir, "--workers", "2", env=HIGH_LIMITS)
+    key = fresh_install.test_key
+    try:
+        pids = worker_pids(server)
+        first, second = pids
+        async_job = {"Prefer": "respond-async"}
+
+        def start(path: str, body: dict[str, Any]) -> int:
+            with closing(on_worker(server, key, first, pids)) as client:
+                started = client.post(path, json=body, headers=async_job)
+                assert started.status_code == 202, started.text
+                assert served_by(server, started, pids) == first
+                return int(started.json()["id"])
+
+        # a one-screen job run by the first worker, followed through the second: its progress
+        # (the generated screen) arrives there before its end
+        with server.client(key) as api:
+            course_id = api.get("/v1/headless/courses").json()[0]["id"]
+        job_id = start(f"/v1/headless/generate/course/{course_id}/screen", {"type": "list", "prompt": "Lifting checks"})
+        seen = _follow(server, key, second, pids, job_id)
+        assert [e["type"] for e in seen] == ["state", "progress", "succeeded"], [e["type"] for e in seen]
+        assert seen[1]["data"]["screen"]["type"] == "list"
+
+        # a course job run by the first worker, cancelled through the second as soon as it is followed
+        job_id = start("/v1/headless/generate/course", {"prompt": "Safe lifting", "screenCount": 2})
+
+        def cancel() -> None:
+            with closing(on_worker(server, key, second, pids)) as client:
+                cancelled = client.post(f"/v1/headless/jobs/{job_id}/cancel")
+                assert cancelled.status_code == 200 and served_by(server, cancelled, pids) == second
+
+        seen = _follow(server, key, second, pids, job_id, on_state=cancel)
+        assert seen[-1]["type"] == "cancelled", [e["type"] for e in seen]
+        with server.client(key) as api:
+            assert api.get(f"/v1/headless/jobs/{job_id}").json()["status"] == "cancelled"
+    finally:
+        server.stop()
