@@ -44,6 +44,7 @@ class Illustration:
     bytes: int
     seconds: float = 0.0  # the whole call (bench/images.py)
     engine_seconds: float = 0.0  # the image engine's own time (0 for the library)
+    keywords: tuple[str, ...] = ()  # what chose the icons or was asked of the engine
 
     def url(self, base: str, workspace_id: int, environment: str) -> str:
         """Where the builder's media route serves it (appliance.embeds.builder.media)."""
@@ -69,8 +70,9 @@ def engine_prompt(title: str, keywords: list[str], purpose: Purpose) -> str:
 
 
 def make_image(runtime: Runtime, *, title: str, text: str, theme: dict[str, Any] | None, purpose: Purpose,
-               engine: Engine | None, cancel: CancelToken | None) -> tuple[bytes, str, str, float]:
-    """The image's bytes (not yet checked), its alt text, its source and the engine's own time."""
+               engine: Engine | None, cancel: CancelToken | None) -> tuple[bytes, str, str, float, list[str]]:
+    """The image's bytes (not yet checked), its alt text, its source, the engine's own time and the
+    keywords it was made from."""
     settings = runtime.settings.images
     try:
         keywords, alt = propose_or_none(engine, title, text, purpose, with_alt=bool(settings.engines), cancel=cancel)
@@ -83,10 +85,10 @@ def make_image(runtime: Runtime, *, title: str, text: str, theme: dict[str, Any]
         drawn = image_engines.generate(settings, engine_prompt(title, words, purpose), keyring=runtime.keyring,
                                        cancel=cancel)
         chosen_alt = alt if alt is not None and usable_alt(alt) else derived_alt(title)
-        return drawn.data, chosen_alt, f"engine:{drawn.engine}", drawn.seconds
+        return drawn.data, chosen_alt, f"engine:{drawn.engine}", drawn.seconds, words
     choice = choose(load(), title, text, keywords)
     svg = compose(choice.icons, alt=choice.alt, title=title, theme=theme, purpose=purpose)
-    return svg, choice.alt, "library", 0.0
+    return svg, choice.alt, "library", 0.0, choice.keywords
 
 
 def illustrate(runtime: Runtime, *, workspace_id: int, environment: str, subject: tuple[str, str],
@@ -100,7 +102,7 @@ def illustrate(runtime: Runtime, *, workspace_id: int, environment: str, subject
     start = time.perf_counter()
     if cancel is not None and cancel.cancelled:
         raise Cancelled("cancelled")
-    data, alt, source, engine_seconds = make_image(runtime, title=title, text=text, theme=theme, purpose=purpose,
+    data, alt, source, engine_seconds, words = make_image(runtime, title=title, text=text, theme=theme, purpose=purpose,
                                                    engine=engine, cancel=cancel)
     try:
         clean = clean_image(data)  # the rule every stored image passes (an author's upload too)
@@ -123,4 +125,4 @@ def illustrate(runtime: Runtime, *, workspace_id: int, environment: str, subject
         store.delete(workspace_id, environment, object_id)
         raise
     return Illustration(object_id, clean.extension, clean.media_type, alt, source, len(clean.data),
-                        time.perf_counter() - start, engine_seconds)
+                        time.perf_counter() - start, engine_seconds, tuple(words))
