@@ -42,6 +42,7 @@ from .grammar import LazyGrammarSampler, schema_to_gbnf
 PROMPT_CHUNK = 128  # prompt tokens per sequence per step: bounds everyone's step time during prefill
 FORCED_LIMIT = 48  # characters of forced text appended at once
 SHARED_MIN = 16  # prompt tokens two readers must share before one waits for the other
+URGENT_COMPANY = 0  # sequences decoded beside a more urgent one (lower priority number) in one step
 
 
 @dataclass
@@ -86,6 +87,7 @@ class BatchDecoder:
         self._on_finish = on_finish  # (job, None) when done, (job, error) when failed
         # steps by how many sequences they decoded: how full the batch was (bench/course.py)
         self.widths: Counter[int] = Counter()
+        self.urgent_company = URGENT_COMPANY
 
     def close(self) -> None:
         if self.batch is not None:
@@ -215,11 +217,18 @@ class BatchDecoder:
         if not running:
             return
         urgent = min(s.job.sampling.priority for s in running)
+        company = self.urgent_company
         reading: list[Sequence] = []  # sequences reading their prompt in this step
-        # decoding sequences first (a token each, plus forced runs), then prompt chunks
-        for seq in sorted(running, key=lambda s: (s.stats._t_first == 0.0, s.job.submitted)):
-            if room <= 0 or not seq.pending or seq.job.sampling.priority > urgent:
+        # the most urgent first; decoding sequences before prompt readers (a token each, plus
+        # forced runs, then prompt chunks); beside the most urgent, at most `urgent_company` others
+        for seq in sorted(running, key=lambda s: (s.job.sampling.priority > urgent, s.stats._t_first == 0.0,
+                                                  s.job.submitted)):
+            if room <= 0 or not seq.pending:
                 continue
+            if seq.job.sampling.priority > urgent:
+                if company <= 0:
+                    continue
+                company -= 1
             if seq.stats._t_first == 0.0:
                 self._catch_up(seq)
                 if any(self._shares_next(seq, leader) for leader in reading):

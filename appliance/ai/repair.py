@@ -19,8 +19,9 @@ from appliance.ai.quality import sentences
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPHS = re.compile(r"(?:<p>[^<]*</p>)+")
 _PARAGRAPH = re.compile(r"<p>([^<]*)</p>")
-# the plain-text fields a sentence may be dropped from, by screen type (titles and one-line items never)
+# the plain-text fields a sentence may be dropped from, by screen type (titles never)
 _FIELDS = {"list": ("items", "description"), "process": ("steps", "description"), "flashcards": ("cards", "back")}
+MIN_LINES = 2  # a checklist keeps at least this many of its one-line items when repeated ones are dropped
 
 
 def drop_said(text: str, said: set[str], *, unescape: bool = False) -> str:
@@ -45,6 +46,16 @@ def drop_repeated_sentences(screen: dict[str, Any], said: set[str]) -> dict[str,
         key, field = _FIELDS[kind]
         content[key] = [{**item, field: drop_said(str(item.get(field, "")), said)} if item.get(field) else item
                         for item in content.get(key) or []]
+    elif kind == "checklist":  # a line is all its item says: a repeated line goes while enough remain
+        items = list(content.get("items") or [])
+        kept = []
+        for at, item in enumerate(items):
+            line = set(sentences(str(item.get("title", ""))))
+            if line and line <= said and len(kept) + len(items) - at > MIN_LINES:
+                continue
+            said.update(line)
+            kept.append(item)
+        content["items"] = kept
     else:
         return screen
     return {**screen, "content": content}

@@ -53,5 +53,17 @@ def test_list_descriptions_lose_repeats_but_a_one_sentence_field_is_kept() -> No
     ]}}
     fixed = drop_repeated_sentences(screen, seen)
     assert [i["description"] for i in fixed["content"]["items"]] == ["Fakes copy real names.", RULE]
-    checklist = {"type": "checklist", "title": "Do", "content": {"items": [{"title": RULE}]}}
-    assert drop_repeated_sentences(checklist, seen) is checklist  # one-line items are never cut
+
+
+def test_a_checklist_line_said_before_goes_while_two_lines_remain() -> None:
+    seen: set[str] = set()
+    screen_flags({"type": "text", "title": "A", "content": {"html": paragraphs_to_html([RULE])}}, 0, seen=seen)
+    lines = ["Report a suspicious email to the security team.", RULE, "Delete the email after you report it."]
+    checklist = {"type": "checklist", "title": "Do", "content": {"items": [{"title": t} for t in lines]}}
+    fixed = drop_repeated_sentences(checklist, seen)
+    assert [i["title"] for i in fixed["content"]["items"]] == [lines[0], lines[2]]
+    assert screen_flags(fixed, 1, seen=set(seen)) == []
+    short = {"type": "checklist", "title": "Do", "content": {"items": [{"title": t} for t in lines[:2]]}}
+    assert [i["title"] for i in drop_repeated_sentences(short, seen)["content"]["items"]] == lines[:2]
+    twice = {"type": "checklist", "title": "Do", "content": {"items": [{"title": t} for t in [*lines, lines[0]]]}}
+    assert [i["title"] for i in drop_repeated_sentences(twice, set())["content"]["items"]] == lines
