@@ -17,6 +17,7 @@ NAV = (
     ("/admin/keys", "API keys"),
     ("/admin/origins", "Embed origins"),
     ("/admin/webhooks", "Webhooks"),
+    ("/admin/lti", "LTI platforms"),
     ("/admin/ai", "Models and AI queue"),
     ("/admin/audit", "Audit log"),
     ("/admin/backups", "Backups"),
