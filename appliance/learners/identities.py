@@ -95,6 +95,9 @@ def delete_client_rows(db: sqlite_utils.Database, client_identifier: str) -> Non
         " OR identifier IN (SELECT identifier FROM trackings WHERE client_identifier = ?)",
         [client_identifier, client_identifier],
     )
+    links = "SELECT id FROM lti_grade_links WHERE identifier IN (SELECT identifier FROM users WHERE client_identifier = ?)"
+    db.execute(f"DELETE FROM lti_outbox WHERE link_id IN ({links})", [client_identifier])
+    db.execute(f"DELETE FROM lti_grade_links WHERE id IN ({links})", [client_identifier])
     for table in ("trackings", "collection_trackings", "courses", "collections", "users", "allowances"):
         db.execute(f"DELETE FROM {table} WHERE client_identifier = ?", [client_identifier])
     db.execute("DELETE FROM clients WHERE client_identifier = ?", [client_identifier])
@@ -174,3 +177,6 @@ def delete_user_rows(
     db.execute("DELETE FROM users WHERE identifier = ?", [identifier])
     db.execute("DELETE FROM webhook_outbox WHERE json_extract(body, '$.data.tracking.identifier') = ?", [identifier])
     db.execute("DELETE FROM xapi_outbox WHERE identifier = ?", [identifier])  # pending ones are never sent
+    # LTI grade passback (appliance.lti.grades): where the learner's score goes, and scores not yet sent
+    db.execute("DELETE FROM lti_outbox WHERE link_id IN (SELECT id FROM lti_grade_links WHERE identifier = ?)", [identifier])
+    db.execute("DELETE FROM lti_grade_links WHERE identifier = ?", [identifier])
