@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.public_url:
         settings.server.public_url = args.public_url
     if inherited is not None:  # one of `serve --workers N`: serve the supervisor's socket
-        serve(runtime, host, port, tls, sock=inherited[0], recover_jobs=inherited[1])
+        serve(runtime, host, port, tls, sock=inherited[0], recover_jobs=inherited[1], worker=inherited[2])
     elif count > 1:
         argv = ["serve", "--data-dir", str(data_dir), "--host", host, "--port", str(port)]
         if tls:

@@ -240,7 +240,9 @@ def create_litestar(runtime: Runtime, metrics_registry: Metrics, ai: AIService |
     return app
 
 
-def create_app(runtime: Runtime, ai: AIService | None = None) -> ASGIApp:
-    registry = Metrics()
+def create_app(runtime: Runtime, ai: AIService | None = None, worker: tuple[Path, int] | None = None) -> ASGIApp:
+    """`worker`: as one of `serve --workers N`, the directory the workers share their rate limit
+    and metrics in (server.shared) and this worker's index."""
+    registry = Metrics(*worker) if worker is not None else Metrics()
     litestar_app: ASGIApp = create_litestar(runtime, registry, ai)  # type: ignore[assignment]
-    return ApplianceMiddleware(litestar_app, runtime, registry)
+    return ApplianceMiddleware(litestar_app, runtime, registry, worker[0] if worker is not None else None)

@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from litestar.exceptions import HTTPException
@@ -31,6 +32,7 @@ from appliance.server import inputs
 from appliance.server.context import RequestContext
 from appliance.server.failures import record_failure
 from appliance.server.metrics import Metrics
+from appliance.server.shared import SharedRateLimiter
 from appliance.storage import diskfull
 from appliance.workspaces.keycache import KeyCache
 
@@ -74,7 +76,8 @@ class BodyTooLarge(HTTPException):
 
 
 class RateLimiter:
-    """A token bucket per caller (API key hash or client address)."""
+    """A token bucket per caller (API key hash or client address), in this process's memory;
+    the workers of `serve --workers N` share one table instead (server.shared)."""
 
     def __init__(self, per_second: float, burst: int) -> None:
         self.rate = per_second
@@ -97,7 +100,8 @@ class RateLimiter:
 
 
 class ApplianceMiddleware:
-    def __init__(self, app: ASGIApp, runtime: Runtime, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, metrics: Metrics, shared: Path | None = None) -> None:
+        """`shared`: the directory the workers of `serve --workers N` share the rate limit in."""
         self.app = app
         self.runtime = runtime
         self.metrics = metrics
@@ -105,7 +109,11 @@ class ApplianceMiddleware:
         self.max_body = limits.max_body_bytes
         # document uploads (POST .../documents) have their own limit, [documents] max_bytes
         self.document_body = runtime.settings.documents.max_bytes + 64 * 1024
-        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self.limiter: RateLimiter | SharedRateLimiter = (
+            SharedRateLimiter(shared, runtime.pepper, limits.rate_per_second, limits.rate_burst)
+            if shared is not None
+            else RateLimiter(limits.rate_per_second, limits.rate_burst)
+        )
         self.access_log = runtime.settings.log.access_log
         self.log_key = log_key(runtime.pepper)
         self.keys = KeyCache(runtime.control, runtime.pepper)  # revocations apply on the next request

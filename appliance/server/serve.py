@@ -16,12 +16,14 @@ import uvloop
 
 from appliance import logs
 from appliance.ai.jobs import AIService
+from appliance.ai.model_host import run_dir_of
 from appliance.backup.service import start_backup_service
 from appliance.courses.retention import RetentionWorker
 from appliance.documents import sandbox
 from appliance.lti.grades import GradeWorker
 from appliance.runtime import Runtime
 from appliance.server.app import create_app
+from appliance.server.shared import server_dir as shared_dir
 from appliance.server.tls import server_context
 from appliance.storage import rotation
 from appliance.storage.database import StorageError
@@ -88,11 +90,13 @@ def serve(
     *,
     sock: socket.socket | None = None,
     recover_jobs: bool = True,
+    worker: int = 0,
 ) -> None:
     """Serve until SIGTERM/SIGINT. Alone (`sock` None) this process also runs the background
     services; as one of `serve --workers N` (server.workers) it serves the listening socket its
     supervisor made, and the supervisor runs them. `recover_jobs`: whether this process picks up
-    the AI jobs a stop interrupted (one process of the appliance must, only one may)."""
+    the AI jobs a stop interrupted (one process of the appliance must, only one may); `worker`
+    is its index, which names its metrics file (server.shared)."""
     settings = runtime.settings
     logs.setup(settings.log.level)
     # The event loop thread shares the GIL with the database writer, AI and backup threads; every
@@ -100,7 +104,9 @@ def serve(
     # default). 0.5 ms measured +10% requests/s on GET /v1/headless/courses (docs/operations.md).
     sys.setswitchinterval(0.0005)
     ai = AIService(runtime)  # the model loads in the background; /health answers 503 until it is ready
-    app = create_app(runtime, ai)
+    # the workers of `serve --workers N` share the rate limit and the metrics (server.shared)
+    shared = (shared_dir(run_dir_of(runtime.data_dir)), worker) if sock is not None else None
+    app = create_app(runtime, ai, shared)
     install_xapi(settings.base_url)  # this process's learner writes queue xAPI statements
     config = _TLSConfig(
         app,

@@ -35,7 +35,9 @@ import time
 
 from appliance import logs
 from appliance.ai.jobs import start_model_process
+from appliance.ai.model_host import run_dir_of
 from appliance.runtime import Runtime
+from appliance.server import shared
 from appliance.server.serve import start_background
 
 # "<index>:<listening socket fd>:<1 if restarted>", set for worker processes only
@@ -59,15 +61,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_socket() -> tuple[socket.socket, bool] | None:
-    """In a worker process: the inherited listening socket, and whether this worker picks up the
+def worker_socket() -> tuple[socket.socket, bool, int] | None:
+    """In a worker process: the inherited listening socket, whether this worker picks up the
     AI jobs a stop interrupted (the first worker's first start only: a restarted worker would fail
-    the jobs the others are running). None in any other process."""
+    the jobs the others are running), and its index. None in any other process."""
     value = os.environ.pop(WORKER_ENV, None)
     if not value:
         return None
     index, fd, restarted = value.split(":")
-    return socket.socket(fileno=int(fd)), index == "0" and restarted == "0"
+    return socket.socket(fileno=int(fd)), index == "0" and restarted == "0", int(index)
 
 
 def worker_command(argv: list[str]) -> list[str]:
@@ -115,6 +117,7 @@ class Supervisor:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+        shared.reset(run_dir_of(self.runtime.data_dir))  # the rate limit and counters start afresh
         stop_background = start_background(self.runtime, rekey=False)
         model = start_model_process(self.runtime)  # one model process, owned here: workers are its clients
         try:

@@ -9,17 +9,19 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from appliance import config
 from appliance.runtime import open_runtime
 from appliance.storage.database import fetch_all
-from tests.helpers import Install, Server, cli, create_key, start_server
+from tests.helpers import Install, Server, cli, create_key, init_data_dir, start_server
 
 HIGH_LIMITS = {"APPLIANCE_LIMITS_RATE_PER_SECOND": "100000", "APPLIANCE_LIMITS_RATE_BURST": "100000"}
 
@@ -261,3 +263,52 @@ def test_a_job_started_on_one_worker_is_streamed_and_cancelled_through_the_other
             assert api.get(f"/v1/headless/jobs/{job_id}").json()["status"] == "cancelled"
     finally:
         server.stop()
+
+
+# -- one rate limit, one /metrics and rekey across the workers: one server for the three tests -----
+BURST = 50
+SHARED_LIMITS = {
+    "APPLIANCE_LIMITS_RATE_PER_SECOND": "0.001",  # no refill while the test runs: the burst is the limit
+    "APPLIANCE_LIMITS_RATE_BURST": str(BURST),
+}
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Install]]:
+    install = init_data_dir(tmp_path_factory.mktemp("workers") / "data")
+    server = start_server(install.data_dir, "--workers", "2", env=SHARED_LIMITS)
+    yield server, install
+    server.stop()
+
+
+def _metric(text: str, name: str) -> int:
+    match = re.search(rf"^{re.escape(name)} (\d+)$", text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def test_the_rate_limit_is_one_across_workers_and_metrics_are_their_sum(limited: tuple[Server, Install]) -> None:
+    server, install = limited
+    caller = create_key(install.data_dir, install.workspace_id, "test")  # a bucket of its own
+    pids = worker_pids(server)
+    clients = one_connection_per_worker(server, install.test_key, pids)
+    counted = {pid: 0 for pid in pids}
+    for n in range(BURST):  # the burst, taken in turns through both workers
+        pid = pids[n % 2]
+        response = clients[pid].get("/v1/headless/courses", headers={"Authorization": caller})
+        assert response.status_code == 200, (n, response.status_code)
+        assert served_by(server, response, pids) == pid
+        counted[pid] += 1
+    for pid, client in clients.items():  # spent in total: refused by each worker
+        refused = client.get("/v1/headless/courses", headers={"Authorization": caller})
+        assert refused.status_code == 429, f"worker {pid} allowed request {BURST + 1}"
+    assert counted == {pid: BURST // 2 for pid in pids}
+
+    scrapes = [client.get("/metrics", headers={"Authorization": f"Bearer {install.metrics_token}"}).text
+               for client in clients.values()]
+    for scrape in scrapes:  # through either worker: the sum of both (each refused one request)
+        assert _metric(scrape, 'appliance_requests_total{method="GET",status="429"}') == 2
+        assert _metric(scrape, "appliance_rate_limited_total") == 2
+        assert _metric(scrape, 'appliance_requests_total{method="GET",status="200"}') >= BURST + 2
+        assert _metric(scrape, "appliance_request_duration_seconds_count") >= BURST + 4
+    for client in clients.values():
+        client.close()
