@@ -8,6 +8,7 @@ end: retried, nothing lost). Statements are checked by the npm `xapi-validation`
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.admin.console import Visitor, setup_link
 from tests.helpers import Install, Server, cli, free_port, init_data_dir, start_server
 from tests.xapi.lrs import Lrs, validate
 
@@ -165,3 +167,21 @@ def test_an_lrs_url_outside_the_allowlist_is_refused(install: Install) -> None:
     assert refused.returncode == 2
     assert "LRS URL refused: 10.20.30.40 is not in webhooks.allow_hosts" in refused.stderr
     assert PASSWORD not in refused.stderr + refused.stdout
+
+
+def test_the_console_shows_the_delivery_log_and_removes_an_endpoint(server: Server, install: Install) -> None:
+    admin = Visitor(server)
+    try:
+        assert admin.set_up(setup_link(server)).status_code == 303
+        listed = admin.get("/admin/lrs")
+        assert listed.status_code == 200 and "/ok</code>" in listed.text and "<td>delivered</td>" in listed.text
+        assert "<td>HTTP 400</td>" in listed.text and PASSWORD not in listed.text
+        bad = re.search(r"LRS (\d+)</h2><p><code>[^<]*/bad</code>", listed.text)
+        assert bad, listed.text
+        fields = {"workspace": str(install.workspace_id), "env": "test", "id": bad.group(1)}
+        assert admin.form("/admin/lrs", "/admin/lrs/remove", fields).status_code == 303
+        assert "/bad</code>" not in admin.get("/admin/lrs").text and "/ok</code>" in admin.get("/admin/lrs").text
+        assert admin.form("/admin/lrs", "/admin/lrs/remove", fields).status_code == 404
+        assert admin.http.post("/admin/lrs/remove", data=fields).status_code == 403  # no CSRF token
+    finally:
+        admin.close()

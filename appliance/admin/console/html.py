@@ -18,6 +18,7 @@ NAV = (
     ("/admin/origins", "Embed origins"),
     ("/admin/webhooks", "Webhooks"),
     ("/admin/lti", "LTI platforms"),
+    ("/admin/lrs", "Learning record stores"),
     ("/admin/ai", "Models and AI queue"),
     ("/admin/audit", "Audit log"),
     ("/admin/backups", "Backups"),

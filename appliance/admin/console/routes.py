@@ -12,6 +12,7 @@ from litestar.static_files import create_static_files_router
 from appliance.admin.console.auth import CsrfRefused, LoginRequired
 from appliance.admin.console.entry import ENTRY_HANDLERS
 from appliance.admin.console.html import message_page
+from appliance.admin.console.lrs import LRS_CONSOLE_HANDLERS
 from appliance.admin.console.lti import LTI_CONSOLE_HANDLERS
 from appliance.admin.console.operations import OPERATION_HANDLERS
 from appliance.admin.console.pages import PAGE_HANDLERS
@@ -44,7 +45,7 @@ def _refused(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 ADMIN_ROUTER = Router(
     path="/admin",
     route_handlers=[
-        *ENTRY_HANDLERS, *PAGE_HANDLERS, *OPERATION_HANDLERS, *SERVICE_HANDLERS, *LTI_CONSOLE_HANDLERS,
+        *ENTRY_HANDLERS, *PAGE_HANDLERS, *OPERATION_HANDLERS, *SERVICE_HANDLERS, *LTI_CONSOLE_HANDLERS, *LRS_CONSOLE_HANDLERS,
         create_static_files_router("/static", directories=[STATIC], include_in_schema=False),
     ],
     exception_handlers={
