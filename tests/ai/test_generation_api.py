@@ -43,6 +43,13 @@ def test_generate_course_returns_the_created_course(ai_server: tuple[Server, Ins
         assert screen["title"] and screen["content"]
         assert "<script" not in json.dumps(screen["content"]).lower()
     assert c.get(f"/v1/headless/courses/{course['id']}").json()["title"] == course["title"]
+    # a cover by default (docs/images.md): the library's SVG, served by the media route, counted for the client
+    assert course["image"] == course["thumbnail"] and "/embed/media/" in course["image"]
+    cover = httpx.get(course["image"])
+    assert cover.status_code == 200 and cover.headers["content-type"].startswith("image/svg+xml")
+    assert course["start"]["image_alt"].encode() in cover.content  # its <title>
+    usage = {r["metric"]: r["currentUsage"] for r in c.get("/v1/headless/usage/client/acme").json()}
+    assert usage["image_generations"] == 1
     users = {u["identifier"] for u in c.get("/v1/headless/users").json()}
     assert "author-1" in users
     # stored encrypted: the generated title is in no file as plaintext
@@ -109,12 +116,14 @@ def test_screen_and_quiz_are_appended(ai_server: tuple[Server, Install]) -> None
     c = server.client(install.test_key)
     before = len(c.get("/v1/headless/courses/1").json()["screens"])
     course = c.post("/v1/headless/generate/course/1/screen",
-                    json={"type": "checklist", "title": "Your first week", "prompt": "things to do"}, timeout=600)
+                    json={"type": "checklist", "title": "Your first week", "prompt": "things to do", "images": True},
+                    timeout=600)
     assert course.status_code == 200, course.text
     screens = course.json()["screens"]
     assert len(screens) == before + 1 and screens[-1]["type"]["name"] == "checklist"
     assert screens[-1]["title"] == "Your first week"
     assert screens[-1]["content"]["items"]
+    assert "/embed/media/" in screens[-1]["asset"] and screens[-1]["content"]["asset_alt"]  # images: true
     quiz = c.post("/v1/headless/generate/course/1/quiz", json={"questionCount": 2}, timeout=600).json()
     last = quiz["screens"][-1]
     assert last["type"]["name"] == "quiz" and last["scored"] is True
