@@ -51,7 +51,7 @@ def test_the_cli_refuses_a_weak_key_clearly(lti: LtiSetup, tmp_path: Path) -> No
     assert code == 2 and "symmetric" in stderr and "Traceback" not in stderr, stderr
 
 
-def test_a_pem_key_registers_and_is_listed(lti: LtiSetup, tmp_path: Path) -> None:
+def test_a_pem_key_registers_and_an_unknown_platform_is_not_removed(lti: LtiSetup, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
     pem = new_rsa().public_key().public_bytes(
@@ -59,11 +59,12 @@ def test_a_pem_key_registers_and_is_listed(lti: LtiSetup, tmp_path: Path) -> Non
     ).decode()
     code, stderr = _add(lti, pem, tmp_path, issuer="https://pem.example")
     assert code == 0, stderr
-    rows = json.loads(cli("lti", "list", "--json", data_dir=lti.install.data_dir).stdout)
-    row = next(r for r in rows if r["issuer"] == "https://pem.example")
-    assert row["keys"] and row["deploymentIds"] == ["d1"]
-    removed = cli("lti", "remove", str(row["id"]), data_dir=lti.install.data_dir)
-    assert f"LTI platform {row['id']} removed" in removed.stderr
+    from appliance.lti.platforms import parse_keyset
+
+    (key,) = parse_keyset(pem)["keys"]  # the PEM becomes one RS256 key named by its thumbprint
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and len(key["kid"]) >= 40
+    removed = cli("lti", "remove", "9999", data_dir=lti.install.data_dir, check=False)
+    assert removed.returncode == 2 and "not registered" in removed.stderr
 
 
 def test_rotation_publishes_current_and_previous(lti: LtiSetup) -> None:
