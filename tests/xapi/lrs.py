@@ -1,7 +1,7 @@
 """A real learning record store's statements resource for tests, and the xAPI validator.
 
 `Lrs` answers `PUT /<prefix>/statements?statementId=` over plain HTTP on loopback: it checks
-Basic auth and the `X-Experience-API-Version` header itself, answers what the test scripted for
+Basic auth (or, for prefixes in `bearer`, the access token its `POST /token` gives for those credentials) and the `X-Experience-API-Version` header itself, answers what the test scripted for
 its prefix (else 204), and keeps what it received. `validate` runs the npm `xapi-validation`
 package (installed by `make test`, Makefile target xapi-deps) through node.
 """
@@ -39,6 +39,9 @@ class Lrs:
         self.port = port
         self.statuses: dict[str, int] = {}  # prefix -> status to answer (default 204)
         self.received: list[Received] = []
+        self.bearer: set[str] = set()  # prefixes that want the OAuth2 access token instead of Basic auth
+        self.token = "access-token-51"
+        self.tokens_issued = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -55,7 +58,8 @@ class Lrs:
                 prefix = parts.path.removesuffix("/statements").strip("/")
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = lrs.statuses.get(prefix, 204)
-                if self.headers.get("Authorization") != lrs.auth:
+                wanted = f"Bearer {lrs.token}" if prefix in lrs.bearer else lrs.auth
+                if self.headers.get("Authorization") != wanted:
                     status = 401
                 elif self.headers.get("X-Experience-API-Version") != "1.0.3":
                     status = 400
@@ -72,6 +76,19 @@ class Lrs:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_POST(self) -> None:  # the OAuth2 token endpoint: client credentials in Basic auth
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                ok = self.headers.get("Authorization") == lrs.auth and form.get("grant_type") == ["client_credentials"]
+                body = json.dumps({"access_token": lrs.token, "token_type": "Bearer", "expires_in": 3600}).encode()
+                with lrs._lock:
+                    lrs.tokens_issued += int(ok)
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if ok else 0))
+                self.end_headers()
+                if ok:
+                    self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 return None

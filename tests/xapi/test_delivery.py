@@ -36,6 +36,7 @@ ADL = "http://adlnet.gov/expapi/verbs/"
 def lrs() -> Iterator[Lrs]:
     receiver = Lrs(USER, PASSWORD).start()
     receiver.statuses["bad"] = 400
+    receiver.bearer.add("oauth")
     yield receiver
     receiver.stop()
 
@@ -52,6 +53,10 @@ def install(tmp_path_factory: pytest.TempPathFactory, lrs: Lrs, down_port: int) 
         add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", url,
                   "--username", USER, data_dir=inst.data_dir, input_text=PASSWORD + "\n", env=ENV)
         assert add.stdout.strip().isdigit(), add.stderr
+    add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", f"{lrs.base}/oauth",
+              "--auth", "oauth2", "--token-url", f"{lrs.base}/token", "--username", USER, data_dir=inst.data_dir,
+              input_text=PASSWORD + "\n", env=ENV)
+    assert add.stdout.strip().isdigit(), add.stderr
     return inst
 
 
@@ -91,7 +96,7 @@ def _play(api: httpx.Client, identifier: str, answers: dict[str, Any]) -> None:
 def test_the_players_events_reach_the_lrs_as_valid_statements(server: Server, install: Install, lrs: Lrs) -> None:
     with server.client(install.test_key) as api:
         _play(api, "learner-x", {"1": [1]})
-        lrs.wait(lambda: len(lrs.at("ok")) >= 5 and len(lrs.at("bad")) >= 5)
+        lrs.wait(lambda: len(lrs.at("ok")) >= 5 and len(lrs.at("bad")) >= 5 and len(lrs.at("oauth")) >= 5)
         got = {r.body["verb"]["id"].removeprefix(ADL): r for r in lrs.at("ok")}
         assert set(got) == {"launched", "progressed", "answered", "completed", "passed"}
         assert validate([r.body for r in lrs.at("ok")]) == [[]] * 5
@@ -116,6 +121,9 @@ def test_the_players_events_reach_the_lrs_as_valid_statements(server: Server, in
     log = _lrs_cli(install, "log", str(endpoints["bad"]["id"]))
     assert {(row["status"], row["attempts"], row["last_error"]) for row in log} == {("failed", 1, "HTTP 400")}
     assert (endpoints["ok"]["delivered"], endpoints["ok"]["pending"]) == (5, 0)
+    # OAuth2 client credentials: one token for every statement, sent as a bearer token
+    assert (endpoints["oauth"]["delivered"], lrs.tokens_issued) == (5, 1)
+    assert {r.status for r in lrs.at("oauth")} == {204}
 
 
 def test_an_lrs_that_is_down_loses_nothing_and_an_erased_learner_is_never_sent(
