@@ -243,6 +243,7 @@ def deep_link_response(runtime: Runtime, request: LtiRequest, base_url: str) -> 
     except LtiException:
         raise LtiRefused("state", "This deep-linking launch has expired; open it again from the LMS") from None
     assert isinstance(message, Launch)
+    storage.consume(held["launch"])  # its claims were read once; they are not kept longer
     platform = message.registration().platform
     try:
         course_id = int(request.get_param("course"))

@@ -182,6 +182,13 @@ class Launch(MessageLaunch[LtiRequest, ToolConf, Sessions, Cookies]):
             raise LtiException("State not found or already used")
         return self
 
+    def save_launch_data(self) -> Launch:
+        # only a deep-linking launch is read back (by the course picker's form); a resource-link
+        # launch's claims (the learner's name, email) are not kept in the control database
+        if self.is_deep_link_launch():
+            super().save_launch_data()
+        return self
+
     def get_public_key(self) -> tuple[str, str]:
         alg = self._jwt.get("header", {}).get("alg")
         if alg not in RSA_ALGS + EC_ALGS:

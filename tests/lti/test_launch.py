@@ -47,6 +47,16 @@ def test_launch_redirects_into_the_player_with_the_lti_learner(client: httpx.Cli
     assert claims["course"] == lti.course_id and claims["action"] == "view"
     page = client.get(answer.headers["location"])
     assert page.status_code == 200 and "course" in page.text
+    from appliance import config
+    from appliance.runtime import open_runtime
+    from appliance.storage.database import fetch_all
+
+    runtime = open_runtime(config.load(lti.install.data_dir))
+    try:  # the launch's claims are not kept; its state and nonce were consumed
+        kept = [r["k"] for r in fetch_all(runtime.control.read(), "SELECT k FROM lti_cache")]
+    finally:
+        runtime.close()
+    assert not [k for k in kept if "launch-" in k or auth["nonce"] in k or auth["state"] in k], kept
 
 
 REFUSALS = {
