@@ -26,7 +26,6 @@ from appliance.server.app import create_app
 from appliance.server.shared import server_dir as shared_dir
 from appliance.server.tls import server_context
 from appliance.storage import rotation
-from appliance.storage.database import StorageError
 from appliance.webhooks.worker import DeliveryWorker
 from appliance.xapi import install as install_xapi
 from appliance.xapi.worker import LrsWorker
@@ -45,20 +44,27 @@ class _TLSConfig(uvicorn.Config):
             self.ssl = server_context(*self._tls)
 
 
-def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], None]:
+def start_background(runtime: Runtime, rekey: Callable[[str], float] | None = None) -> Callable[[], None]:
     """Start what runs once per data directory, not once per server process: the disk's space
     reserve, the audit head anchor, webhook delivery, change shipping and snapshots, the CLI's
     rekey requests, retention. Returns the function that stops them (before the databases close).
 
-    `rekey=False` (several workers): a database can only be rekeyed by the one process that has
-    it open, so the CLI's request is answered with a refusal instead."""
+    `rekey`: how the CLI's rekey request is carried out, by database name; by default this
+    process rekeys its own connections (runtime.rekey). The supervisor of several workers passes
+    its own (server.workers.Supervisor.rekey: the workers hold the old key)."""
     runtime.disk.prepare()  # the space reserve the audit log falls back on when the disk fills
     runtime.audit.start_anchoring()
     webhooks = DeliveryWorker(runtime)  # sends the durable outbox; stopped before the databases close
     webhooks.start()
     lrs = LrsWorker(runtime)  # sends the xAPI outbox to the operators' LRSs (appliance.xapi)
     lrs.start()
-    rekey_named: Callable[[str], float] = runtime.rekey if rekey else _refuse_rekey
+    rekey_with = rekey or runtime.rekey
+
+    def rekey_named(name: str) -> float:
+        seconds = rekey_with(name)
+        runtime.admin_event("keys rekey", target=name)  # the CLI asked; the server did it
+        return seconds
+
     # change shipping, snapshots, and the CLI's rekey requests (only this process can rekey its databases)
     backup = start_backup_service(runtime.backups, [lambda: rotation.handle_requests(runtime.data_dir, rekey_named)])
     retention = RetentionWorker(runtime)  # erases soft-deleted courses after storage.purge_deleted_courses_days
@@ -74,12 +80,6 @@ def start_background(runtime: Runtime, *, rekey: bool = True) -> Callable[[], No
         backup.stop()  # ships what is left after the last request
 
     return stop
-
-
-def _refuse_rekey(name: str) -> float:
-    raise StorageError(
-        f"{name}: the server runs several worker processes; rekey with `appliance serve --workers 1` running, or stopped"
-    )
 
 
 def serve(

@@ -13,8 +13,13 @@ What several processes share, and how it stays safe:
 - revocations and entitlement changes: each worker's key cache (workspaces.keycache) checks the
   control database's data_version on every request;
 - background services (webhook delivery, change shipping and snapshots, retention, the space
-  reserve, the head anchor) run once, in the supervisor (server.serve.start_background). The CLI's
-  rekey requests are refused while several workers run (each would hold the old key);
+  reserve, the head anchor) run once, in the supervisor (server.serve.start_background);
+- the rate limit and the /metrics counters are shared through memory-mapped files (server.shared);
+- `appliance keys rekey`: the supervisor answers the CLI's request (Supervisor.rekey): it stops
+  the workers gracefully (requests in flight finish; new connections wait in the listening
+  socket's backlog, which the supervisor keeps open), rekeys the database on its own connection,
+  and starts the workers again, which open it with the new key. Nothing is refused; requests
+  made meanwhile wait for the new workers (a worker's start, about a second on an idle machine);
 - the AI model runs in its own process, owned by the supervisor and shared by every worker
   (ai.jobs.start_model_process, ai.model_host); the AI jobs a stop
   interrupted are picked up by the first worker only, at the supervisor's start.
@@ -31,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from appliance import logs
@@ -87,6 +93,9 @@ class Supervisor:
         self.passphrase = passphrase
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
+        self.sock: socket.socket | None = None
+        # held while workers are (re)started or stopped: a rekey and the restart of a dead worker
+        self._workers_lock = threading.Lock()
 
     def _start(self, index: int, sock: socket.socket, *, restarted: bool = False) -> None:
         env = {**os.environ, WORKER_ENV: f"{index}:{sock.fileno()}:{int(restarted)}"}
@@ -108,7 +117,7 @@ class Supervisor:
     def run(self, host: str, port: int, scheme: str) -> None:
         settings = self.runtime.settings
         logs.setup(settings.log.level)
-        sock = listening_socket(host, port)
+        sock = self.sock = listening_socket(host, port)
         received: list[int] = []
 
         def on_signal(number: int, _frame: object) -> None:
@@ -118,7 +127,7 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
         shared.reset(run_dir_of(self.runtime.data_dir))  # the rate limit and counters start afresh
-        stop_background = start_background(self.runtime, rekey=False)
+        stop_background = start_background(self.runtime, rekey=self.rekey)
         model = start_model_process(self.runtime)  # one model process, owned here: workers are its clients
         try:
             for index in range(self.count):
@@ -128,21 +137,40 @@ class Supervisor:
             )
             while not self.stopping:
                 time.sleep(0.2)
-                for index, proc in list(self.procs.items()):
-                    code = proc.poll()
-                    if code is not None and not self.stopping:
-                        logs.event("worker exited; starting it again", level=30, worker=index, code=code)
-                        time.sleep(RESTART_PAUSE)
-                        if not self.stopping:
-                            self._start(index, sock, restarted=True)
+                with self._workers_lock:
+                    for index, proc in list(self.procs.items()):
+                        code = proc.poll()
+                        if code is not None and not self.stopping:
+                            logs.event("worker exited; starting it again", level=30, worker=index, code=code)
+                            time.sleep(RESTART_PAUSE)
+                            if not self.stopping:
+                                self._start(index, sock, restarted=True)
         finally:
-            self._stop_workers()
+            with self._workers_lock:
+                self._stop_workers()
             if model is not None:
                 model.stop()
             sock.close()
             stop_background()
             self.runtime.close()
             logs.event("stopped", signals=received)
+
+    def rekey(self, name: str) -> float:
+        """The CLI's rekey request (`appliance keys rekey`, via storage.rotation.request): each
+        worker holds the database open with the old key, and a file re-encrypted under it would
+        fail their next read. So: the workers stop gracefully, this process rekeys the database on
+        its own connection (rotation.rekey: the keyring gets the new key), and the workers start
+        again with it. Connections made meanwhile wait in the listening socket's backlog."""
+        assert self.sock is not None, "rekey before the supervisor runs"
+        with self._workers_lock:
+            self._stop_workers()
+            logs.event("workers stopped for a rekey", database=name)
+            try:
+                return self.runtime.rekey(name)
+            finally:
+                if not self.stopping:
+                    for index in range(self.count):
+                        self._start(index, self.sock, restarted=True)
 
     def _stop_workers(self) -> None:
         for proc in self.procs.values():

@@ -312,3 +312,43 @@ def test_the_rate_limit_is_one_across_workers_and_metrics_are_their_sum(limited:
         assert _metric(scrape, "appliance_request_duration_seconds_count") >= BURST + 4
     for client in clients.values():
         client.close()
+
+
+def test_a_rekey_under_two_workers_refuses_nothing_and_every_worker_reads_and_writes_after(
+    limited: tuple[Server, Install],
+) -> None:
+    server, install = limited
+    before = worker_pids(server)
+    caller = create_key(install.data_dir, install.workspace_id, "test")  # its own bucket of BURST
+    done = threading.Event()
+    statuses: list[int] = []
+
+    def meanwhile() -> None:  # a new connection each time: whichever worker (or the backlog) takes it
+        while not done.is_set() and len(statuses) < BURST // 2:
+            with server.client(caller, timeout=60) as client:
+                statuses.append(client.get("/v1/headless/courses").status_code)
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(meanwhile)
+        rekeyed = cli("keys", "rekey", "--db", f"ws{install.workspace_id}-test", data_dir=install.data_dir)
+        done.set()
+        running.result()
+    assert "re-encrypted under a new key by the running server" in rekeyed.stdout
+    assert statuses and set(statuses) == {200}, statuses  # nothing refused while the workers changed
+    after = worker_pids(server)
+
+    writer = create_key(install.data_dir, install.workspace_id, "test")
+    for pid in after:
+        with closing(on_worker(server, writer, pid, after)) as client:
+            assert client.get("/v1/headless/courses").status_code == 200
+            wrote = client.post("/v1/headless/themes", json={"name": f"after rekey {pid}"})
+            assert wrote.status_code == 200, wrote.text
+            assert served_by(server, wrote, after) == pid
+    assert len(after) == 2 and not set(after) & set(before), (before, after)  # restarted on the new key
+    runtime = open_runtime(config.load(install.data_dir))
+    try:  # the file opens with the keyring's new key, with both writes in it
+        names = {row["name"] for row in fetch_all(runtime.environment(install.workspace_id, "test").read(),
+                                                  "SELECT name FROM themes")}
+        assert {f"after rekey {pid}" for pid in after} <= names
+    finally:
+        runtime.close()
