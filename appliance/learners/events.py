@@ -17,8 +17,9 @@ API::
 
 Kinds, in the order one player event publishes them:
 
-- `launched` (player `start`), `progressed` (`progress`), `answered` (`attempt`: `screen` holds the
-  attempt log entry: id, index, type and, for a quiz, score and passed; `response` the answers),
+- `launched` (player `start`), `progressed` (`progress`), `answered` (`attempt` on a quiz screen:
+  `screen` holds the attempt log entry's id, index and type, `score` and `passed` the quiz's result,
+  `response` the answers; the attempts the player reports for other screens publish nothing),
 - `completed` (`complete`), then `passed` or `failed` when the course has a score (`score` 0-100).
 
 `event_id` is the event's identity, stable when the same thing is reported again (a browser retry,
@@ -133,7 +134,8 @@ def publish_player_event(
         found.append(make("launched", int(tracking["total_time"]) - seconds))
     elif player_event == "progress":
         found.append(make("progressed", int(tracking["progress_percent"])))
-    elif player_event == "attempt" and attempts:
+    elif player_event == "attempt" and attempts and "score" in attempts[-1]:
+        # a graded quiz attempt; the player also reports leaving every other screen as an attempt
         last = attempts[-1]
         found.append(
             make(

@@ -85,6 +85,7 @@ def _play(api: httpx.Client, identifier: str, answers: dict[str, Any]) -> None:
     bearer = _session(api, identifier)
     for body in (
         {"event": "start"},
+        {"event": "attempt", "screenId": 1, "seconds": 1},  # leaving a text screen: no statement
         {"event": "progress", "progress": 50, "seconds": 3},
         {"event": "attempt", "screenId": 4, "answers": answers, "seconds": 2},
         {"event": "complete", "seconds": 1},
