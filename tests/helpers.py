@@ -130,6 +130,8 @@ def start_server(
     log_path = data_dir.parent / f"server-{port}.log"
     log = open(log_path, "wb")
     command = [sys.executable, "-m", "appliance", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    if "--workers" not in extra_args:  # one process unless the test asks (serve's default: one per core)
+        command += ["--workers", "1"]
     process = subprocess.Popen(
         wrap([*command, *extra_args]) if wrap else [*command, *extra_args],
         stdout=log,
