@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = config.resolve_data_dir(args.data_dir)
     secret = passphrase(args, data_dir)
     inherited = workers.worker_socket()
-    count = args.workers if args.workers > 0 else workers.default_workers()
+    count = workers.worker_count(args.workers)
     if inherited is not None or count > 1:
         share_writers()  # before any database opens: writers of several processes queue on a flock
     runtime = open_runtime(config.load(data_dir), secret)
@@ -194,8 +194,9 @@ def register(sub: Subparsers[Any]) -> None:
     p.add_argument("--tls-key")
     p.add_argument("--tls-self-signed", action="store_true")
     p.add_argument(
-        "--workers", type=int, default=1,
-        help="server processes sharing the port and the data directory; 0: one per core (docs/performance.md)",
+        "--workers", type=int, default=None,
+        help="server processes sharing the port and the data directory; default (or 0): one per core this "
+        "process may run on; 1: one process (docs/performance.md)",
     )
     p.add_argument(
         "--public-url", "--embed-base", dest="public_url",

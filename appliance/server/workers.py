@@ -57,6 +57,11 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def worker_count(asked: int | None) -> int:
+    """`serve --workers N`: N; unset or 0, one per core this process may run on."""
+    return asked if asked else default_workers()
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

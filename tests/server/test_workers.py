@@ -1,5 +1,7 @@
 """`appliance serve --workers 2`: revocation seen by every worker on its next request, one verifiable
-audit chain under concurrent writes, and no acknowledged write lost (clean stop or kill -9)."""
+audit chain under concurrent writes, no acknowledged write lost (clean stop or kill -9), a job's
+events and cancel through any worker, one rate limit and one /metrics sum across the workers, a
+rekey with nothing refused; and `serve` runs one worker per core unless told."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import pytest
 
 from appliance import config
 from appliance.runtime import open_runtime
+from appliance.server.workers import worker_count
 from appliance.storage.database import fetch_all
 from tests.helpers import Install, Server, cli, create_key, init_data_dir, start_server
 
@@ -352,3 +355,13 @@ def test_a_rekey_under_two_workers_refuses_nothing_and_every_worker_reads_and_wr
         assert {f"after rekey {pid}" for pid in after} <= names
     finally:
         runtime.close()
+
+
+def test_serve_runs_one_worker_per_core_unless_told() -> None:
+    from appliance.cli import build_parser
+
+    parser = build_parser()
+    cores = len(os.sched_getaffinity(0))
+    assert worker_count(parser.parse_args(["serve"]).workers) == cores
+    assert worker_count(parser.parse_args(["serve", "--workers", "0"]).workers) == cores
+    assert worker_count(parser.parse_args(["serve", "--workers", "1"]).workers) == 1
