@@ -69,6 +69,19 @@ def _stored(data_dir: Path) -> int:
     return sum(1 for p in (data_dir / "objects").rglob("*") if p.is_file()) if (data_dir / "objects").exists() else 0
 
 
+def _set_cover(server: tuple[Server, Install], course: int, url: str, alt: str) -> None:
+    """The course's cover, written like generation writes it (no builder control sets it yet)."""
+    from appliance import config
+    from appliance.courses import service as courses
+    from appliance.runtime import open_runtime
+
+    runtime = open_runtime(config.load(server[1].data_dir))
+    try:
+        runtime.environment(server[1].workspace_id, "test").write(lambda w: courses.set_cover(w, course, url, alt))
+    finally:
+        runtime.close()
+
+
 def _screens(author: httpx.Client) -> list[dict[str, Any]]:
     screens: list[dict[str, Any]] = author.get("/embed/api/builder/").json()["course"]["screens"]
     return screens
@@ -137,8 +150,13 @@ def test_illustrate_undo_upload_remove_and_illustrate_all(page, sandbox, server,
     assert screens[1]["asset"].endswith(".svg") and screens[1]["content"]["asset_alt"].strip()
     job.get_by_role("button", name="Dismiss").click()
 
-    # 6. the player (Preview) shows the image with its alt text; axe finds nothing; 320 px fits
+    # 6. the player (Preview) shows the cover (set as a generated course gets one, docs/images.md)
+    # and the screen's image, each with its alt text; axe finds nothing; 320 px fits
+    _set_cover(server, course, screens[1]["asset"], "A clean kitchen")
     frame.get_by_role("tab", name="Preview").click()
+    cover = frame.locator("img.cover-image")
+    cover.wait_for()
+    assert cover.get_attribute("alt") == "A clean kitchen" and cover.get_attribute("src") == screens[1]["asset"]
     frame.get_by_role("button", name="Start", exact=True).click()
     shown = frame.locator(".screen-image img")
     shown.wait_for()
