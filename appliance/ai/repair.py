@@ -48,7 +48,7 @@ def drop_repeated_sentences(screen: dict[str, Any], said: set[str]) -> dict[str,
                         for item in content.get(key) or []]
     elif kind == "checklist":  # a line is all its item says: a repeated line goes while enough remain
         items = list(content.get("items") or [])
-        kept = []
+        kept: list[Any] = []
         for at, item in enumerate(items):
             line = set(sentences(str(item.get("title", ""))))
             if line and line <= said and len(kept) + len(items) - at > MIN_LINES:
