@@ -6,7 +6,9 @@ answer). Every request is recorded (path, Authorization header, JSON body)."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import random
 import struct
 import threading
 import time
@@ -25,6 +27,18 @@ def png(width: int, height: int, colour: tuple[int, int, int] = (200, 40, 40), *
     rows = b"".join(b"\x00" + bytes(colour) * width for _ in range(height)) if data else b"\x00"
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@functools.cache
+def noise_png(side: int = 512) -> bytes:
+    """A PNG that does not compress (seeded noise): about the size of a real generated picture."""
+    noise = random.Random(1)
+    rows = b"".join(b"\x00" + noise.randbytes(side * 3) for _ in range(side))
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b""))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         image = lambda data: json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(data).decode()}]}).encode()  # noqa: E731
         if mode == "ok":
             self._send(200, image(png(64, 36)))
+        elif mode == "noise":  # a photo-sized answer (512 x 512 of noise, about 790 KB): the benchmark's
+            self._send(200, image(noise_png()))
         elif mode == "html":
             self._send(200, b"<html><body>Sign in</body></html>", "text/html")
         elif mode == "refuse":
