@@ -16,6 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from appliance import config
+from appliance.config import WebhookSettings
+from appliance.runtime import open_runtime
+from appliance.xapi import outbox
 from tests.admin.console import Visitor, setup_link
 from tests.helpers import Install, Server, cli, free_port, init_data_dir, start_server
 from tests.xapi.lrs import Lrs, validate
@@ -49,14 +53,20 @@ def down_port() -> int:
 @pytest.fixture(scope="module")
 def install(tmp_path_factory: pytest.TempPathFactory, lrs: Lrs, down_port: int) -> Install:
     inst = init_data_dir(tmp_path_factory.mktemp("xapi") / "data")
-    for url in (f"{lrs.base}/ok", f"{lrs.base}/bad", f"http://127.0.0.1:{down_port}/down"):
-        add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", url,
-                  "--username", USER, data_dir=inst.data_dir, input_text=PASSWORD + "\n", env=ENV)
-        assert add.stdout.strip().isdigit(), add.stderr
-    add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", f"{lrs.base}/oauth",
-              "--auth", "oauth2", "--token-url", f"{lrs.base}/token", "--username", USER, data_dir=inst.data_dir,
-              input_text=PASSWORD + "\n", env=ENV)
+    add = cli("lrs", "add", "--workspace", str(inst.workspace_id), "--env", "test", "--url", f"{lrs.base}/ok",
+              "--username", USER, data_dir=inst.data_dir, input_text=PASSWORD + "\n", env=ENV)
     assert add.stdout.strip().isdigit(), add.stderr
+    # the other endpoints through the same service in-process (each CLI start costs seconds)
+    settings = WebhookSettings(allow_hosts=["127.0.0.1"], allow_http=True)
+    runtime = open_runtime(config.load(inst.data_dir))
+    try:
+        database = runtime.environment(inst.workspace_id, "test")
+        for url, extra in ((f"{lrs.base}/bad", {}), (f"http://127.0.0.1:{down_port}/down", {}),
+                           (f"{lrs.base}/oauth", {"auth": "oauth2", "token_url": f"{lrs.base}/token"})):
+            database.write(lambda w, url=url, extra=extra: outbox.add_endpoint(
+                w, settings, url=url, username=USER, secret=PASSWORD, **{"auth": "basic", **extra}))
+    finally:
+        runtime.close()
     return inst
 
 
