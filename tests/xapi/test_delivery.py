@@ -204,3 +204,13 @@ def test_the_console_shows_the_delivery_log_and_removes_an_endpoint(server: Serv
         assert admin.http.post("/admin/lrs/remove", data=fields).status_code == 403  # no CSRF token
     finally:
         admin.close()
+
+
+def test_lrs_test_sends_one_sample_statement_now(install: Install, lrs: Lrs) -> None:
+    before = len(lrs.at("ok"))
+    sent = cli("lrs", "test", "1", "--workspace", str(install.workspace_id), "--env", "test",
+               data_dir=install.data_dir, env=ENV, check=False)
+    assert sent.returncode == 0 and sent.stdout.startswith("OK: HTTP 204"), sent.stdout + sent.stderr
+    sample = lrs.at("ok")[before:]
+    assert len(sample) == 1 and sample[0].body["verb"]["id"] == ADL + "experienced"
+    assert validate([sample[0].body]) == [[]]
