@@ -19,7 +19,9 @@ What several processes share, and how it stays safe:
   the workers gracefully (requests in flight finish; new connections wait in the listening
   socket's backlog, which the supervisor keeps open), rekeys the database on its own connection,
   and starts the workers again, which open it with the new key. Nothing is refused; requests
-  made meanwhile wait for the new workers (a worker's start, about a second on an idle machine);
+  made meanwhile wait for the new workers to start;
+- a job's progress events and its cancel reach it through any worker (the environment
+  database's job_events and jobs.cancel_requested: ai.jobs, server.sse);
 - the AI model runs in its own process, owned by the supervisor and shared by every worker
   (ai.jobs.start_model_process, ai.model_host); the AI jobs a stop
   interrupted are picked up by the first worker only, at the supervisor's start.
