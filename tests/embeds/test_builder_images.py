@@ -208,3 +208,31 @@ def test_the_builder_upload_refuses_bad_images_and_stores_clean_ones(server: tup
         assert _stored(install.data_dir) == before + 4
     finally:
         author.close()
+
+
+def test_the_illustrate_routes_refuse_what_they_cannot_do(server: tuple[Server, Install]) -> None:
+    """No model call: each refusal comes before one (and stores nothing)."""
+    srv, install = server
+    _course_id, author = _course(server, "author-refusals")
+    try:
+        before = _stored(install.data_dir)
+        answer = author.post("/embed/api/builder/images/screen", json={"screenId": 99})
+        assert answer.status_code == 422 and "screenId must be the id of a screen" in answer.json()["message"], answer.text
+        answer = author.post("/embed/api/builder/images/screen", json={"screenId": "one"})
+        assert answer.status_code == 422 and "screenId must be" in answer.json()["message"], answer.text
+        revision = author.get("/embed/api/builder/").json()["revision"]
+        pictured = [{**s, "asset": f"{srv.url}/embed/media/1/test/{'0' * 32}.png"} for s in SCREENS]
+        saved = author.put("/embed/api/builder/", json={"revision": revision, "content": {"screens": pictured}})
+        assert saved.status_code == 200, saved.text
+        answer = author.post("/embed/api/builder/images/screens", json={})
+        assert answer.status_code == 422 and answer.json()["message"] == "Every screen already has an image", answer.text
+        assert _stored(install.data_dir) == before
+    finally:
+        author.close()
+    # a builder without AI gets 403 before anything else
+    minted = api_client(server).post("/v1/headless/embed/course", json={
+        "action": "edit", "identifier": "author-no-ai", "clientIdentifier": "acme", "options": {"ai": False}})
+    opened = httpx.post(f"{srv.url}/embed/api/session", json={"token": minted.text.rsplit("/", 1)[1]}, timeout=30)
+    no_ai = httpx.post(f"{srv.url}/embed/api/builder/images/screens", json={},
+                       headers={"Authorization": f"Bearer {opened.json()['session']}"}, timeout=30)
+    assert no_ai.status_code == 403 and "AI is not enabled" in no_ai.json()["message"], no_ai.text
