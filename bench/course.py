@@ -8,6 +8,11 @@ the first planned screen starts), to the first complete screen, to the whole cou
 generated (sampled + forced) and read, and the aggregate tokens per second; medians over rounds.
 Concurrency: --concurrency courses of --concurrent-screens screens started together, against one such
 course alone, in interleaved rounds; the ratio of the medians (target <= 2.5).
+--company A,B (e.g. 4,0): P2 rounds interleaved over these values of the batch decoder's
+`urgent_company` (how many sequences decode beside a course's opening screen and plan); medians
+per value under "p2_by_company", the first value's under "p2". Each round also reports
+`modeled_seconds`: its llama_decode calls priced at 12 ms + 17 ms per token (this machine's quiet
+step costs, docs/ai.md), a number a loaded machine does not move.
 Every round uses the same prompt; the date, CPU model, nproc and load averages are recorded.
 """
 
@@ -34,6 +39,21 @@ from appliance.ai.local import LocalEngine
 from appliance.ai.quality import Flag
 
 PROMPT = "Phishing awareness for new employees"
+STEP_MS, TOKEN_MS = 12.0, 17.0  # a quiet llama_decode over n tokens: about 12 + 17 n ms (docs/ai.md)
+_modeled = [0.0]
+
+
+def _count_decodes() -> None:
+    """Price every llama_decode by its token count (modeled_seconds)."""
+    import llama_cpp.llama_cpp as L  # the engine's own binding, patched in this process only
+
+    decode = L.llama_decode
+
+    def priced(ctx: Any, batch: Any) -> Any:
+        _modeled[0] += STEP_MS + TOKEN_MS * batch.n_tokens
+        return decode(ctx, batch)
+
+    L.llama_decode = priced
 
 
 def one_course(engine: LocalEngine, screens: int, prompt: str = PROMPT) -> dict[str, Any]:
@@ -41,6 +61,7 @@ def one_course(engine: LocalEngine, screens: int, prompt: str = PROMPT) -> dict[
     decoder = engine._decoder  # the batch's fill: steps by number of sequences decoded together
     widths_before = Counter(decoder.widths) if decoder is not None else Counter()
     begin = time.perf_counter()
+    modeled_before = _modeled[0]
     marks: list[tuple[float, str]] = []
 
     def progress(fraction: float, message: str, data: dict[str, Any] | None) -> None:
@@ -61,6 +82,7 @@ def one_course(engine: LocalEngine, screens: int, prompt: str = PROMPT) -> dict[
         "prompt_tokens": used["prompt_tokens"],
         "cached_prompt_tokens": used["cached_tokens"],
         "aggregate_tok_s": round(used["completion_tokens"] / total, 2),
+        "modeled_seconds": round((_modeled[0] - modeled_before) / 1000, 1),
         "screen_seconds": [round(t, 1) for t, m in marks if m.startswith("screen")],
         "steps_by_width": {k: n - widths_before[k] for k, n in sorted(decoder.widths.items())} if decoder else {},
         "regenerated": draft.regenerated,
@@ -102,17 +124,28 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="0 skips the concurrency benchmark")
     parser.add_argument("--concurrent-screens", type=int, default=3)
     parser.add_argument("--concurrency-rounds", type=int, default=2)
+    parser.add_argument("--company", default="", help="A,B: interleave P2 rounds over urgent_company values")
     parser.add_argument("--out", default="bench/results-course.json")
     args = parser.parse_args()
     load_before = os.getloadavg()
+    _count_decodes()
     engine = create_engine(AIConfig(model=args.model, n_threads=args.threads))
     assert isinstance(engine, LocalEngine)
     started = time.perf_counter()
     engine.wait_ready()
     loaded = time.perf_counter() - started
-    rounds = [one_course(engine, args.screens) for _ in range(args.rounds)]
-    summary = {key: statistics.median(r[key] for r in rounds) for key in (
-        "outline_seconds", "first_screen_seconds", "course_seconds", "generated_tokens", "aggregate_tok_s")}
+    assert engine._decoder is not None
+    companies = [int(v) for v in args.company.split(",")] if args.company else [engine._decoder.urgent_company]
+    by_company: dict[int, list[dict[str, Any]]] = {c: [] for c in companies}
+    for r in range(args.rounds):  # interleaved: A, B, B, A, ...
+        for company in (companies if r % 2 == 0 else companies[::-1]):
+            engine._decoder.urgent_company = company
+            by_company[company].append({"urgent_company": company, **one_course(engine, args.screens)})
+    engine._decoder.urgent_company = companies[0]
+    keys = ("outline_seconds", "first_screen_seconds", "course_seconds", "generated_tokens", "aggregate_tok_s",
+            "modeled_seconds")
+    rounds = by_company[companies[0]]
+    summary = {key: statistics.median(r[key] for r in rounds) for key in keys}
     result: dict[str, Any] = {
         "benchmark": "P2 course generation",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -125,6 +158,10 @@ def main() -> int:
         "load_seconds": round(loaded, 2),
         "p2": {"screens": args.screens, "median": summary, "rounds": rounds},
     }
+    if len(companies) > 1:
+        result["p2_by_company"] = {
+            str(c): {"median": {key: statistics.median(r[key] for r in rs) for key in keys}, "rounds": rs}
+            for c, rs in by_company.items()}
     if args.concurrency:
         alone, crowd = [], []
         for r in range(args.concurrency_rounds):  # interleaved: alone, together, together, alone, ...

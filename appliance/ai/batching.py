@@ -42,7 +42,10 @@ from .grammar import LazyGrammarSampler, schema_to_gbnf
 PROMPT_CHUNK = 128  # prompt tokens per sequence per step: bounds everyone's step time during prefill
 FORCED_LIMIT = 48  # characters of forced text appended at once
 SHARED_MIN = 16  # prompt tokens two readers must share before one waits for the other
-URGENT_COMPANY = 0  # sequences decoded beside a more urgent one (lower priority number) in one step
+# sequences decoded beside the most urgent ones (lowest priority number) in one step: a course's
+# opening screen and plan go first, but a lone sequence uses the CPU badly (a step over 1 sequence
+# costs 30 ms, over 5 about 100 ms: docs/ai.md "Benchmarks"), so others keep decoding beside them
+URGENT_COMPANY = 4
 
 
 @dataclass

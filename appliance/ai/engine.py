@@ -40,8 +40,8 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int | None = None  # None: random per request
-    # scheduling, local engine only: while a request with a lower number runs, only the requests
-    # with that number are decoded (the first screen of a course reaches the author sooner)
+    # scheduling, local engine only: a lower number gets a free sequence first and, while it runs,
+    # is decoded in every step with at most batching.URGENT_COMPANY others beside it
     priority: int = 0
     # local engine only: False keeps Han, kana and hangul out of every JSON string (the grammar
     # refuses them). Qwen2.5 slips Chinese words into English text ("muscle疲劳"); a caller whose
