@@ -1,7 +1,7 @@
 """A screen's image in the builder, in real Chromium (issue 15; docs/embeds.md "Images"), with the
 real server and the real test model (SmolLM2-135M): "Illustrate this screen" shows a preview with the
 alt text, undo takes it away, the author's own image replaces it and gets their alt text, "Remove
-image" and Ctrl+Z, "Illustrate all screens" as a job; then the preview (the player) shows the image
+image" and Ctrl+Z, "Illustrate all screens" as a job, the course cover likewise; then the preview (the player) shows the image
 with its alt text, passes axe and fits 320 px. Focus is checked after each action (never <body>)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SCREENS = [
     {"id": 2, "type": "list", "title": "Clean surfaces", "content": {"items": [{"title": "Wipe the bench", "description": ""}]}},
 ]
 FOCUSED = """() => { const a = document.activeElement; if (!a || a === document.body) return "BODY";
-  return (a.closest('.image-alt') ? 'alt:' : '') + (a.dataset.image || a.tagName); }"""
+  return (a.closest('.image-alt') ? 'alt:' : '') + (a.dataset.image || a.dataset.cover || a.tagName); }"""
 OVERFLOW = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
 
 
@@ -67,19 +67,6 @@ def _course(server: tuple[Server, Install], identifier: str) -> tuple[int, httpx
 
 def _stored(data_dir: Path) -> int:
     return sum(1 for p in (data_dir / "objects").rglob("*") if p.is_file()) if (data_dir / "objects").exists() else 0
-
-
-def _set_cover(server: tuple[Server, Install], course: int, url: str, alt: str) -> None:
-    """The course's cover, written like generation writes it (no builder control sets it yet)."""
-    from appliance import config
-    from appliance.courses import service as courses
-    from appliance.runtime import open_runtime
-
-    runtime = open_runtime(config.load(server[1].data_dir))
-    try:
-        runtime.environment(server[1].workspace_id, "test").write(lambda w: courses.set_cover(w, course, url, alt))
-    finally:
-        runtime.close()
 
 
 def _screens(author: httpx.Client) -> list[dict[str, Any]]:
@@ -150,13 +137,33 @@ def test_illustrate_undo_upload_remove_and_illustrate_all(page, sandbox, server,
     assert screens[1]["asset"].endswith(".svg") and screens[1]["content"]["asset_alt"].strip()
     job.get_by_role("button", name="Dismiss").click()
 
-    # 6. the player (Preview) shows the cover (set as a generated course gets one, docs/images.md)
-    # and the screen's image, each with its alt text; axe finds nothing; 320 px fits
-    _set_cover(server, course, screens[1]["asset"], "A clean kitchen")
+    # 6. the course cover (Theme & settings): illustrated, undone, then the author's own with their alt text
+    frame.get_by_role("tab", name="Theme & settings").click()
+    cover_tools = frame.get_by_role("group", name="Course cover")
+    cover_tools.get_by_role("button", name="Illustrate the cover").click()
+    cover_preview = cover_tools.locator(".image-preview img")
+    cover_preview.wait_for(timeout=JOB_MS)
+    assert cover_preview.get_attribute("alt").strip() and embed.evaluate(FOCUSED) == "alt:INPUT"
+    made = author.get("/embed/api/builder/").json()["course"]
+    assert made["image"].endswith(".svg") and made["start"]["image_alt"] == cover_preview.get_attribute("alt")
+    frame.locator(".toast").get_by_role("button", name="Undo").click()
+    cover_tools.get_by_text("This course has no cover image.").wait_for()
+    assert embed.evaluate(FOCUSED) == "illustrate"
+    assert author.get("/embed/api/builder/").json()["course"]["image"] is None
+    cover_tools.get_by_label("Or upload your own cover image").set_input_files(
+        files=[{"name": "kitchen.png", "mimeType": "image/png", "buffer": _png(12, 6)}])
+    cover_preview.wait_for()
+    page.keyboard.type("A clean kitchen")
+    wait_saved(frame)
+    made = author.get("/embed/api/builder/").json()["course"]
+    assert made["image"].endswith(".png") and made["start"]["image_alt"] == "A clean kitchen"
+
+    # 7. the player (Preview) shows the cover and the screen's image, each with its alt text; axe
+    # finds nothing; 320 px fits
     frame.get_by_role("tab", name="Preview").click()
     cover = frame.locator("img.cover-image")
     cover.wait_for()
-    assert cover.get_attribute("alt") == "A clean kitchen" and cover.get_attribute("src") == screens[1]["asset"]
+    assert cover.get_attribute("alt") == "A clean kitchen" and cover.get_attribute("src") == made["image"]
     frame.get_by_role("button", name="Start", exact=True).click()
     shown = frame.locator(".screen-image img")
     shown.wait_for()

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
 import sqlite_utils
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post, put
 
 from appliance.ai.errors import AIError
 from appliance.ai.http import to_api_error
 from appliance.ai.jobs import JobContext, handler
 from appliance.courses import service as courses
 from appliance.embeds.builder import service
-from appliance.embeds.builder.access import PATH, builder_session, owned_row, require, target
+from appliance.embeds.builder.access import PATH, answer, builder_session, owned_row, require, target
 from appliance.embeds.builder.bodies import Body, body_of
 from appliance.embeds.builder.jobs import submit
 from appliance.errors import ApiError, DomainError
@@ -43,12 +43,21 @@ AI_OFF = "AI is not enabled for this builder"
 TEXT_CHARS = 2000  # of a screen's words, given to the keyword model
 _TAG = re.compile(r"<[^>]+>")
 _SKIP = {"id", "url", "kind", "correct", "asset_alt"}
+_MEDIA_PATH = re.compile(r"^/embed/media/(\d+)/(test|production)/[0-9a-f]{32}\.(png|jpg|gif|webp|svg)$")
 
 
 class ScreenImageBody(Body):
     refusals = {"screenId": "screenId must be the id of a screen of the draft"}
 
     screenId: int
+
+
+class CoverBody(Body):
+    refusals = {"url": "url must be an image of this course's media, or null",
+                "alt": "alt must be text of at most 300 characters"}
+
+    url: str | None = None
+    alt: Annotated[str, msgspec.Meta(max_length=300)] = ""
 
 
 class AllImagesBody(Body):
@@ -176,3 +185,44 @@ class ImagesApi(Controller):
             raise ApiError(422, "Every screen already has an image" if screens else "The course has no screens yet")
         params = {"courseId": course_id, "replace": body.replace, "base": public.base_url(request)}
         return await submit(request, session, KIND, params)
+
+    @post("/images/cover", status_code=200)
+    async def illustrate_cover(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """A cover for the course (its title, description and screen titles), set at once (`image`,
+        `thumbnail`, `start.image_alt`); answers the draft state."""
+        session = builder_session(request)
+        course_id = target(request, session)
+        require(request, session, "ai", AI_OFF)
+        row = owned_row(session.db.read(), session, course_id)
+        runtime, engine = runtime_of(request), ai_of(request).engine
+        titles = " ".join(str(s.get("title") or "") for s in json.loads(row["draft"]).get("screens", []))
+        theme = courses.load_theme(session.db.read(), row["theme_id"])
+        try:
+            image = await anyio.to_thread.run_sync(lambda: illustrate(
+                runtime, workspace_id=session.workspace_id, environment=session.environment, subject=subject_of(row),
+                title=str(row["title"]), text=f"{row['description'] or ''} {titles}"[:TEXT_CHARS], theme=theme,
+                purpose="cover", client_identifier=row["client_identifier"], engine=engine))
+        except (AIError, DomainError) as exc:
+            raise to_api_error(exc) from None
+        url = image.url(public.base_url(request), session.workspace_id, session.environment)
+        return answer(await session.db.awrite(lambda w: _cover(w, session, course_id, url, image.alt)))
+
+    @put("/images/cover", status_code=200)
+    async def set_cover(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The cover set to one of this workspace's media (an upload, an earlier cover: undo) or
+        removed (`url` null); answers the draft state."""
+        session = builder_session(request)
+        course_id = target(request, session)
+        owned_row(session.db.read(), session, course_id)
+        body = await body_of(request, CoverBody)
+        if body.url is not None:
+            found = _MEDIA_PATH.match(body.url.removeprefix(public.base_url(request)))
+            if found is None or (int(found.group(1)), found.group(2)) != (session.workspace_id, session.environment):
+                raise ApiError(422, CoverBody.refusals["url"])
+        url, alt = body.url, body.alt
+        return answer(await session.db.awrite(lambda w: _cover(w, session, course_id, url, alt if url else None)))
+
+
+def _cover(w: sqlite_utils.Database, session: Any, course_id: int, url: str | None, alt: str | None) -> dict[str, Any]:
+    courses.set_cover(w, course_id, url, alt)
+    return service.draft_state(w, owned_row(w, session, course_id))

@@ -58,6 +58,7 @@ def draft_state(db: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any
             "id": row["id"],
             "title": row["title"],
             "description": row["description"],
+            "image": row["image"],  # the cover (its alt text: start.image_alt); set by images/cover
             "language": row["language"],
             "themeId": row["theme_id"],
             "translationOf": row["translation_of"],

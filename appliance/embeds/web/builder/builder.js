@@ -179,7 +179,7 @@ function Builder({ session, context, host, t, initial }) {
   const say = (text) => setSpoken((s) => ({ n: s.n + 1, text }));
   const focusAfter = useRef(null);
   const [deleted, setDeleted] = useState(null);   // {screen, index}: the undo toast
-  const [imageToast, setImageToast] = useState(null);  // what the last image action did: its undo toast
+  const [imageToast, setImageToast] = useState(null);  // {text, undo}: what the last image action did
   useEffect(() => {
     const find = focusAfter.current;
     if (!find) return;
@@ -266,7 +266,7 @@ function Builder({ session, context, host, t, initial }) {
     changed: (next, said, focus) => {
       lastPush.current = 0;  // its own undo step, even right after typing
       changeCurrent(next);
-      setImageToast(said);
+      setImageToast({ text: said, undo: "screen" });  // this render's undo then, not this closure's (stale history)
       say(said);
       focusAfter.current = inEditor(focus);
     },
@@ -274,6 +274,42 @@ function Builder({ session, context, host, t, initial }) {
   const undoImage = () => {
     undo();
     focusAfter.current = inEditor("[data-image=illustrate], .image-upload input");
+  };
+  // the course's cover (`image`, alt text `start.image_alt`): set on the server at once
+  // (images/cover), undone by putting the previous one back
+  const inCover = (selector) => () => document.querySelector(`.cover-tools ${selector}`);
+  const coverCall = async (method, body) => {
+    await flush();
+    const response = await session.raw(q("/images/cover"), { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.message || "The cover could not be changed");
+    adopt(data, false);
+    setSaveStatus("saved");
+    announce(data.course.title);
+    return data;
+  };
+  const changeCover = async (method, body, said, focus) => {
+    const before = { url: state.course.image || null, alt: (draft.start || {}).image_alt || "" };
+    const next = await coverCall(method, body);
+    const text = said(next.course);
+    say(text);
+    setImageToast({ text, undo: async () => {
+      setImageToast(null);
+      await coverCall("PUT", before);
+      say("Cover change undone");
+      focusAfter.current = inCover("[data-cover=illustrate], .image-upload input");
+    } });
+    focusAfter.current = inCover(focus);
+  };
+  const cover = {
+    image: state.course.image,
+    illustrate: caps.ai ? () => changeCover("POST", {}, (c) => `Cover added: ${c.start.image_alt || "no description"}`, ".image-alt input") : null,
+    upload: async (file) => {
+      const made = await upload(file);
+      if (made.kind !== "image") throw new Error("Choose an image: PNG, JPEG, GIF, WebP or SVG");
+      await changeCover("PUT", { url: made.url, alt: "" }, () => "Your cover image was added. Describe it in the alternative text field.", ".image-alt input");
+    },
+    remove: () => changeCover("PUT", { url: null }, () => "Cover removed", "[data-cover=illustrate], .image-upload input"),
   };
 
   // refine answers synchronously, which can take longer than a session call's 20 s limit on a busy
@@ -419,7 +455,7 @@ function Builder({ session, context, host, t, initial }) {
           : html`<h2 id="editor-title">Screen editor</h2><p class="hint">Select or add a screen to edit it.</p>`}
       </section>
     </div>`,
-    settings: () => html`<${Settings} draft=${draft} setDraft=${setDraft} themes=${state.themes || []} disabled=${conflict} options=${context.options} />`,
+    settings: () => html`<${Settings} draft=${draft} setDraft=${setDraft} themes=${state.themes || []} disabled=${conflict} options=${context.options} cover=${cover} />`,
     ai: () => html`<${AiCourse} busy=${busy || conflict} existing=${screens.length} run=${async (body) => {
       const before = draft;
       const done = await startJob("/ai/course", body, "Generating the course", async () => {
@@ -477,9 +513,9 @@ function Builder({ session, context, host, t, initial }) {
       <button type="button" class="secondary" onClick=${restore}>${icon("arrow-back-up")} Undo</button>
       <button type="button" class="tool icon-only" aria-label="Dismiss" onClick=${() => { setDeleted(null); focusAfter.current = row(selected); }}>${icon("x")}</button>
     </div>` : imageToast ? html`<div class="toast">
-      <span>${icon("check")} ${imageToast}</span>
-      <button type="button" class="secondary" onClick=${undoImage}>${icon("arrow-back-up")} Undo</button>
-      <button type="button" class="tool icon-only" aria-label="Dismiss" onClick=${() => { setImageToast(null); focusAfter.current = inEditor("[data-image=illustrate], .image-upload input"); }}>${icon("x")}</button>
+      <span>${icon("check")} ${imageToast.text}</span>
+      <button type="button" class="secondary" onClick=${imageToast.undo === "screen" ? undoImage : imageToast.undo}>${icon("arrow-back-up")} Undo</button>
+      <button type="button" class="tool icon-only" aria-label="Dismiss" onClick=${() => { setImageToast(null); focusAfter.current = () => document.getElementById("builder-panel"); }}>${icon("x")}</button>
     </div>` : null}</div>
     <div class="job-region" aria-live="polite">${job ? html`<section class="job" id="job" tabindex="-1" aria-label="AI progress">
       <p>${job.status === "running" ? icon("loader-2", { className: "spin" }) : job.status === "succeeded" ? icon("circle-check") : icon("alert-circle")}

@@ -110,7 +110,37 @@ export function Translate({ state, busy, run, open, courseId }) {
   </section>`;
 }
 
-export function Settings({ draft, setDraft, themes, disabled, options }) {
+// The course's cover (docs/embeds.md "Images"): illustrate, upload, remove (`cover`, builder.js:
+// each set on the server at once with an undo toast) and its alt text (`start.image_alt`, a field).
+function CoverImage({ cover, start, setStart }) {
+  const [status, setStatus] = useState("");
+  const [working, setWorking] = useState(false);
+  const run = async (work, label) => {
+    setWorking(true);
+    setStatus(label);
+    try { await work(); setStatus(""); } catch (err) { setStatus(err.message || "The cover could not be changed"); } finally { setWorking(false); }
+  };
+  return html`<fieldset class="screen-image-tools cover-tools"><legend>Course cover</legend>
+    ${cover.image ? html`<figure class="image-preview"><img class="thumb" src=${cover.image} alt=${start.image_alt || ""} />
+        <figcaption class="hint">Preview${start.image_alt ? "" : " (decorative: no alternative text)"}</figcaption></figure>
+      <div class="image-alt"><${Field} label="Cover description (alternative text)" value=${start.image_alt} maxlength="300"
+        hint="What the cover shows, for people who cannot see it. Leave it empty only if it is decorative."
+        onInput=${(v) => setStart({ image_alt: v })} /></div>`
+      : html`<p class="hint">This course has no cover image.</p>`}
+    <div class="image-actions">
+      ${cover.illustrate ? html`<button type="button" class="secondary" data-cover="illustrate" disabled=${working}
+        onClick=${() => run(cover.illustrate, "Illustrating…")}>${icon("sparkles")} ${cover.image ? "Illustrate the cover again" : "Illustrate the cover"}</button>` : null}
+      ${cover.image ? html`<button type="button" class="tool danger" data-cover="remove" disabled=${working}
+        onClick=${() => run(cover.remove, "")}>${icon("trash")} Remove cover</button>` : null}
+    </div>
+    <div class="field image-upload"><label for="cover-upload">${cover.image ? "Replace it with your own image" : "Or upload your own cover image"}</label>
+      <input id="cover-upload" type="file" accept="image/png,image/jpeg,image/gif,image/webp,image/svg+xml" disabled=${working}
+        onChange=${(e) => { const file = e.target.files && e.target.files[0]; if (file) run(() => cover.upload(file), "Uploading…"); }} /></div>
+    <p class="hint" role="status">${status}</p>
+  </fieldset>`;
+}
+
+export function Settings({ draft, setDraft, themes, disabled, options, cover }) {
   const start = draft.start || {};
   const finish = draft.finish || {};
   const setStart = (patch) => setDraft({ ...draft, start: { ...start, ...patch } });
@@ -132,6 +162,7 @@ export function Settings({ draft, setDraft, themes, disabled, options }) {
     <${Field} label="Start button label" value=${start.button_label} onInput=${(v) => setStart({ button_label: v })} />
     <${Check} label="Show the description" checked=${start.display_description !== false} onChange=${(v) => setStart({ display_description: v })} />
     <${Check} label="Show the duration" checked=${start.display_duration !== false} onChange=${(v) => setStart({ display_duration: v })} />
+    ${cover ? html`<${CoverImage} cover=${cover} start=${start} setStart=${setStart} />` : null}
     <h2>Finish screen</h2>
     <${Field} label="Finish title" value=${finish.title} onInput=${(v) => setFinish({ title: v })} />
     <${Field} label="Finish message" multiline value=${finish.description} onInput=${(v) => setFinish({ description: v })} />
