@@ -233,6 +233,13 @@ def test_the_illustrate_routes_refuse_what_they_cannot_do(server: tuple[Server, 
         assert saved.status_code == 200, saved.text
         answer = author.post("/embed/api/builder/images/screens", json={})
         assert answer.status_code == 422 and answer.json()["message"] == "Every screen already has an image", answer.text
+        # a cover is one of this workspace and environment's media, nothing else
+        for url in ("https://tracker.example/pixel.png", f"{srv.url}/embed/media/{install.workspace_id + 1}/test/{'0' * 32}.png",
+                    f"{srv.url}/embed/media/{install.workspace_id}/production/{'0' * 32}.png",
+                    f"{srv.url}/embed/media/{install.workspace_id}/test/{'0' * 32}.html"):
+            answer = author.put("/embed/api/builder/images/cover", json={"url": url, "alt": "x"})
+            assert answer.status_code == 422 and "url must be an image of this course's media" in answer.json()["message"], url
+        assert author.get("/embed/api/builder/").json()["course"]["image"] is None
         assert _stored(install.data_dir) == before
     finally:
         author.close()
