@@ -159,18 +159,24 @@ class Attempt:
     duration_ms: float
 
 
+def guarded_client(settings: WebhookSettings, allow: AllowList, connections: int) -> httpx.Client:
+    """An outbound client for operator-configured endpoints (webhooks, LRSs): only to allowed
+    addresses (checked at connect time), no redirects, no proxy from the environment."""
+    return httpx.Client(
+        transport=GuardedTransport(allow, client_context(settings.ca_file), connections),
+        timeout=httpx.Timeout(settings.timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 class Sender:
     """Sends one delivery attempt: sign, POST, classify. Thread-safe (one shared client)."""
 
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         self.allow = AllowList.parse(settings.allow_hosts)
-        self.client = httpx.Client(
-            transport=GuardedTransport(self.allow, client_context(settings.ca_file), settings.concurrency),
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.client = guarded_client(settings, self.allow, settings.concurrency)
 
     def send(self, due: Due) -> Attempt:
         body = due.body.encode()

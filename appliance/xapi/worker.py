@@ -17,16 +17,14 @@ import base64
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlite_utils
 
 from appliance import __version__, logs
 from appliance.storage.database import Database
 from appliance.webhooks.allow import AllowList, check_url
-from appliance.webhooks.worker import GuardedTransport, client_context, describe
+from appliance.webhooks.worker import Attempt, describe, guarded_client
 from appliance.xapi import outbox
 
 if TYPE_CHECKING:
@@ -40,25 +38,13 @@ PRUNE_SECONDS = 3600.0
 RESCAN_SECONDS = 30.0
 
 
-@dataclass
-class Attempt:
-    status_code: int | None
-    error: str | None
-    duration_ms: float
-
-
 class LrsClient:
     """Sends one statement to one endpoint row. Secrets go in headers only, never in a log line."""
 
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         self.allow = AllowList.parse(settings.allow_hosts)
-        self.client = httpx.Client(
-            transport=GuardedTransport(self.allow, client_context(settings.ca_file), 2),
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.client = guarded_client(settings, self.allow, 2)
         self._tokens: dict[tuple[str, int], tuple[str, float]] = {}
 
     def _basic(self, user: str, secret: str) -> str:
