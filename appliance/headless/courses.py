@@ -3,6 +3,7 @@ content manifest. Thin handlers over appliance.courses.service."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -18,6 +19,7 @@ from appliance.headless.common import check_owner, page_window
 from appliance.headless.deps import provide_principal, provide_runtime, require_entitlement, set_target
 from appliance.images.service import stored_file
 from appliance.learners.identities import ensure_identity
+from appliance.runtime import Runtime
 from appliance.scorm import cmi5
 from appliance.scorm import package as scorm
 from appliance.scorm.manifest import VERSIONS
@@ -39,6 +41,35 @@ def _owned(
     row = service.get_row(db, course_id)
     check_owner(row, "Course", identifier, client)
     return row
+
+
+@dataclass
+class _PackageSource:
+    """What a package export (SCORM, cmi5) reads: the caller's own, live, untranslated course (404
+    otherwise; the `scorm` entitlement covers every package), its narration clips and stored media."""
+
+    reader: sqlite_utils.Database
+    runtime: Runtime
+    workspace_id: int
+    environment: str
+
+    @classmethod
+    def of(cls, request: Request[Any, Any, Any], db: Database, course_id: int, identifier: str | None,
+           client_identifier: str | None) -> _PackageSource:
+        set_target(request, f"course:{course_id}")
+        require_entitlement(request, "scorm")
+        reader = db.read()
+        row = _owned(reader, course_id, identifier, client_identifier)
+        if row["deleted"] is not None or row["translation_of"] is not None:
+            raise ApiError(404, "Course not found")
+        principal = provide_principal(request)
+        return cls(reader, provide_runtime(request), principal.workspace_id, principal.environment)
+
+    def clip(self, content: dict[str, Any], screen_id: int) -> bytes:
+        return narration.screen_clip(self.runtime, self.workspace_id, self.environment, content, screen_id)
+
+    def media(self, object_id: str, _extension: str) -> bytes:
+        return stored_file(self.runtime, self.workspace_id, self.environment, object_id)
 
 
 class CoursesController(Controller):
@@ -196,31 +227,22 @@ class CoursesController(Controller):
         identifier: Identifier = None,
         client_identifier: ClientIdentifier = None,
     ) -> Response[bytes]:
-        set_target(request, f"course:{course_id}")
-        require_entitlement(request, "scorm")
+        package = _PackageSource.of(request, db, course_id, identifier, client_identifier)
         if kind not in scorm.KINDS:
             raise ApiError(422, "type must be dynamic or static")
         if version not in VERSIONS:
             raise ApiError(422, "version must be 1.2 or 2004")
-        reader = db.read()
-        row = _owned(reader, course_id, identifier, client_identifier)
-        if row["deleted"] is not None or row["translation_of"] is not None:
-            raise ApiError(404, "Course not found")
-        principal = provide_principal(request)
-        runtime = provide_runtime(request)
         body, filename = scorm.build_package(
-            reader,
-            signer_of(runtime),
-            workspace_id=principal.workspace_id,
-            environment=principal.environment,
+            package.reader,
+            signer_of(package.runtime),
+            workspace_id=package.workspace_id,
+            environment=package.environment,
             course_id=course_id,
             kind=kind,
             version=version,
             base_url=public.base_url(request),
-            clip=lambda content, screen_id: narration.screen_clip(
-                runtime, principal.workspace_id, principal.environment, content, screen_id
-            ),
-            media=lambda object_id, _ext: stored_file(runtime, principal.workspace_id, principal.environment, object_id),
+            clip=package.clip,
+            media=package.media,
         )
         return Response(
             body,
@@ -245,23 +267,15 @@ class CoursesController(Controller):
         identifier: Identifier = None,
         client_identifier: ClientIdentifier = None,
     ) -> Response[bytes]:
-        set_target(request, f"course:{course_id}")
-        require_entitlement(request, "scorm")  # the same entitlement as every package export
-        reader = db.read()
-        row = _owned(reader, course_id, identifier, client_identifier)
-        if row["deleted"] is not None or row["translation_of"] is not None:
-            raise ApiError(404, "Course not found")
-        principal = provide_principal(request)
-        runtime = provide_runtime(request)
+        package = _PackageSource.of(request, db, course_id, identifier, client_identifier)
         body, filename = cmi5.build_cmi5_package(
-            reader,
-            workspace_id=principal.workspace_id,
-            environment=principal.environment,
+            package.reader,
+            workspace_id=package.workspace_id,
+            environment=package.environment,
             course_id=course_id,
             base_url=public.base_url(request),
-            clip=lambda content, screen_id: narration.screen_clip(
-                runtime, principal.workspace_id, principal.environment, content, screen_id
-            ),
+            clip=package.clip,
+            media=package.media,
         )
         return Response(
             body,

@@ -27,11 +27,13 @@ from appliance.scorm.package import (
     TEST_SECONDS,
     WEB_DIR,
     ClipReader,
+    MediaReader,
     _slug,
     _zip,
     answer_key,
     extract_assets,
     extract_narration,
+    extract_stored_media,
     player_files,
 )
 
@@ -82,8 +84,10 @@ def build_cmi5_package(
     base_url: str,
     now: float | None = None,
     clip: ClipReader | None = None,
+    media: MediaReader | None = None,
 ) -> tuple[bytes, str]:
-    """The zip and its file name. 404 for a deleted course, 409 for one never published."""
+    """The zip and its file name. 404 for a deleted course, 409 for one never published. `clip` and
+    `media` read narration clips and stored images as for a static SCORM package."""
     moment = int(time.time() if now is None else now)
     row = courses.get_row(db, course_id)
     course = player.course_for_player(db, course_id, None)  # 404 deleted, 409 unpublished
@@ -92,6 +96,8 @@ def build_cmi5_package(
     files["index.html"] = launch_page()
     files["cmi5.js"] = (WEB_DIR / "cmi5.js").read_bytes()
     files.update(extract_assets(course))
+    if media is not None:
+        files.update(extract_stored_media(course, workspace_id, environment, media))
     if clip is not None:
         files.update(extract_narration(course, player.published_content(player.played_row(db, course_id, None)), clip))
     else:

@@ -27,6 +27,7 @@ from appliance.images import generated
 from appliance.images.library import load
 from appliance.images.service import illustrate, stored_file
 from appliance.runtime import Runtime, open_runtime
+from appliance.scorm.cmi5 import build_cmi5_package
 from appliance.scorm.package import build_package
 from tests.ai.conftest import TEST_MODEL, model_path
 from tests.helpers import Install, init_data_dir
@@ -199,6 +200,15 @@ def test_a_generated_course_gets_a_cover_that_its_scorm_package_carries(
         assert package.read(course["screens"][0]["asset"]) == read(screen["asset"].rsplit("/", 1)[1][:32], "svg")
         assert course["screens"][1]["asset"] == foreign  # another workspace's file is never read
         assert base not in json.dumps(course)[: json.dumps(course).index(foreign)]
+    # a cmi5 package carries them the same way
+    archive, _name = build_cmi5_package(database.read(), workspace_id=install.workspace_id, environment=ENV,
+                                        course_id=course_id, base_url=base, media=read)
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
+        config_js = package.read("package.js").decode()
+        course = json.loads(config_js[config_js.index("{"): config_js.rindex("}") + 1])["course"]
+        assert package.read(course["image"]).startswith(b"<svg")
+        assert package.read(course["screens"][0]["asset"]) == read(screen["asset"].rsplit("/", 1)[1][:32], "svg")
+        assert course["screens"][1]["asset"] == foreign
 
 
 
