@@ -31,6 +31,7 @@ from appliance.embeds.builder.access import PATH, answer, builder_session, owned
 from appliance.embeds.builder.bodies import Body, body_of
 from appliance.embeds.builder.jobs import submit
 from appliance.errors import ApiError, DomainError
+from appliance.images.generated import TEXT_CHARS, screen_text, subject_of
 from appliance.images.service import Illustration, illustrate
 from appliance.runtime import Runtime
 from appliance.server import public
@@ -40,9 +41,6 @@ from appliance.storage.objects import ObjectStore
 
 KIND = "builder_illustrate_screens"
 AI_OFF = "AI is not enabled for this builder"
-TEXT_CHARS = 2000  # of a screen's words, given to the keyword model
-_TAG = re.compile(r"<[^>]+>")
-_SKIP = {"id", "url", "kind", "correct", "asset_alt"}
 _MEDIA_PATH = re.compile(r"^/embed/media/(\d+)/(test|production)/[0-9a-f]{32}\.(png|jpg|gif|webp|svg)$")
 
 
@@ -64,30 +62,6 @@ class AllImagesBody(Body):
     refusals = {"replace": "replace must be true or false"}
 
     replace: bool = False  # also the screens that already have an image
-
-
-def screen_text(screen: dict[str, Any]) -> str:
-    """A screen's words (description and content, markup stripped) for the keyword model."""
-    words: list[str] = [str(screen.get("description") or "")]
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            words.append(_TAG.sub(" ", value))
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if key not in _SKIP:
-                    walk(item)
-
-    walk(screen.get("content") or {})
-    return " ".join(" ".join(words).split())[:TEXT_CHARS]
-
-
-def subject_of(row: dict[str, Any]) -> tuple[str, str]:
-    """Whose key encrypts the course's images: its client's, else the course's (like builder media)."""
-    return ("client", str(row["client_identifier"])) if row["client_identifier"] else ("course", str(row["id"]))
 
 
 def _illustrate_screen(runtime: Runtime, workspace_id: int, environment: str, row: dict[str, Any],
