@@ -29,6 +29,7 @@ XSD = Path(__file__).resolve().parent / "vendor" / "cmi5" / "CourseStructure.xsd
 NS = "{https://w3id.org/xapi/profiles/cmi5/v1/CourseStructure.xsd}"
 TOKEN = base64.b64encode(b"au-session:0c7a").decode()
 SESSION = "https://w3id.org/xapi/cmi5/context/extensions/sessionid"
+OUTCOME_STATE = "https://coassemble-appliance/cmi5/outcome"  # the AU's own state document (cmi5-transport.js)
 
 
 def _export(appliance: Appliance, course: int = DEMO, prefix: str = "/v1/headless") -> Any:
@@ -61,7 +62,8 @@ class _Lms(SimpleHTTPRequestHandler):
     """The AU's files under /au/, and the three things a cmi5 LMS answers the AU."""
 
     statements: list[dict[str, Any]]
-    fetched: list[int]
+    fetched: list[str]
+    documents: dict[str, Any]  # the AU's own state documents, by registration
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -80,9 +82,9 @@ class _Lms(SimpleHTTPRequestHandler):
         ) == "1.0.3"
 
     def do_POST(self) -> None:
-        if self.path == "/fetch":
-            self.fetched.append(1)  # a fetch URL answers its token once, then an error
-            if len(self.fetched) == 1:
+        if self.path.startswith("/fetch"):
+            self.fetched.append(self.path)  # a fetch URL (one per launch) answers its token once, then an error
+            if self.fetched.count(self.path) == 1:
                 return self._json(200, {"auth-token": TOKEN})
             return self._json(200, {"error-code": "1", "error-text": "already fetched"})
         self._json(404, {})
@@ -91,8 +93,13 @@ class _Lms(SimpleHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path == "/lrs/activities/state":
             query = parse_qs(parts.query)
-            if not self._authorised() or query["stateId"] != ["LMS.LaunchData"]:
+            if not self._authorised():
                 return self._json(401, {})
+            if query["stateId"] == [OUTCOME_STATE]:
+                known = self.documents.get(query["registration"][0])
+                return self._json(200, known) if known is not None else self._json(404, {})
+            if query["stateId"] != ["LMS.LaunchData"]:
+                return self._json(404, {})
             return self._json(200, {
                 "contextTemplate": {"extensions": {SESSION: "session-1"},
                                     "contextActivities": {"grouping": [{"id": "https://lms.example/course/7"}]}},
@@ -103,6 +110,12 @@ class _Lms(SimpleHTTPRequestHandler):
     def do_PUT(self) -> None:
         parts = urlsplit(self.path)
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        query = parse_qs(parts.query)
+        if parts.path == "/lrs/activities/state" and self._authorised() and query["stateId"] == [OUTCOME_STATE]:
+            self.documents[query["registration"][0]] = body
+            self.send_response(204)
+            self.end_headers()
+            return None
         if parts.path != "/lrs/statements" or not self._authorised():
             return self._json(401, {})
         assert parse_qs(parts.query)["statementId"] == [body["id"]]
@@ -115,7 +128,7 @@ class _Lms(SimpleHTTPRequestHandler):
 def cmi5_lms(tmp_path_factory: pytest.TempPathFactory, appliance: Appliance) -> Iterator[tuple[str, Any]]:
     root = tmp_path_factory.mktemp("cmi5-lms")
     unzip(_export(appliance).content, root / "au")
-    handler = type("Lms", (_Lms,), {"statements": [], "fetched": []})
+    handler = type("Lms", (_Lms,), {"statements": [], "fetched": [], "documents": {}})
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(handler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", handler
@@ -147,3 +160,13 @@ def test_the_au_launches_from_a_cmi5_lms_and_reports_to_its_lrs(page: Any, cmi5_
     passed = lms.statements[2]
     assert passed["result"]["success"] is True and passed["result"]["score"]["scaled"] == 1.0
     assert validate(lms.statements) == [[]] * 4
+    # a second session of the same registration: finishing again reports neither completed nor passed
+    # again (cmi5 allows one of each per registration), the LRS's state remembers them
+    del lms.statements[:]
+    again = launch.replace(urlencode({"fetch": f"{base}/fetch"}), urlencode({"fetch": f"{base}/fetch2"}))
+    page.goto(f"{base}/au/index.html?{again}")
+    page.wait_for_function("window.__cmi5 && window.__cmi5.state === 'ready'", timeout=15000)
+    _complete_demo(page)
+    page.evaluate("window.__cmi5.terminate()")
+    assert [s["verb"]["id"].rsplit("/", 1)[1] for s in lms.statements] == ["initialized", "terminated"]
+    assert lms.documents[registration] == {"completed": True, "passed": True}

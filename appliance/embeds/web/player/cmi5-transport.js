@@ -5,11 +5,14 @@
 //                             fetch, actor (JSON), registration, activityId; null when one is missing.
 //   cmi5Session(params)       the launch: POST the fetch URL once for the auth token, GET the
 //                             LMS.LaunchData state (contextTemplate, launchMode, masteryScore,
-//                             returnURL, moveOn) and send `initialized`.
+//                             returnURL, moveOn) and this AU's own OUTCOME_STATE document (what an
+//                             earlier session of the registration already reported), send `initialized`.
 //   cmi5Transport({session, course, grade})
 //                             start/progress/attempt/complete/feedback/narration for the player;
 //                             `completed`, then `passed` or `failed` (course score, or the LMS's
 //                             masteryScore when it gives one) on completion, `terminated` at the end.
+// cmi5 allows one `completed` and one `passed` per registration: a relaunch that finishes again
+// sends neither twice (the outcome document in the LRS's State API remembers them across sessions).
 // Statements carry the LaunchData contextTemplate (its session id and grouping), the registration,
 // the cmi5 category (and moveon on completed/passed/failed), and an id made in the browser.
 import { localGrader } from "./scorm-transport.js";
@@ -20,6 +23,7 @@ const VERB = (name) => ({ id: `http://adlnet.gov/expapi/verbs/${name}`, display:
 const CMI5 = { id: "https://w3id.org/xapi/cmi5/context/categories/cmi5" };
 const MOVEON = { id: "https://w3id.org/xapi/cmi5/context/categories/moveon" };
 const XAPI_VERSION = "1.0.3";
+export const OUTCOME_STATE = "https://coassemble-appliance/cmi5/outcome";
 
 export function launchParameters(search) {
   const q = new URLSearchParams(search);
@@ -45,6 +49,16 @@ export async function cmi5Session(params) {
   const launch = await fetch(`${params.endpoint}/activities/state?${state}`, { headers, credentials: "omit", cache: "no-store" });
   if (!launch.ok) throw new Error(`the LMS's LaunchData could not be read (${launch.status})`);
   const launchData = await launch.json();
+  const outcomeAt = `${params.endpoint}/activities/state?${new URLSearchParams({ ...Object.fromEntries(state), stateId: OUTCOME_STATE })}`;
+  const known = await fetch(outcomeAt, { headers, credentials: "omit", cache: "no-store" });
+  if (!known.ok && known.status !== 404) throw new Error(`the LMS's state could not be read (${known.status})`);
+  const outcome = known.ok ? await known.json().catch(() => ({})) : {};
+  const saveOutcome = async (value) => {
+    Object.assign(outcome, value);
+    const saved = await fetch(outcomeAt, { method: "PUT", credentials: "omit",
+      headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(outcome) });
+    if (!saved.ok) throw new Error(`the LMS's state could not be saved (${saved.status})`);
+  };
   const startedAt = Date.now();
   const send = async (verb, { result, moveOn = false } = {}) => {
     const template = launchData.contextTemplate || {};
@@ -67,12 +81,14 @@ export async function cmi5Session(params) {
     return statement;
   };
   await send("initialized");
-  return { params, launchData, send, elapsed: () => duration(Date.now() - startedAt) };
+  return { params, launchData, outcome, saveOutcome, send, elapsed: () => duration(Date.now() - startedAt) };
 }
 
 export function cmi5Transport({ session, course, grade }) {
   const scored = (course.screens || []).filter((s) => s.type === "quiz" && s.scored !== false);
-  const state = { p: 0, b: {}, d: false, judged: false };
+  // an earlier session of this registration may have reported completed or passed already
+  const state = { p: 0, b: {}, d: false, judged: false, completedBefore: session.outcome.completed === true,
+    passedBefore: session.outcome.passed === true };
   const mastery = Number(session.launchData.masteryScore);
   const browse = session.launchData.launchMode && session.launchData.launchMode !== "Normal";
   let terminated = false;
@@ -105,15 +121,17 @@ export function cmi5Transport({ session, course, grade }) {
     async complete() {
       state.p = 100;
       const { score, passed } = courseScore();
-      // cmi5: completed and passed/failed once per registration's session, and only in Normal mode
-      if (!browse && !state.d) {
+      // cmi5: completed and passed once per registration, failed once per session; Normal mode only
+      if (!browse && !state.d && !state.completedBefore) {
         await session.send("completed", { moveOn: true, result: { completion: true, duration: session.elapsed() } });
+        await session.saveOutcome({ completed: true });
       }
       state.d = true;
-      if (!browse && !state.judged && score != null) {
+      if (!browse && !state.judged && !state.passedBefore && score != null) {
         state.judged = true;
         await session.send(passed ? "passed" : "failed", { moveOn: true, result: {
           success: passed, duration: session.elapsed(), score: { scaled: Math.round(score * 100) / 10000 } } });
+        if (passed) await session.saveOutcome({ passed: true });
       }
       return { tracking: tracking() };
     },
