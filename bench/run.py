@@ -256,7 +256,7 @@ def bench_http(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         env = {**os.environ, **HIGH_LIMITS, "APPLIANCE_STORAGE_SYNCHRONOUS": sync}
         results[f"appliance_{sync.lower()}"] = measure(
             f"appliance_{sync.lower()}",
-            [PY, "-m", "appliance", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            [PY, "-m", "appliance", "serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "1"],
             env,
             f"http://127.0.0.1:{port}/v1/headless/courses",
             {"Authorization": key},
