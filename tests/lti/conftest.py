@@ -191,14 +191,15 @@ class LtiSetup:
     platform_id: int
 
 
-def _seed_course(install: Install) -> int:
+def seed_course(install: Install, workspace_id: int | None = None) -> int:
+    """A published one-screen course in the test environment of ``workspace_id`` (default: the install's)."""
     from appliance import config
     from appliance.courses import service as courses
     from appliance.runtime import open_runtime
 
     runtime = open_runtime(config.load(install.data_dir))
     try:
-        db = runtime.environment(install.workspace_id, "test")
+        db = runtime.environment(workspace_id or install.workspace_id, "test")
 
         def job(w: Any) -> int:
             course_id = courses.create(w, title="LTI course", content=COURSE, description="One screen.")
@@ -214,7 +215,7 @@ def _seed_course(install: Install) -> int:
 def lti(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LtiSetup]:
     base = tmp_path_factory.mktemp("lti")
     install = init_data_dir(base / "data")
-    course_id = _seed_course(install)
+    course_id = seed_course(install)
     port = free_port()
     platform = Platform(url=f"http://127.0.0.1:{port}", tool_url="", key=new_rsa(), course_id=course_id)
     keyset = base / "platform-jwks.json"

@@ -12,7 +12,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.lti.conftest import CLIENT_ID, KID, LTI, LtiSetup, audit_targets, new_rsa
+from tests.helpers import cli
+from tests.lti.conftest import CLIENT_ID, KID, LTI, LtiSetup, audit_targets, new_rsa, seed_course
 
 
 def _login(client: httpx.Client, lti: LtiSetup, target: str = "/lti/launch") -> dict[str, str]:
@@ -57,6 +58,20 @@ def test_launch_redirects_into_the_player_with_the_lti_learner(client: httpx.Cli
     finally:
         runtime.close()
     assert not [k for k in kept if "launch-" in k or auth["nonce"] in k or auth["state"] in k], kept
+
+
+def test_a_course_of_another_workspace_cannot_be_launched(client: httpx.Client, lti: LtiSetup) -> None:
+    """A platform is registered in one workspace: a course id that exists only in another workspace
+    is refused like a course that does not exist (each workspace has its own database)."""
+    other = int(cli("workspace", "create", "--name", "Other tenant", data_dir=lti.install.data_dir).stdout.strip())
+    theirs = seed_course(lti.install, other)
+    while theirs <= lti.course_id + 3:  # an id the platform's own workspace has never used
+        theirs = seed_course(lti.install, other)
+    auth = _login(client, lti)
+    claims = lti.platform.claims(auth["nonce"], **{LTI + "custom": {"course_id": str(theirs)}})
+    answer = _launch(client, lti.platform.sign(claims), auth["state"])
+    assert answer.status_code == 404 and "does not exist" in answer.text
+    assert "location" not in answer.headers
 
 
 REFUSALS = {
