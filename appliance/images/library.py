@@ -20,6 +20,16 @@ STOP_WORDS = frozenset(
     "overview basics key points summary step steps part course screen module lesson quiz check".split()
 )
 WORD = re.compile(r"[a-z0-9]+")
+# never an illustration: trademarks, glyphs, bare shapes and signs
+SKIPPED_CATEGORIES = frozenset({"Brand", "Letters", "Numbers", "Math", "Shapes", "Text", "Zodiac", "Logic", "Arrows"})
+# interface controls and states: a close cross, a log-out arrow, an icon with a badge ("map-pin-pause",
+# "navigation-x"); tagged "exit", "cancel" or "remove", they won "escape routes" from the door
+CONTROL_STEMS = frozenset({"x", "check", "plus", "minus", "logout", "login", "menu", "dots", "circle", "square",
+                           "zoom", "point", "access"})
+STATE_SUFFIXES = ("-x", "-plus", "-minus", "-check", "-cancel", "-exclamation", "-question", "-pause", "-play",
+                  "-up", "-down", "-left", "-right", "-cog", "-dollar", "-code", "-search", "-share", "-star",
+                  "-pin", "-heart", "-bolt", "-edit", "-dot", "-spark", "-shield")
+STATE_WEIGHT = 0.4  # what a badge variant keeps of its score: the plain drawing says the thing
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,8 @@ class Library:
     def rank(self, keywords: list[str], limit: int = 3) -> list[Icon]:
         """The best icons for the keywords, best first; earlier keywords weigh more. Ties go to the
         icon with the shorter name (a plainer drawing), then by name, so the result is stable. Brand
-        logos are never chosen (trademarks, not illustrations)."""
+        logos, glyphs, shapes and interface controls are never chosen, and a badge variant of a drawing
+        ("map-pin-pause") only when nothing plainer fits."""
         scores: dict[int, float] = defaultdict(float)
         for position, keyword in enumerate(keywords[:8]):
             weight = 1.0 / (1 + 0.25 * position)
@@ -56,12 +67,16 @@ class Library:
             for term in terms:
                 for index, value in self.words.get(term, {}).items():
                     scores[index] += value * weight / len(terms)
+        for index in scores:
+            if self.icons[index].name.endswith(STATE_SUFFIXES):
+                scores[index] *= STATE_WEIGHT
         ranked = sorted(scores, key=lambda i: (-scores[i], len(self.icons[i].name), self.icons[i].name))
         chosen: list[Icon] = []
         for index in ranked:
             icon = self.icons[index]
             # variants of one drawing (lock, lock-x, lock-up) make a poor group: one of each stem
-            if icon.name.startswith("brand-") or any(stem(icon) == stem(c) for c in chosen):
+            if (icon.name.startswith("brand-") or icon.category in SKIPPED_CATEGORIES or stem(icon) in CONTROL_STEMS
+                    or any(stem(icon) == stem(c) for c in chosen)):
                 continue
             chosen.append(icon)
             if len(chosen) == limit:

@@ -35,6 +35,17 @@ def test_one_icon_per_stem_and_no_brand_logos() -> None:
     assert not [i.name for i in load().rank(["apple", "logo", "company"], 10) if i.name.startswith("brand-")]
 
 
+def test_interface_controls_glyphs_and_badge_variants_are_not_illustrations() -> None:
+    library = load()
+    # "exit" is a tag of the close cross and of log-out arrows: the door wins, the controls never show
+    picked = [i.name for i in library.rank(["exits", "corridors", "clear"])]
+    assert picked[0] == "door-exit"
+    assert not [n for n in picked if n.split("-")[0] in ("x", "logout", "login")]
+    # a glyph or a bare shape is no picture of the topic
+    assert not [i for i in library.rank(["letter a", "number 1", "square", "arrow"], 10)
+                if i.category in ("Letters", "Numbers", "Shapes", "Arrows")]
+
+
 def test_unknown_words_match_nothing_and_terms_drop_stop_words() -> None:
     assert load().rank(["zzqxv", "qqqzz"]) == []
     assert terms_of("An introduction to the Basics of Budgets") == ["budget"]
