@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Annotated, Any
 
 import anyio
@@ -92,8 +94,10 @@ def set_images(w: sqlite_utils.Database, course_id: int, images: dict[int, tuple
 
 @handler(KIND)
 def run_illustrate_screens(ctx: JobContext) -> dict[str, Any]:
-    """Each screen without an image (or every screen, `replace`) illustrated in turn, reported as it
-    is done; the images written into the draft at the end, or deleted if the job does not finish."""
+    """Each screen without an image (or every screen, `replace`) illustrated, several at once (their
+    keyword requests share the job's cancel token, so the local engine decodes up to `parallel - 1`
+    of them together as one caller), each reported as it is done; the images written into the draft
+    at the end, or deleted if the job does not finish."""
     p = ctx.params
     runtime = ctx.service.runtime
     course_id = int(p["courseId"])
@@ -102,15 +106,28 @@ def run_illustrate_screens(ctx: JobContext) -> dict[str, Any]:
     todo = [(i, s) for i, s in enumerate(screens) if p.get("replace") or not s.get("asset")]
     made: dict[int, tuple[str, str]] = {}
     stored: list[str] = []
-    try:
-        for n, (index, screen) in enumerate(todo):
-            ctx.progress(n / max(1, len(todo)), f"Illustrating screen {index + 1} ({n + 1} of {len(todo)})")
-            image = _illustrate_screen(runtime, ctx.workspace_id, ctx.environment, row, screen, ctx)
+    lock = threading.Lock()
+    ctx.progress(0.0, f"Illustrating {len(todo)} screens")
+
+    def one(index: int, screen: dict[str, Any]) -> None:
+        image = _illustrate_screen(runtime, ctx.workspace_id, ctx.environment, row, screen, ctx)
+        with lock:
             stored.append(image.object_id)
             made[int(screen["id"])] = (image.url(p["base"], ctx.workspace_id, ctx.environment), image.alt)
-            ctx.progress((n + 1) / max(1, len(todo)), f"Illustrated screen {index + 1}",
+            done = len(made)
+            ctx.progress(done / max(1, len(todo)), f"Illustrated screen {index + 1} ({done} of {len(todo)})",
                          {"screen": {"id": screen["id"], "title": screen.get("title", ""), "type": screen.get("type")},
                           "index": index})
+
+    workers = max(1, min(len(todo), int(getattr(ctx.engine, "parallel", 2)) - 1))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="illustrate") as pool:
+            futures = [pool.submit(one, index, screen) for index, screen in todo]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f.exception() for f in futures if f.done() and f.exception() is not None), None)
+            if failed is not None:
+                ctx.cancel.cancel()  # the job ends with this error: the others stop at their next step
+                raise failed
         placed = ctx.db.write(lambda w: set_images(w, course_id, made)) if made else 0
     except BaseException:
         store = ObjectStore(runtime)
