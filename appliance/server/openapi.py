@@ -88,7 +88,7 @@ def statuses(method: str, path: str) -> set[int]:
         codes.update(WRITES)
     if method == "post" and path.endswith("/documents"):
         codes.add(415)  # not multipart, or a file type the reader refuses
-    if path.startswith("/v1/headless/course/scorm/"):
+    if path.startswith(("/v1/headless/course/scorm/", "/v1/headless/course/cmi5/")):  # unpublished: 409
         codes.update((404, 409))
     if path.endswith(("/course/document", "/course/presentation")):
         codes.add(404)  # the document named in the body

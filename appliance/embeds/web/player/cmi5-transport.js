@@ -50,14 +50,16 @@ export async function cmi5Session(params) {
   if (!launch.ok) throw new Error(`the LMS's LaunchData could not be read (${launch.status})`);
   const launchData = await launch.json();
   const outcomeAt = `${params.endpoint}/activities/state?${new URLSearchParams({ ...Object.fromEntries(state), stateId: OUTCOME_STATE })}`;
-  const known = await fetch(outcomeAt, { headers, credentials: "omit", cache: "no-store" });
-  if (!known.ok && known.status !== 404) throw new Error(`the LMS's state could not be read (${known.status})`);
-  const outcome = known.ok ? await known.json().catch(() => ({})) : {};
+  // the outcome document only prevents a second completed/passed: an LRS that refuses it (its State
+  // API is required, but not every one lets an AU write its own documents) must not stop the course
+  const known = await fetch(outcomeAt, { headers, credentials: "omit", cache: "no-store" }).catch(() => null);
+  if (known && !known.ok && known.status !== 404) console.warn(`cmi5: the outcome state could not be read (${known.status})`);
+  const outcome = known && known.ok ? await known.json().catch(() => ({})) : {};
   const saveOutcome = async (value) => {
     Object.assign(outcome, value);
     const saved = await fetch(outcomeAt, { method: "PUT", credentials: "omit",
-      headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(outcome) });
-    if (!saved.ok) throw new Error(`the LMS's state could not be saved (${saved.status})`);
+      headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(outcome) }).catch(() => null);
+    if (!saved || !saved.ok) console.warn(`cmi5: the outcome state could not be saved (${saved ? saved.status : "network"})`);
   };
   const startedAt = Date.now();
   const send = async (verb, { result, moveOn = false } = {}) => {
