@@ -119,7 +119,7 @@ test-tools:
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 
 unit: deps browser-deps axe-deps xapi-deps test-tools ai-deps ai-server-venv tts-deps
-	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q
+	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q --durations=15
 
 test: lint types unit
 
