@@ -42,10 +42,12 @@ from .grammar import LazyGrammarSampler, schema_to_gbnf
 PROMPT_CHUNK = 128  # prompt tokens per sequence per step: bounds everyone's step time during prefill
 FORCED_LIMIT = 48  # characters of forced text appended at once
 SHARED_MIN = 16  # prompt tokens two readers must share before one waits for the other
-# sequences decoded beside the most urgent ones (lowest priority number) in one step: a course's
-# opening screen and plan go first, but a lone sequence uses the CPU badly (a step over 1 sequence
-# costs 30 ms, over 5 about 100 ms: docs/ai.md "Benchmarks"), so others keep decoding beside them
-URGENT_COMPANY = 4
+# sequences decoded beside the most urgent ones (lowest priority number) in one step. 0: the most
+# urgent run alone. Measured with 4 (bench/course.py --company 4,0, docs/ai.md "Benchmarks"): the
+# course took 0.90x the time but its first screen came 4.4x later (22 s: the companions' prompt
+# chunks made each of the opening screen's steps seconds long) and real time per token evaluated
+# did not improve, so the default stays 0
+URGENT_COMPANY = 0
 
 
 @dataclass

@@ -140,10 +140,7 @@ def test_one_owner_leaves_a_sequence_for_another_caller() -> None:
         eng.close()
 
 
-def test_an_urgent_request_goes_first_and_others_keep_decoding_beside_it() -> None:
-    """A request with a lower priority number is decoded in every step while it runs; up to
-    ``URGENT_COMPANY`` others keep decoding beside it instead of stopping (a lone sequence wastes
-    the CPU), so a partner's request never freezes behind a course's plan."""
+def test_an_urgent_request_runs_alone_until_it_ends() -> None:
     eng = _engine(parallel=4)
     try:
         stamps: list[float] = []
@@ -163,10 +160,10 @@ def test_an_urgent_request_goes_first_and_others_keep_decoding_beside_it() -> No
         ended = time.monotonic()
         began = ended - urgent.stats.gen_seconds
         reader.join(120)
-        during = [t for t in stamps if began < t < ended]
+        during = [t for t in stamps if began + 0.2 < t < ended - 0.2]
         assert urgent.stats.completion_tokens > 10
-        assert len(during) >= 5, f"{len(during)} background chunks while the urgent request ran"
-        validate(json.loads(urgent.text), QUIZ_SCHEMA)
+        assert not during, f"{len(during)} background chunks while the urgent request ran"
+        assert stamps[-1] > ended  # the background request resumed afterwards
     finally:
         eng.close()
 
