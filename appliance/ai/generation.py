@@ -20,7 +20,7 @@ from typing import Any
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
 from appliance.ai.quality import Flag, has_cjk, refine_flags, sentences, translation_flags
-from appliance.ai.repair import drop_repeated_feedback
+from appliance.ai.repair import drop_repeated_feedback, strip_tags
 from appliance.courses.validate import paragraphs_to_html, validate_screen
 from appliance.errors import Invalid
 
@@ -146,7 +146,9 @@ def fixable(flags: list[Flag]) -> list[Flag]:
 
 
 def screen_content(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Model JSON (plain text) → the content model (escaped HTML where the type has HTML)."""
+    """Model JSON (plain text, any tag it copied removed) → the content model (escaped HTML where the
+    type has HTML)."""
+    raw = strip_tags(raw)
     if kind == "text":
         return {"html": paragraphs_to_html(raw["paragraphs"])}
     return raw
@@ -180,6 +182,7 @@ QUESTION_TOKENS = 220
 
 def _quiz_screen(questions: list[dict[str, Any]], title: str) -> dict[str, Any]:
     """Model questions (answers, index of the correct one, two feedbacks) → a validated quiz screen."""
+    questions = strip_tags(questions)
     return validate_screen({"type": "quiz", "title": title, "scored": True, "passing_grade": 50, "content": {
         "questions": [
             {

@@ -17,11 +17,27 @@ from typing import Any
 from appliance.ai.quality import sentences
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
+# a tag in model text (its JSON strings are plain text: the player would show the tag literally): a
+# line break a model copied from HTML, the prompt's <source> fence, a stray </p>; the gate's
+# leaked_markup rule (appliance.ai.quality) would otherwise have the whole screen written again
+_TAG = re.compile(r"</?\s*[a-z][\w:-]*(?:\s[^<>]{0,200})?/?>", re.IGNORECASE)
 _PARAGRAPHS = re.compile(r"(?:<p>[^<]*</p>)+")
 _PARAGRAPH = re.compile(r"<p>([^<]*)</p>")
 # the plain-text fields a sentence may be dropped from, by screen type (titles never)
 _FIELDS = {"list": ("items", "description"), "process": ("steps", "description"), "flashcards": ("cards", "back")}
 MIN_LINES = 2  # a checklist keeps at least this many of its one-line items when repeated ones are dropped
+
+
+def strip_tags(value: Any) -> Any:
+    """``value`` (model JSON) with every tag removed from its strings, spaces tidied; numbers,
+    booleans and keys are left alone."""
+    if isinstance(value, str):
+        return " ".join(_TAG.sub(" ", value).split()) if "<" in value else value
+    if isinstance(value, list):
+        return [strip_tags(item) for item in value]
+    if isinstance(value, dict):
+        return {key: strip_tags(item) for key, item in value.items()}
+    return value
 
 
 def drop_said(text: str, said: set[str], *, unescape: bool = False) -> str:

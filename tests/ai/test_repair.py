@@ -3,8 +3,9 @@ where its field says more, and kept where it is all the field says."""
 
 from __future__ import annotations
 
+from appliance.ai.generation import screen_content
 from appliance.ai.quality import screen_flags
-from appliance.ai.repair import drop_repeated_feedback, drop_repeated_sentences
+from appliance.ai.repair import drop_repeated_feedback, drop_repeated_sentences, strip_tags
 from appliance.courses.validate import paragraphs_to_html
 
 RULE = "Check the sender's address before you open any link in an email."
@@ -67,3 +68,15 @@ def test_a_checklist_line_said_before_goes_while_two_lines_remain() -> None:
     assert [i["title"] for i in drop_repeated_sentences(short, seen)["content"]["items"]] == lines[:2]
     twice = {"type": "checklist", "title": "Do", "content": {"items": [{"title": t} for t in [*lines, lines[0]]]}}
     assert [i["title"] for i in drop_repeated_sentences(twice, set())["content"]["items"]] == lines
+
+
+def test_tags_a_model_copied_into_its_text_are_removed_before_the_gate() -> None:
+    # what Qwen2.5-1.5B wrote into a text screen of the quality benchmark (bench/results-quality.json)
+    raw = {"paragraphs": ["<source>Identify the type of load before you lift it safely.</p>",
+                          "Follow these steps:<br><br>1. Inspect the load. If a < b, ask for help."]}
+    content = screen_content("text", raw)
+    assert content["html"] == ("<p>Identify the type of load before you lift it safely.</p>"
+                               "<p>Follow these steps: 1. Inspect the load. If a &lt; b, ask for help.</p>")
+    assert screen_flags({"type": "text", "title": "Loads", "content": content}) == []
+    assert strip_tags({"items": [{"title": "Sender <b>name</b>", "n": 3}]}) == {"items": [{"title": "Sender name", "n": 3}]}
+    assert raw["paragraphs"][0].startswith("<source>")  # the input is left as it was
