@@ -41,8 +41,8 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     seed: int | None = None  # None: random per request
     # scheduling, local engine only: a lower number gets a free sequence first and, while it runs,
-    # is decoded alone (batching.URGENT_COMPANY others beside it: 0), so a course's first screen
-    # reaches the author sooner
+    # only requests with that number are decoded (plus batching.URGENT_COMPANY others: 0), so a
+    # course's first screen reaches the author sooner
     priority: int = 0
     # local engine only: False keeps Han, kana and hangul out of every JSON string (the grammar
     # refuses them). Qwen2.5 slips Chinese words into English text ("muscle疲劳"); a caller whose
