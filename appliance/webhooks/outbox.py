@@ -34,19 +34,27 @@ from appliance.storage.database import fetch_one, last_id
 EVENTS = ("course.created", "course.commenced", "course.completed")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
-_wake = threading.Event()
+class Wakeup:
+    """An outbox's doorbell: writers ring it when rows may be due; its delivery worker sleeps until
+    it rings or its poll interval passes (the worker also polls on its own). The LRS outbox
+    (appliance.xapi.outbox) has its own."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Sleep until `wake()` or the timeout; True if woken."""
+        woken = self._event.wait(timeout)
+        self._event.clear()
+        return woken
 
 
-def wake() -> None:
-    """Tell the delivery worker that new rows may be due (it also polls on its own)."""
-    _wake.set()
-
-
-def wait_for_work(timeout: float) -> bool:
-    """Used by the worker: sleep until `wake()` or the timeout; True if woken."""
-    woken = _wake.wait(timeout)
-    _wake.clear()
-    return woken
+_doorbell = Wakeup()
+wake = _doorbell.wake  # tell the delivery worker that new rows may be due
+wait_for_work = _doorbell.wait_for_work
 
 
 def iso(moment: datetime) -> str:

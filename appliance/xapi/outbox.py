@@ -20,7 +20,6 @@ checks again on every connection. A learner's hard deletion removes their rows
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,25 +32,16 @@ from appliance.learners.events import LearnerEvent
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.webhooks.allow import AllowList, NotAllowed, check_url
-from appliance.webhooks.outbox import iso, retry_delay
+from appliance.webhooks.outbox import Wakeup, iso, retry_delay
 from appliance.xapi import statements
 
 PENDING, DELIVERED, FAILED, REFUSED = "pending", "delivered", "failed", "refused"
 AUTHS = ("basic", "oauth2")
 RETRIED_4XX = (408, 429)
 
-_wake = threading.Event()
-
-
-def wake() -> None:
-    """Tell the delivery worker that new rows may be due (it also polls on its own)."""
-    _wake.set()
-
-
-def wait_for_work(timeout: float) -> bool:
-    woken = _wake.wait(timeout)
-    _wake.clear()
-    return woken
+_doorbell = Wakeup()
+wake = _doorbell.wake  # tell the delivery worker that new rows may be due
+wait_for_work = _doorbell.wait_for_work
 
 
 @dataclass(frozen=True)
