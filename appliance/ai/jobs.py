@@ -12,6 +12,12 @@ worker's watcher thread turns into the job's CancelToken within CANCEL_POLL seco
 look for news with `PRAGMA data_version`, which changes only when another connection committed to
 the file and costs no page read (as workspaces.keycache). The owning worker's own followers and
 cancels keep the in-memory path.
+
+A worker killed mid-job (kill -9, a crash) cannot record its jobs' end. So each worker keeps the
+list of the jobs it holds in a file named after its pid (`owner_file`, written when a job is
+taken and when it ends); the supervisor, seeing the worker dead, fails those jobs that are still
+queued or running (`fail_jobs_of`) before it starts the worker again. Their followers on other
+workers see the failed row; the job can be started again.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -125,9 +133,35 @@ def start_model_process(runtime: Runtime) -> ModelHost | None:
     return ModelHost(run_dir, local_options(ai_config), fd) if fd is not None else None
 
 
+def fail_jobs_of(runtime: Runtime, owner_file: Path, reason: str) -> int:
+    """The jobs a dead worker held (its `owner_file`) that are still queued or running: failed,
+    with `reason` as their error. Returns how many; the file is removed."""
+    try:
+        keys = json.loads(owner_file.read_text())
+    except FileNotFoundError:
+        return 0
+    failed = 0
+    for workspace_id, environment, job_id in keys:
+
+        def fail(w: sqlite_utils.Database, job_id: int = job_id) -> int:
+            now = now_iso()
+            return int(w.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, finished = ?, updated = ? "
+                "WHERE id = ? AND status IN ('queued', 'running')", [reason, now, now, job_id]).rowcount)
+
+        failed += runtime.environment(workspace_id, environment).write(fail)
+    owner_file.unlink(missing_ok=True)
+    return failed
+
+
 class AIService:
-    def __init__(self, runtime: Runtime, engine: Engine | None = None, workers: int = 2) -> None:
+    def __init__(
+        self, runtime: Runtime, engine: Engine | None = None, workers: int = 2, owner_file: Path | None = None
+    ) -> None:
+        """`owner_file`: in a worker of `serve --workers N`, where it lists the jobs it holds for
+        its supervisor (fail_jobs_of)."""
         self.runtime = runtime
+        self.owner_file = owner_file
         self._engine = engine
         self._engine_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai-job")
@@ -185,6 +219,7 @@ class AIService:
         key = (workspace_id, environment, job_id)
         with self._lock:
             self._live[key] = live
+            self._write_owned()
             if self._watcher is None or not self._watcher.is_alive():
                 self._watcher = threading.Thread(target=self._watch_cancels, name="ai-job-cancels", daemon=True)
                 self._watcher.start()
@@ -278,6 +313,16 @@ class AIService:
         self._publish(live, {"type": row["status"], "job": row})
         with self._lock:
             self._live.pop(key, None)
+            self._write_owned()
+
+    def _write_owned(self) -> None:
+        """Write the jobs this worker holds to its owner file (under self._lock). Replaced, never
+        written in place: the supervisor reads it after a kill -9 at any instant."""
+        if self.owner_file is None:
+            return
+        partial = self.owner_file.with_suffix(".tmp")
+        partial.write_text(json.dumps([list(key) for key in self._live]))
+        os.replace(partial, self.owner_file)
 
     def _settle(self, key: tuple[int, str, int], **fields: Any) -> dict[str, Any]:
         """Record a job's end. When the record cannot be written (a full disk) the waiters still get
@@ -377,5 +422,7 @@ class AIService:
             for live in self._live.values():
                 live.cancel.cancel()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.owner_file is not None:
+            self.owner_file.unlink(missing_ok=True)  # every job here has recorded its end
         if self._engine is not None:
             self._engine.close()

@@ -23,6 +23,7 @@ from appliance.documents import sandbox
 from appliance.lti.grades import GradeWorker
 from appliance.runtime import Runtime
 from appliance.server.app import create_app
+from appliance.server.shared import jobs_file
 from appliance.server.shared import server_dir as shared_dir
 from appliance.server.tls import server_context
 from appliance.storage import rotation
@@ -103,9 +104,11 @@ def serve(
     # SQLite call releases it, and getting it back can take a whole switch interval (5 ms by
     # default). 0.5 ms measured +10% requests/s on GET /v1/headless/courses (docs/operations.md).
     sys.setswitchinterval(0.0005)
-    ai = AIService(runtime)  # the model loads in the background; /health answers 503 until it is ready
     # the workers of `serve --workers N` share the rate limit and the metrics (server.shared)
     shared = (shared_dir(run_dir_of(runtime.data_dir)), worker) if sock is not None else None
+    # the model loads in the background; /health answers 503 until it is ready. A worker lists the
+    # jobs it holds for its supervisor, which fails them if the worker dies (server.workers)
+    ai = AIService(runtime, owner_file=jobs_file(shared[0], os.getpid()) if shared is not None else None)
     app = create_app(runtime, ai, shared)
     install_xapi(settings.base_url)  # this process's learner writes queue xAPI statements
     config = _TLSConfig(

@@ -29,6 +29,7 @@ from pathlib import Path
 SERVER_DIR = "server"  # under the run directory (ai.model_host.run_dir_of)
 LIMITS_FILE = "ratelimit.bin"
 METRICS_PREFIX = "metrics-"
+JOBS_PREFIX = "jobs-"  # the AI jobs each worker holds (ai.jobs.fail_jobs_of)
 
 # rate limit table: SLOTS buckets of (tag u64, tokens f64, last f64)
 SLOTS = 1 << 14
@@ -49,11 +50,17 @@ def server_dir(run_dir: Path) -> Path:
     return path
 
 
+def jobs_file(directory: Path, pid: int) -> Path:
+    """Where the worker with this pid lists the AI jobs it holds."""
+    return directory / f"{JOBS_PREFIX}{pid}.json"
+
+
 def reset(run_dir: Path) -> Path:
     """At the supervisor's start: the previous run's counters and buckets are gone."""
     path = server_dir(run_dir)
     for old in path.iterdir():
-        if old.name == LIMITS_FILE or old.name.startswith(METRICS_PREFIX):
+        # a previous run's job lists too: this start's recovery fails every job left running
+        if old.name == LIMITS_FILE or old.name.startswith((METRICS_PREFIX, JOBS_PREFIX)):
             old.unlink()
     return path
 

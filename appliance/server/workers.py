@@ -28,6 +28,9 @@ What several processes share, and how it stays safe:
 
 A worker that dies (a crash, kill -9) is started again; what it acknowledged was committed before
 the answer left (the writer commits before the response starts), so nothing acknowledged is lost.
+The AI jobs it held are failed at once, their records saying why (ai.jobs.fail_jobs_of), rather
+than staying `running` until the next supervisor start. A worker that keeps dying soon after its
+start is started again after a growing pause (RestartBackoff), not every second.
 SIGTERM/SIGINT to the supervisor stops every worker gracefully, then the background services.
 """
 
@@ -40,17 +43,21 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from appliance import logs
-from appliance.ai.jobs import start_model_process
+from appliance.ai.jobs import fail_jobs_of, start_model_process
 from appliance.ai.model_host import run_dir_of
 from appliance.runtime import Runtime
 from appliance.server import shared
 from appliance.server.serve import start_background
+from appliance.server.shared import jobs_file, server_dir
 
 # "<index>:<listening socket fd>:<1 if restarted>", set for worker processes only
 WORKER_ENV = "_APPLIANCE_SERVE_WORKER"
 RESTART_PAUSE = 1.0  # seconds before a dead worker is started again
+RESTART_MAX = 30.0  # the longest pause, for a worker that dies again and again soon after its start
+STABLE_AFTER = 10.0  # a worker that lived this long died of something new: the pause starts over
 STOP_GRACE = 30.0  # uvicorn's own graceful shutdown is 20 s
 
 
@@ -92,6 +99,20 @@ def worker_command(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "appliance", *argv]
 
 
+@dataclass
+class RestartBackoff:
+    """The pause before a dead worker is started again: RESTART_PAUSE after a worker that ran for
+    STABLE_AFTER seconds or more, doubled for each further exit within STABLE_AFTER of its start
+    (1, 2, 4, ... s), at most RESTART_MAX: a worker that cannot start (a broken disk, a bad
+    certificate) does not spin the machine, and a one-off crash is repaired within a second."""
+
+    quick_exits: int = 0
+
+    def pause(self, lived: float) -> float:
+        self.quick_exits = self.quick_exits + 1 if lived < STABLE_AFTER else 0
+        return min(RESTART_MAX, RESTART_PAUSE * float(2 ** max(0, self.quick_exits - 1)))
+
+
 class Supervisor:
     def __init__(self, runtime: Runtime, argv: list[str], workers: int, passphrase: str | None) -> None:
         self.runtime = runtime
@@ -99,6 +120,9 @@ class Supervisor:
         self.count = workers
         self.passphrase = passphrase
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: dict[int, float] = {}  # when each worker was started (time.monotonic)
+        self.backoff: dict[int, RestartBackoff] = {}
+        self.due: dict[int, float] = {}  # dead workers and when they are started again
         self.stopping = False
         self.sock: socket.socket | None = None
         # held while workers are (re)started or stopped: a rekey and the restart of a dead worker
@@ -119,6 +143,8 @@ class Supervisor:
             proc.stdin.write(self.passphrase.encode() + b"\n")
             proc.stdin.close()
         self.procs[index] = proc
+        self.started[index] = time.monotonic()
+        self.due.pop(index, None)
         logs.event("worker started", worker=index, pid=proc.pid)
 
     def run(self, host: str, port: int, scheme: str) -> None:
@@ -145,13 +171,7 @@ class Supervisor:
             while not self.stopping:
                 time.sleep(0.2)
                 with self._workers_lock:
-                    for index, proc in list(self.procs.items()):
-                        code = proc.poll()
-                        if code is not None and not self.stopping:
-                            logs.event("worker exited; starting it again", level=30, worker=index, code=code)
-                            time.sleep(RESTART_PAUSE)
-                            if not self.stopping:
-                                self._start(index, sock, restarted=True)
+                    self._tend(sock)
         finally:
             with self._workers_lock:
                 self._stop_workers()
@@ -161,6 +181,28 @@ class Supervisor:
             stop_background()
             self.runtime.close()
             logs.event("stopped", signals=received)
+
+    def _tend(self, sock: socket.socket) -> None:
+        """Notice dead workers (fail their AI jobs, schedule their restart) and start those due."""
+        now = time.monotonic()
+        for index, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is None or index in self.due or self.stopping:
+                continue
+            reason = f"interrupted: the server process running it stopped (exit code {code}); start it again"
+            try:
+                failed = fail_jobs_of(self.runtime, jobs_file(server_dir(run_dir_of(self.runtime.data_dir)), proc.pid),
+                                      reason)
+            except Exception as exc:  # a full disk: the next supervisor start fails them (AIService.recover)
+                logs.event("jobs of a dead worker not failed", level=40, worker=index, error=type(exc).__name__)
+                failed = 0
+            pause = self.backoff.setdefault(index, RestartBackoff()).pause(now - self.started.get(index, now))
+            self.due[index] = now + pause
+            logs.event("worker exited; starting it again", level=30, worker=index, code=code,
+                       pause=pause, failed_jobs=failed)
+        for index, when in list(self.due.items()):
+            if now >= when and not self.stopping:
+                self._start(index, sock, restarted=True)
 
     def rekey(self, name: str) -> float:
         """The CLI's rekey request (`appliance keys rekey`, via storage.rotation.request): each

@@ -1,7 +1,8 @@
 """`appliance serve --workers 2`: revocation seen by every worker on its next request, one verifiable
 audit chain under concurrent writes, no acknowledged write lost (clean stop or kill -9), a job's
 events and cancel through any worker, one rate limit and one /metrics sum across the workers, a
-rekey with nothing refused; and `serve` runs one worker per core unless told."""
+rekey with nothing refused; a worker killed mid-job fails its job at once, and a worker that keeps
+dying is restarted after a growing pause; and `serve` runs one worker per core unless told."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pytest
 
 from appliance import config
 from appliance.runtime import open_runtime
-from appliance.server.workers import worker_count
+from appliance.server.workers import RESTART_MAX, RESTART_PAUSE, STABLE_AFTER, RestartBackoff, worker_count
 from appliance.storage.database import fetch_all
 from tests.helpers import Install, Server, cli, create_key, init_data_dir, start_server
 
@@ -365,3 +366,49 @@ def test_serve_runs_one_worker_per_core_unless_told() -> None:
     assert worker_count(parser.parse_args(["serve"]).workers) == cores
     assert worker_count(parser.parse_args(["serve", "--workers", "0"]).workers) == cores
     assert worker_count(parser.parse_args(["serve", "--workers", "1"]).workers) == 1
+
+
+def test_a_worker_killed_mid_job_fails_its_job_at_once_and_is_restarted(fresh_install: Install) -> None:
+    server = start_server(fresh_install.data_dir, "--workers", "2", env=HIGH_LIMITS)
+    key = fresh_install.test_key
+    try:
+        supervisor = server.process.pid
+        pids = worker_pids(server)
+        victim = pids[0]
+        with closing(on_worker(server, key, victim, pids)) as client:
+            started = client.post("/v1/headless/generate/course", json={"prompt": "Safe lifting", "screenCount": 10},
+                                  headers={"Prefer": "respond-async"})
+            assert started.status_code == 202 and served_by(server, started, pids) == victim, started.text
+            job_id = int(started.json()["id"])
+        with closing(on_worker(server, key, pids[1], pids)) as api:  # a connection the kill leaves open
+            deadline = time.monotonic() + 120
+            while api.get(f"/v1/headless/jobs/{job_id}").json()["status"] != "running":
+                assert time.monotonic() < deadline, "the job never ran"
+                time.sleep(0.05)
+            os.kill(victim, signal.SIGKILL)
+            # the other worker answers; the supervisor (not restarted) records the job's end
+            deadline = time.monotonic() + 30
+            while (job := api.get(f"/v1/headless/jobs/{job_id}").json())["status"] == "running":
+                assert time.monotonic() < deadline, "the killed worker's job stayed running"
+                time.sleep(0.1)
+        assert job["status"] == "failed", job
+        assert "server process running it stopped" in job["error"] and job["finished"], job
+        deadline = time.monotonic() + 30
+        while len(survivors := worker_pids(server)) < 2:
+            assert time.monotonic() < deadline, survivors
+            time.sleep(0.1)
+        assert victim not in survivors and server.process.poll() is None and server.process.pid == supervisor
+    finally:
+        server.stop()
+    assert '"failed_jobs": 1' in server.log()
+
+
+def test_a_worker_that_keeps_dying_soon_after_its_start_waits_longer_each_time() -> None:
+    backoff = RestartBackoff()
+    quick = STABLE_AFTER / 4
+    pauses = [backoff.pause(quick) for _ in range(8)]
+    assert pauses[:3] == [RESTART_PAUSE, 2 * RESTART_PAUSE, 4 * RESTART_PAUSE], pauses
+    assert pauses == sorted(pauses) and pauses[-1] == RESTART_MAX, pauses  # bounded
+    # a worker that ran a while died of something new: restarted after the short pause again
+    assert backoff.pause(STABLE_AFTER + 1) == RESTART_PAUSE
+    assert backoff.pause(quick) == RESTART_PAUSE
