@@ -76,7 +76,17 @@ CHROMIUM_ARGS = [
 # the quality gate on most screens, so test servers take the first answer (and report its flags)
 # instead of rewriting each screen up to three times; the rewrite loop is tested on its own
 # (tests/ai/test_course_writer.py) and with the model through engine-level calls.
-TEST_ENV = {"APPLIANCE_AI_MODEL": "smollm2-135m-instruct", "APPLIANCE_AI_QUALITY_RETRIES": "0"}
+#
+# Under pytest-xdist (`make test` runs `-n 2`) each worker's model gets its share of the cores: llama.cpp's
+# threads wait for each other by spinning, so two workers' models with a thread per core each would
+# run 4 threads on 2 cores and slow each other down far more than a half share does.
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+MODEL_THREADS = max(1, min(os.cpu_count() or 1, 8) // XDIST_WORKERS)
+TEST_ENV = {
+    "APPLIANCE_AI_MODEL": "smollm2-135m-instruct",
+    "APPLIANCE_AI_QUALITY_RETRIES": "0",
+    "APPLIANCE_AI_N_THREADS": str(MODEL_THREADS),
+}
 
 
 def free_port() -> int:

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from appliance.ai.models import REPO_MODELS_DIR, get_spec
+from tests.helpers import MODEL_THREADS
 
 TEST_MODEL = "smollm2-135m-instruct"
-THREADS = int(os.environ.get("APPLIANCE_AI_TEST_THREADS", "2"))
+# 2 threads serially; a share of the cores under pytest-xdist (tests/helpers.py MODEL_THREADS)
+THREADS = int(os.environ.get("APPLIANCE_AI_TEST_THREADS", str(min(2, MODEL_THREADS))))
 
 COURSE_SCHEMA = {
     "type": "object",
