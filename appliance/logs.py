@@ -34,6 +34,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str = "INFO") -> None:
+    # JsonFormatter writes none of the caller's file and line, thread or process names: leave
+    # them uncomputed (logging's documented switches; `_srcfile = None` skips the stack walk of
+    # findCaller). The access log writes a line per request (docs/performance.md).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

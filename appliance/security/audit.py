@@ -11,6 +11,7 @@ server.middleware and storage.diskfull).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -75,6 +76,8 @@ class AuditEvent:
     duration_ms: float | None = None
     time: str = field(default_factory=now_iso)
 
+_INSERT = f"INSERT INTO audit (seq, {', '.join(FIELDS)}, prev, hash) VALUES (?, {', '.join('?' * len(FIELDS))}, ?, ?)"
+
 
 def _canonical(seq: int, entry: dict[str, Any]) -> bytes:
     body = {"seq": seq, **{k: entry.get(k) for k in FIELDS}}
@@ -104,37 +107,89 @@ class AuditLog:
         self._anchor_thread: threading.Thread | None = None
         # False in `serve --workers N` workers: their supervisor anchors the shared head
         self.anchors = True
+        # entries waiting for the next turn of each event loop (record, _flush)
+        self._batches: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
 
     # -- writing --------------------------------------------------------------------------------
-    def _job_for(self, event: AuditEvent) -> Callable[[sqlite_utils.Database], tuple[int, str]]:
-        entry = dict(vars(event))  # a flat dataclass: asdict's deep copy costs more, on the event loop
+    def _job_for(self, entries: list[dict[str, Any]]) -> Callable[[sqlite_utils.Database], tuple[int, str]]:
+        """One writer job for a batch of entries, chained in order: the previous hash is read once,
+        inside the transaction (what keeps one chain when several processes write)."""
 
         def job(db: sqlite_utils.Database) -> tuple[int, str]:
             row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-            digest = entry_hash(self._mac_key, prev, seq, entry)
-            db.execute(
-                f"INSERT INTO audit (seq, {', '.join(FIELDS)}, prev, hash) "
-                f"VALUES (?, {', '.join('?' * len(FIELDS))}, ?, ?)",
-                [seq, *(entry[k] for k in FIELDS), prev, digest],
-            )
-            return seq, digest
+            seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+            rows = []
+            for entry in entries:
+                seq += 1
+                digest = entry_hash(self._mac_key, prev, seq, entry)
+                rows.append([seq, *(entry[k] for k in FIELDS), prev, digest])
+                prev = digest
+            db.conn.executemany(_INSERT, rows)
+            return seq, prev
 
         return job
 
     def record_sync(self, event: AuditEvent) -> None:
         try:
-            head = self.database.write(self._job_for(event))
+            head = self.database.write(self._job_for([dict(vars(event))]))
         except Exception as exc:
             raise AuditUnavailable(str(exc), disk_full=is_disk_full(exc)) from None
         self._note_head(head)
 
     async def record(self, event: AuditEvent) -> None:
+        """Commit a request's entry; returns once it is committed (fail-closed: raises otherwise).
+
+        The entries of the requests that reach this point in one turn of the event loop go to the
+        writer thread as one job (_flush): one hand-off between threads, one future and one
+        transaction step for the batch, rather than per request (docs/performance.md). The
+        writer still commits whatever jobs are queued as one group."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = []
+            loop.call_soon(self._flush, loop)
+        batch.append((dict(vars(event)), done))  # a flat dataclass: asdict's deep copy costs more
         try:
-            head = await self.database.awrite(self._job_for(event))
+            await done
+        except AuditUnavailable:
+            raise
         except Exception as exc:
             raise AuditUnavailable(type(exc).__name__, disk_full=is_disk_full(exc)) from None
-        self._note_head(head)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._batches.pop(loop)
+        try:
+            written = asyncio.wrap_future(self.database.submit(self._job_for([e for e, _ in batch])), loop=loop)
+        except Exception as exc:  # a closed database: every waiter fails, none hangs
+            self._settle(batch, exc, None)
+            return
+
+        def settle(f: asyncio.Future[tuple[int, str]]) -> None:
+            if f.cancelled():  # the loop is closing
+                self._settle(batch, None, None)
+            elif (exc := f.exception()) is not None:
+                self._settle(batch, exc, None)
+            else:
+                self._settle(batch, None, f.result())
+
+        written.add_done_callback(settle)
+
+    def _settle(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], exc: BaseException | None,
+        head: tuple[int, str] | None,
+    ) -> None:
+        if head is not None:
+            self._note_head(head)
+        for _entry, done in batch:
+            if done.done():  # the request was cancelled (its client went away): its entry stands
+                continue
+            if head is not None:
+                done.set_result(None)
+            else:
+                done.set_exception(
+                    AuditUnavailable(type(exc).__name__ if exc else "cancelled", disk_full=exc is not None and is_disk_full(exc))
+                )
 
     async def ensure_writable(self) -> None:
         """Take and release the audit database's write lock (an empty transaction: no fsync).

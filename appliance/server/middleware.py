@@ -55,6 +55,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+LOG_PATHS_KEPT = 4096  # distinct paths whose logged form is kept (a bound: paths carry ids)
 _SLASHES = re.compile(r"/{2,}")
 _TOKENISH = re.compile(r"^[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
@@ -116,6 +117,7 @@ class ApplianceMiddleware:
         )
         self.access_log = runtime.settings.log.access_log
         self.log_key = log_key(runtime.pepper)
+        self.log_paths: dict[str, str] = {}  # path -> what logs and the audit log name it
         self.keys = KeyCache(runtime.control, runtime.pepper)  # revocations apply on the next request
         # every method each route answers, for the Allow header of OPTIONS (RFC 9110)
         self.allowed: dict[str, str] = {
@@ -140,7 +142,14 @@ class ApplianceMiddleware:
             if scope.get("raw_path"):
                 scope["raw_path"] = re.sub(rb"/{2,}", b"/", scope["raw_path"])
         path: str = scope["path"]
-        ctx.log_path = redact_path(pseudonymise_path(self.log_key, path))
+        log_path = self.log_paths.get(path)
+        if log_path is None:
+            # a keyed hash and a regex per segment: paid once per distinct path, not per request
+            log_path = redact_path(pseudonymise_path(self.log_key, path))
+            if len(self.log_paths) >= LOG_PATHS_KEPT:
+                self.log_paths.clear()
+            self.log_paths[path] = log_path
+        ctx.log_path = log_path
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         client_addr = client[0] if client else None
