@@ -118,8 +118,13 @@ test-tools:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace)
 	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 
+# the files run on TEST_WORKERS pytest-xdist workers, a file's tests on one worker, longest files first
+# (tests/conftest.py LONGEST_FIRST): one worker's waits on a server, Chromium or the model overlap the
+# other's work. `make unit TEST_WORKERS=0` runs serially (docs/architecture.md, the notes on tests).
+TEST_WORKERS ?= 2
 unit: deps browser-deps axe-deps xapi-deps test-tools ai-deps ai-server-venv tts-deps
-	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q --durations=15
+	APPLIANCE_AI_SERVER_VENV=$(AI_SERVER_VENV) APPLIANCE_AI_TTS_PYTHON=$(TTS_VENV)/bin/python $(BIN)/pytest -q --durations=15 \
+		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint types unit
 

@@ -42,22 +42,32 @@ def browser(playwright_instance):  # type: ignore[no-untyped-def]
     browser.close()
 
 
-# The longest test files (seconds of one file on a quiet 2-core box, measured with `--durations=0`),
-# longest first. `make test` runs the files on pytest-xdist workers (`--dist loadfile`: a file's tests,
-# and so its module-scoped server, stay on one worker) in collection order, so these go first and the
-# last file to finish is a short one. Order only: every file runs, in any order, serially or not.
+# The longest test files, longest first: each file's `--durations=0` times summed, from a run on 2
+# xdist workers (2026-12-02: 158 s for test_binary.py down to 28 s). `make test` runs the files on
+# pytest-xdist workers (`--dist loadfile`: a file's tests, and so its module-scoped server, stay on one
+# worker) in collection order, so these go first and the last file to finish is a short one.
+# Order only: every file runs, in any order, serially or not.
 LONGEST_FIRST = (
     "tests/test_binary.py",
-    "tests/server/test_schemathesis.py",
     "tests/ai/test_generation_api.py",
     "tests/documents/test_documents.py",
-    "tests/embeds/test_builder.py",
     "tests/server/test_workers.py",
-    "tests/test_airgap.py",
-    "tests/storage/test_rotation.py",
-    "tests/headless/test_hard_delete.py",
+    "tests/release/test_upgrade.py",
+    "tests/server/test_schemathesis.py",
+    "tests/embeds/test_builder.py",
     "tests/embeds/test_builder_ai.py",
+    "tests/embeds/test_browser.py",
+    "tests/admin/test_console_http.py",
+    "tests/storage/test_rotation.py",
+    "tests/security/test_audit.py",
+    "tests/ai/test_narration.py",
     "tests/ai/test_batching.py",
+    "tests/storage/test_durability.py",
+    "tests/server/test_sse.py",
+    "tests/ai/test_local.py",
+    "tests/storage/test_disk_full.py",
+    "tests/test_airgap.py",
+    "tests/ai/test_model_process.py",
 )
 
 
