@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -66,6 +67,8 @@ def hello_workers(port: int, workers: int) -> None:
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
     sock.set_inheritable(True)
+    # the benchmark stops this process with SIGTERM: leave through `finally`, which stops the children
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(0))
     children = [
         subprocess.Popen([PY, __file__, "_hello_child", str(sock.fileno())], pass_fds=(sock.fileno(),))
         for _ in range(workers)
