@@ -49,7 +49,7 @@ from appliance.ai.generation import (
     prompt_messages,
     screen_content,
 )
-from appliance.ai.quality import Flag, course_flags, screen_flags, sentences, visible_texts
+from appliance.ai.quality import Flag, counted_sentences, course_flags, screen_flags
 from appliance.ai.repair import drop_repeated_sentences
 from appliance.ai.schema import validate
 from appliance.courses.model import empty_content
@@ -264,17 +264,18 @@ class _Course:
         self.report(done / (self.count + 1), f"screen {done} of {self.count}", {"screen": screen, "index": index})
 
     def _said(self) -> set[str]:
-        """The sentences of the finished screens (a quiz may restate, so quizzes are left out)."""
+        """The sentences of the finished screens as the gate counts them (headings are no sentences;
+        a quiz may restate, so quizzes are left out)."""
         with self.lock:
             finished = [s for s in self.screens.values() if s["type"] != "quiz"]
-        return {sentence for s in finished for text in visible_texts(s) for sentence in sentences(text)}
+        return {sentence for s in finished for sentence in counted_sentences(s)}
 
     def _already_said(self, screen: dict[str, Any]) -> list[str]:
         """Sentences of ``screen`` that a finished screen already has (a quiz may restate)."""
         if screen["type"] == "quiz":
             return []
         earlier = self._said()
-        return [sentence for text in visible_texts(screen) for sentence in sentences(text) if sentence in earlier]
+        return [sentence for sentence in counted_sentences(screen) if sentence in earlier]
 
 
 def _title_of(text: str) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from appliance.runtime import Runtime
 from appliance.security.audit import now_iso
 from appliance.storage.database import fetch_all, fetch_one, last_id
 from appliance.storage.diskfull import is_disk_full
+from appliance.storage.files import durable_write
 
 FINAL = ("succeeded", "failed", "cancelled")
 CANCEL_POLL = 0.2  # seconds between the owning worker's looks for another worker's cancel
@@ -320,9 +320,7 @@ class AIService:
         written in place: the supervisor reads it after a kill -9 at any instant."""
         if self.owner_file is None:
             return
-        partial = self.owner_file.with_suffix(".tmp")
-        partial.write_text(json.dumps([list(key) for key in self._live]))
-        os.replace(partial, self.owner_file)
+        durable_write(self.owner_file, json.dumps([list(key) for key in self._live]).encode())
 
     def _settle(self, key: tuple[int, str, int], **fields: Any) -> dict[str, Any]:
         """Record a job's end. When the record cannot be written (a full disk) the waiters still get

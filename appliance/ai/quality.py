@@ -8,7 +8,8 @@ flagged screen (bounded retries) and reports what still fails in the job result.
                        player would show literally
     meta_talk          text about the screen/course/format/prompt instead of the topic
     repeated_sentence  a sentence of 5+ words already used in this screen or an earlier one (screen
-                       titles are headings, not sentences: a later screen may say one in full)
+                       titles and the titles of list items with their own text are headings, not
+                       sentences: a later screen may say one in full, a summary may repeat one)
     empty_field        a blank title or text, or a screen without content
     overlong_field     a field longer than a learner should read in one piece (LIMITS)
     type_mix           a course of 6+ screens using fewer than 3 screen types
@@ -186,6 +187,32 @@ def _field_texts(screen: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "text", _str(content[key])
 
 
+def counted_sentences(screen: dict[str, Any]) -> list[str]:
+    """The sentences of a screen that the repetition rule counts, in screen order. Headings are
+    left out (a later screen may say one in full, a summary may repeat one): the screen title and
+    item titles with their own text; so are quiz answers (an answer may restate a point taught
+    earlier; quiz_malformed checks that answers are distinct)."""
+    headings = _item_headings(screen)
+    return [sentence for field, text in _field_texts(screen)
+            if field not in ("answer", "title") and not (field == "item" and text in headings)
+            for sentence in sentences(text)]
+
+
+def _item_headings(screen: dict[str, Any]) -> dict[str, int]:
+    """Titles of list and process items that have their own text, with how often each occurs: such
+    a title is a heading ("Purpose of the app"), which a summary may rightly repeat; a checklist
+    line or an item without text is the content itself and counts as a sentence."""
+    if screen.get("type") not in ("list", "process"):
+        return {}
+    key = "steps" if screen.get("type") == "process" else "items"
+    counts: dict[str, int] = {}
+    for item in _dicts(_dict(screen.get("content")).get(key)):
+        if _str(item.get("description")).strip():
+            title = _str(item.get("title"))
+            counts[title] = counts.get(title, 0) + 1
+    return counts
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -292,15 +319,15 @@ def screen_flags(screen: dict[str, Any], index: int | None = None, *, seen: set[
         elif len(text) > LIMITS[field]:
             flags.append(Flag("overlong_field", index, f"{name} of {len(text)} characters (limit "
                               f"{LIMITS[field]}): {_quote(text, 0, 40)}"))
+    for heading, count in _item_headings(screen).items():
+        if count > 1:
+            flags.append(Flag("repeated_sentence", index, f"item title repeated in this screen: {_quote(heading, 0, 60)}"))
     here: set[str] = set()
-    for field, text in fields:
-        if field in ("answer", "title"):  # a heading is no sentence: a later screen may say it in full
-            continue
-        for sentence in sentences(text):
-            if sentence in here or (seen is not None and sentence in seen):
-                where = "in this screen" if sentence in here else "from an earlier screen"
-                flags.append(Flag("repeated_sentence", index, f"sentence repeated {where}: {_quote(sentence, 0, 60)}"))
-            here.add(sentence)
+    for sentence in counted_sentences(screen):
+        if sentence in here or (seen is not None and sentence in seen):
+            where = "in this screen" if sentence in here else "from an earlier screen"
+            flags.append(Flag("repeated_sentence", index, f"sentence repeated {where}: {_quote(sentence, 0, 60)}"))
+        here.add(sentence)
     if seen is not None:
         seen |= here
     if kind == "quiz":

@@ -118,6 +118,24 @@ def test_a_repeated_sentence_is_dropped_without_a_rewrite_where_the_paragraph_sa
     assert course.screens[1]["content"]["html"] == "<p>Fake links hide their target.</p>"
 
 
+def test_headings_said_again_cost_no_rewrite() -> None:
+    """The writer counts repetition as the gate does: an earlier screen title said in full, or a
+    summary's item heading restating an earlier sentence, is no repeated sentence."""
+    course, _events = writer()
+    course.write(0, lambda sampling, avoid: text_screen("<p>Urgency is the oldest trick in phishing emails.</p>",
+                                                        "Learn how to report a phishing email"))
+    calls: list[str | None] = []
+
+    def make(sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
+        calls.append(avoid)
+        return {"type": "list", "title": "Key takeaways", "content": {"items": [
+            {"title": "Urgency is the oldest trick in phishing emails", "description": "Slow down when rushed."},
+            {"title": "Reporting", "description": "Learn how to report a phishing email."}]}}
+
+    course.write(1, make)
+    assert calls == [None] and course.regenerated == 0
+
+
 @requires_model
 def test_fix_grammar_on_clean_text_returns_it_unchanged(engine: LocalEngine) -> None:
     clean = "Lock your screen whenever you leave your desk."

@@ -272,6 +272,24 @@ def test_a_screen_title_said_in_full_by_a_later_screen_is_no_repetition() -> Non
     assert screen_flags(text("Steps", "Learn how to submit a claim. Start in the portal."), 1, seen=seen) == []
 
 
+def test_a_list_item_heading_may_repeat_an_earlier_phrase_but_a_checklist_line_may_not() -> None:
+    seen: set[str] = set()
+    assert screen_flags(text("Why", "Speed is the purpose of the expense claims app."), 0, seen=seen) == []
+    summary = items("list", "Key takeaways", ("Speed is the purpose of the expense claims app", "Claims reach finance in a day."))
+    assert screen_flags(summary, 1, seen=seen) == []
+    checklist = items("checklist", "Before you submit", "Speed is the purpose of the expense claims app")
+    assert rules(screen_flags(checklist, 2, seen=seen)) == ["repeated_sentence"]
+    bare = {"type": "list", "title": "Points", "content": {"items": [{"title": "Speed is the purpose of the expense claims app"}]}}
+    assert rules(screen_flags(bare, 3, seen=seen)) == ["repeated_sentence"]
+
+
+def test_the_same_item_heading_twice_in_one_list_fails() -> None:
+    twice = items("process", "Submit a claim", ("Attach every receipt you have", "Photograph each one."),
+                  ("Attach every receipt you have", "Check the totals match."))
+    flags = screen_flags(twice)
+    assert [(f.rule, "item title" in f.detail) for f in flags] == [("repeated_sentence", True)]
+
+
 def test_repeated_sentence_passes_distinct_and_short_sentences() -> None:
     seen: set[str] = set()
     assert screen_flags(text("A", "Lock your screen.", "Check the sender before you click."), 0, seen=seen) == []

@@ -6,6 +6,7 @@ The integer test walks the app's own route table, so a route added later is prob
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -241,7 +242,14 @@ def test_every_log_line_inside_a_request_names_it(hostile: tuple[Server, Install
         refused = http.get("/embed/course/not-a-token-at-all")  # logs "embed link refused"
         overflow = http.get("/embed/api/builder/", params={"course": HUGE}, headers=server.extra["edit"])
     assert refused.status_code == 401 and overflow.status_code == 422
-    lines = _log_lines(server)
+    # the access line is written after the response's last byte: wait for it (at most 5 s)
+    deadline = time.monotonic() + 5
+    while True:
+        lines = _log_lines(server)
+        seen = {line.get("request_id") for line in lines if line.get("msg") == "request"}
+        if {refused.headers["x-request-id"], overflow.headers["x-request-id"]} <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     for response, message in ((refused, "embed link refused"), (overflow, "number out of range")):
         request_id = response.headers["x-request-id"]
         mine = [line for line in lines if line.get("request_id") == request_id]
