@@ -50,7 +50,7 @@ from appliance.ai.generation import (
     screen_content,
 )
 from appliance.ai.quality import Flag, counted_sentences, course_flags, screen_flags
-from appliance.ai.repair import drop_repeated_sentences
+from appliance.ai.repair import cut_to_sentence, drop_repeated_sentences
 from appliance.ai.schema import validate
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content, validate_screen
@@ -142,6 +142,7 @@ _FRAME_TITLE = re.compile(
     r"references|resources|quiz|knowledge check|test your|review|wrap[- ]?up|final thoughts|closing|purpose|"
     r"flashcards?|learning objectives?|assessment|faqs?|frequently asked|additional information|further reading)\b",
     re.IGNORECASE)
+QUIZ_REWRITES = 1  # whole knowledge checks written again: its questions are asked again on their own first
 PLAN_SPARE = 3  # extra plan lines asked for: frame-like or repeated titles are passed over, not reframed
 # the plan's screens are "key points": asked for "screens" of a "course", Qwen2.5-1.5B plans an
 # introduction first and a conclusion, next steps and references last (about half of its lines)
@@ -235,16 +236,17 @@ class _Course:
     def _call(self, make: Maker, sampling: SamplingParams, avoid: str | None) -> dict[str, Any]:
         return self.patiently(lambda: make(sampling, avoid))
 
-    def write(self, index: int, make: Maker, priority: int = 0) -> None:
+    def write(self, index: int, make: Maker, priority: int = 0, retries: int | None = None) -> None:
         """Write screen ``index`` through the gate: up to ``brief.retries`` fresh samples. Besides
         the screen's own rules, a sentence already said by a finished screen counts as a failure
         (the rewrite is told which sentences to avoid; one rewrite for repetition, which the
         final flags report if it persists), so repetition is caught while the other screens are
         still being written, not in a pass at the end. A screen with a lower ``priority`` (the
-        opening one) runs ahead of the others, rewrites included."""
+        opening one) runs ahead of the others, rewrites included. ``retries`` lowers the bound for
+        a screen that retries its own parts (the knowledge check asks a failing question again)."""
         self.makers[index] = make
         avoid: str | None = None
-        retries = self.brief.retries
+        retries = self.brief.retries if retries is None else min(retries, self.brief.retries)
         for attempt in range(1 + retries):
             sampling = replace(fresh_sample(DEFAULT_SAMPLING, attempt), priority=priority)
             screen = self._call(make, sampling, avoid)
@@ -489,7 +491,7 @@ def draft_course(
                 cancel=cancel, sampling=sampling))
         except ValueError:  # InvalidOutput: the plan stands, the description is said plainly
             return f"{brief.prompt[:200]} (for {brief.audience[:80]})"
-        return str(raw["description"])
+        return cut_to_sentence(str(raw["description"]))
 
     def start_closing(title: str, objectives: list[str]) -> None:
         """The knowledge check and the key takeaways need only the objectives: they start before the
@@ -500,12 +502,15 @@ def draft_course(
         if not structured:
             return
         if brief.quiz:
-            focuses = [f"Ask about this objective: {o}" for o in objectives]
+            # a situation to act in, not a definition: asked for "this objective", every question
+            # asked what the topic is, in the same words (the gate's repeated_sentence, identical answers)
+            focuses = [f"Ask about this objective: {o}. Describe a short work situation and ask what the learner "
+                       "should do; do not ask for a definition." for o in objectives]
             if len(focuses) == 1:  # two questions on one objective: one on what to know, one on what to do
-                focuses = [focuses[0] + " (a fact to know).", focuses[0] + " (what to do in a situation)."]
+                focuses = [f"Ask about this objective: {objectives[0]} (a fact to know).", focuses[0]]
             futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz_at_once(
                 engine, context, focuses, KNOWLEDGE_CHECK, source=brief.source, cancel=cancel, timeout=timeout,
-                sampling=sampling)))
+                sampling=sampling), 0, QUIZ_REWRITES))
         summary_focus = ("Sum up what the learner now knows and does: one point per objective, in new words "
                          "(do not copy the objectives).")
         futures.append(pool.submit(course.write, count - 1, lambda sampling, avoid: generate_screen(

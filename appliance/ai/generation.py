@@ -19,8 +19,8 @@ from typing import Any
 
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
-from appliance.ai.quality import Flag, has_cjk, refine_flags, sentences, translation_flags
-from appliance.ai.repair import drop_repeated_feedback, strip_tags
+from appliance.ai.quality import Flag, has_cjk, refine_flags, screen_flags, sentences, translation_flags
+from appliance.ai.repair import drop_repeated_feedback, finish_cut_texts, strip_tags
 from appliance.courses.validate import paragraphs_to_html, validate_screen
 from appliance.errors import Invalid
 
@@ -30,7 +30,7 @@ REFINE_OPERATIONS = ("shorten", "expand", "simplify", "fix_grammar", "change_ton
 SCREEN_RETRIES = 2  # fresh samples for a screen that fails the gate
 # rules a fresh sample can fix; the course-level ones (type mix, quiz, summary) are settled by the plan
 REGENERATE_RULES = {"leaked_markup", "meta_talk", "repeated_sentence", "empty_field", "overlong_field",
-                    "quiz_malformed", "untranslated", "unchanged", "changed", "mixed_script"}
+                    "quiz_malformed", "untranslated", "unchanged", "changed", "mixed_script", "unfinished_text"}
 SYSTEM = (
     "You write short, clear e-learning content for workplace courses. Write to the learner (\"you\") "
     "about the topic itself. Never mention the screen, the course, the module, the format, JSON or "
@@ -42,8 +42,8 @@ Progress = Callable[[float, str, dict[str, Any] | None], None]
 
 SCREEN_TASKS = {
     "text": "Explain it in 1 or 2 short paragraphs of 2-3 sentences each.",
-    "list": "Give 3 key points, each a short title and one sentence.",
-    "process": "Give 3 steps in order, each a short title and one sentence.",
+    "list": "Give 3 key points, each a title of 2 to 5 words and one sentence.",
+    "process": "Give 3 steps in order, each a title of 2 to 5 words (an action) and one sentence.",
     "checklist": "Give 3 or 4 concrete actions the learner should take, each on one short line.",
     "flashcards": "Give 3 cards: a term on the front, a one-sentence explanation on the back.",
 }
@@ -82,22 +82,27 @@ def outline_schema(screen_count: int, *, description: bool = True, key: str = "s
 DESCRIPTION_SCHEMA = _object(description=_text(180, 10))
 
 
+# the length bounds of the sentence fields, by JSON key: a text this long was cut by the grammar
+# (repair.finish_cut_texts cuts it back to whole sentences), a shorter one was ended by the model
+PARAGRAPH_CHARS, ITEM_TEXT_CHARS, FEEDBACK_CHARS = 300, 180, 220
+CAPS = {"paragraphs": PARAGRAPH_CHARS, "description": ITEM_TEXT_CHARS, "back": ITEM_TEXT_CHARS,
+        "feedback_correct": FEEDBACK_CHARS, "feedback_incorrect": FEEDBACK_CHARS}
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
-    "text": _object(paragraphs=_array(_text(300, 40), 1, 2)),
-    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 3)),
+    "text": _object(paragraphs=_array(_text(PARAGRAPH_CHARS, 40), 1, 2)),
+    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
     "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 4)),
-    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(140, 10)), 3, 3)),
-    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(140, 10)), 3, 3)),
+    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
+    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
 }
 SCREEN_TOKENS = 450
-INTRO_SCHEMA = _object(paragraphs=_array(_text(300, 40), 1, 1))  # the opening screen (course_writer)
+INTRO_SCHEMA = _object(paragraphs=_array(_text(PARAGRAPH_CHARS, 40), 1, 1))  # the opening screen (course_writer)
 def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
-        question=_text(140, 10),
-        answers=_array(_text(70, 1), 3, 3),
+        question=_text(200, 10),
+        answers=_array(_text(110, 1), 3, 3),
         correct={"enum": [0, 1, 2]},
-        feedback_correct=_text(120, 5),
-        feedback_incorrect=_text(120, 5),
+        feedback_correct=_text(FEEDBACK_CHARS, 5),
+        feedback_incorrect=_text(FEEDBACK_CHARS, 5),
     )
     questions = _array(question, question_count, question_count)
     return _object(title=_text(60, 3), questions=questions) if titled else _object(questions=questions)
@@ -146,9 +151,9 @@ def fixable(flags: list[Flag]) -> list[Flag]:
 
 
 def screen_content(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Model JSON (plain text, any tag it copied removed) → the content model (escaped HTML where the
-    type has HTML)."""
-    raw = strip_tags(raw)
+    """Model JSON (plain text, any tag it copied removed, texts a length cap cut cut back to whole
+    sentences) → the content model (escaped HTML where the type has HTML)."""
+    raw = finish_cut_texts(kind, strip_tags(raw), CAPS)
     if kind == "text":
         return {"html": paragraphs_to_html(raw["paragraphs"])}
     return raw
@@ -174,15 +179,17 @@ def generate_screen(
     return validate_screen({"type": kind, "title": title, "content": screen_content(kind, raw)})
 
 
-QUIZ_TASK = ("Write a {count}-question multiple-choice knowledge check. Each question has 3 answers, exactly "
-             "one of them correct; the wrong ones are plausible. feedback_correct says why the answer is right; "
-             "feedback_incorrect names the correct answer and explains it, in words specific to that question.")
-QUESTION_TOKENS = 220
+QUIZ_TASK = ("Write a {count}-question multiple-choice knowledge check. Each question has 3 different answers "
+             "of at most 8 words, exactly one of them correct; the wrong ones are plausible. feedback_correct says "
+             "in one short sentence why the answer is right; feedback_incorrect names the correct answer and says "
+             "why in one short sentence, specific to that question.")
+QUESTION_TOKENS = 260
+QUESTION_RETRIES = 2  # fresh samples for a knowledge-check question that fails the gate on its own
 
 
 def _quiz_screen(questions: list[dict[str, Any]], title: str) -> dict[str, Any]:
     """Model questions (answers, index of the correct one, two feedbacks) → a validated quiz screen."""
-    questions = strip_tags(questions)
+    questions = finish_cut_texts("quiz", {"questions": strip_tags(questions)}, CAPS)["questions"]
     return validate_screen({"type": "quiz", "title": title, "scored": True, "passing_grade": 50, "content": {
         "questions": [
             {
@@ -222,19 +229,25 @@ def generate_quiz_at_once(
     so they share the evaluated prefix."""
     task = QUIZ_TASK.format(count=1)
 
-    def one(focus: str, avoid: list[str] | None = None) -> dict[str, Any]:
+    def one(focus: str, avoid: list[str] | None = None, again: bool = False) -> dict[str, Any]:
         asked = f"{task} {focus}"
         if avoid:
             asked += " Do not repeat these sentences: " + "; ".join(avoid)[:300]
         raw = engine.generate_json(prompt_messages(asked, source, context), quiz_schema(1, titled=False),
                                    max_tokens=QUESTION_TOKENS + 100, timeout=timeout, cancel=cancel,
-                                   sampling=for_scripts(fresh_sample(sampling, 1) if avoid else sampling,
+                                   sampling=for_scripts(fresh_sample(sampling, 1) if avoid or again else sampling,
                                                         asked, source, context))
         question: dict[str, Any] = raw["questions"][0]
         return question
 
     with ThreadPoolExecutor(max_workers=len(focuses), thread_name_prefix="ai-question") as pool:
         questions = list(pool.map(one, focuses))
+        # a question the gate would fail on its own (an answer or feedback cut by its length cap, two
+        # identical answers) is asked again on its own: the gate would otherwise rewrite the whole quiz
+        for _round in range(QUESTION_RETRIES):
+            failing = failing_questions(questions)
+            for i, again in zip(failing, pool.map(lambda i: one(focuses[i], again=True), failing), strict=True):
+                questions[i] = again
     # written apart, questions explain one fact in the same words (often a definition in every
     # feedback): a feedback sentence said before is dropped where the feedback keeps another one; a
     # question still repeating an earlier one is asked again, once, told which sentences to avoid
@@ -245,6 +258,12 @@ def generate_quiz_at_once(
         if repeated:
             questions[i] = one(focuses[i], repeated)
     return _quiz_screen(drop_repeated_feedback(questions), title)
+
+
+def failing_questions(questions: list[dict[str, Any]]) -> list[int]:
+    """Indexes of the model questions that fail the gate on their own (quiz_malformed,
+    unfinished_text, ...): each is asked again on its own instead of the whole quiz."""
+    return [i for i, q in enumerate(questions) if fixable(screen_flags(_quiz_screen([q], "Check")))]
 
 
 def repeated_in_question(earlier: list[dict[str, Any]], question: dict[str, Any]) -> list[str]:

@@ -20,6 +20,8 @@ flagged screen (bounded retries) and reports what still fails in the job result.
     untranslated       a translation that kept a source string or changed the structure
     unchanged          a refine (other than fix_grammar) that returned its input
     changed            fix_grammar that rewrote more than small edits
+    unfinished_text    a sentence field (paragraph, item text, question, feedback) that ends or
+                       starts mid-sentence, or a heading that ends on "the", "and", "your", ...
 """
 
 from __future__ import annotations
@@ -33,7 +35,20 @@ from typing import Any
 
 RULES = ("leaked_markup", "meta_talk", "repeated_sentence", "empty_field", "overlong_field",
          "type_mix", "no_quiz", "quiz_malformed", "no_summary", "untranslated", "unchanged", "changed",
-         "mixed_script")
+         "mixed_script", "unfinished_text")
+
+# Generated text is held to a length by the grammar (generation.py), and a model that runs on is cut
+# there: "... such as passwords or credit card", or a paragraph split in a word ("to ext" / "end
+# the victim's"), or a process step whose title is half a sentence the description finishes. Text
+# of sentences must end as a sentence ends and must not start as the tail of one; a heading must
+# not end on a word that needs another after it ("Signs of a", "Report the incident and").
+SENTENCE_FIELDS = ("description", "paragraph", "text", "question", "feedback")
+# a sentence's end: . ! ? and the ellipsis, the ideographic, fullwidth, Devanagari and Arabic marks,
+# then any closing quote or bracket
+SENTENCE_END = r"[.!?\u2026\u3002\uff01\uff1f\u0964\u061f]['\"\u201d\u2019)\]]*"
+_FINISHED = re.compile(SENTENCE_END + "$")
+_DANGLING = re.compile(r"\b(?:a|an|the|and|or|but|nor|that|which|whose|where|your|their|our|its|such|than|because|if)$",
+                       re.IGNORECASE)
 
 # Qwen2.5-Coder, trained on much Chinese text, sometimes finishes an English word in Chinese
 # ("customer personal数据"). Han, kana and hangul inside text that is otherwise Latin is such a slip;
@@ -187,6 +202,33 @@ def _field_texts(screen: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "text", _str(content[key])
 
 
+def ends_a_sentence(text: str) -> bool:
+    """Does ``text`` end as a sentence ends (a full stop, question or exclamation mark, in any script)?"""
+    return bool(_FINISHED.search(text.rstrip()))
+
+
+def ends_on_a_dangling_word(text: str) -> bool:
+    """Does a heading or answer of 2+ words end on a word that needs another ("... and", "... the")?"""
+    text = text.strip()
+    return " " in text and bool(_DANGLING.search(text))
+
+
+def _unfinished(fields: list[tuple[str, str]], index: int | None) -> list[Flag]:
+    """unfinished_text: at most one flag per screen (one cut usually shows twice)."""
+    for field, text in fields:
+        text = text.strip()
+        if not text:
+            continue
+        if field in SENTENCE_FIELDS and (not ends_a_sentence(text) or text[0].islower()):
+            where = "ends mid-sentence" if not ends_a_sentence(text) else "starts mid-sentence"
+            return [Flag("unfinished_text", index, f"{_FIELD_NAMES[field]} {where}: "
+                         + _quote(text, max(0, len(text) - 45) if where[0] == "e" else 0, len(text)))]
+        if field in ("title", "item", "answer") and ends_on_a_dangling_word(text):
+            return [Flag("unfinished_text", index, f"{_FIELD_NAMES[field]} ends on a word that needs another: "
+                         + _quote(text, max(0, len(text) - 45), len(text)))]
+    return []
+
+
 def counted_sentences(screen: dict[str, Any]) -> list[str]:
     """The sentences of a screen that the repetition rule counts, in screen order. Headings are
     left out (a later screen may say one in full, a summary may repeat one): the screen title and
@@ -319,6 +361,7 @@ def screen_flags(screen: dict[str, Any], index: int | None = None, *, seen: set[
         elif len(text) > LIMITS[field]:
             flags.append(Flag("overlong_field", index, f"{name} of {len(text)} characters (limit "
                               f"{LIMITS[field]}): {_quote(text, 0, 40)}"))
+    flags += _unfinished(fields, index)
     for heading, count in _item_headings(screen).items():
         if count > 1:
             flags.append(Flag("repeated_sentence", index, f"item title repeated in this screen: {_quote(heading, 0, 60)}"))

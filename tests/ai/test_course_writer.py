@@ -205,6 +205,26 @@ def test_the_knowledge_check_writes_its_questions_at_once(engine: LocalEngine) -
 
 
 
+def test_a_question_that_fails_the_gate_on_its_own_is_found() -> None:
+    """generate_quiz_at_once asks such a question again on its own, not the whole quiz (written by
+    Qwen2.5-1.5B in bench/course.py, 2026-12-03: an answer and a feedback cut by their length caps)."""
+    from appliance.ai.generation import FEEDBACK_CHARS, failing_questions
+
+    def q(answers: list[str], feedback: str = "Yes: a mismatched address is the clearest sign.") -> dict[str, Any]:
+        return {"question": "Which sign shows that a sender is fake?", "answers": answers, "correct": 0,
+                "feedback_correct": feedback, "feedback_incorrect": "No: check the address, not the name."}
+
+    good = q(["A mismatched address", "A long email", "A polite greeting"])
+    cut_answer = q(["A message that looks like it's from a trusted source but", "A long email", "A greeting"])
+    one_long_sentence = ("Phishing is the practice of sending emails or messages that appear to come from a "
+                         "trusted sender, such as your bank, your manager or the service desk, in order to "
+                         "trick you into revealing your password, your card number or other sensitive data")
+    cut_feedback = q(["A mismatched address", "A long email", "A polite greeting"], one_long_sentence[:FEEDBACK_CHARS])
+    twice = q(["A mismatched address", "A mismatched address", "A polite greeting"])
+    # the answer cut after "but" loses the word; the feedback has no whole sentence to keep
+    assert failing_questions([good, cut_answer, good, cut_feedback, twice]) == [3, 4]
+
+
 def test_a_question_that_repeats_an_earlier_one_is_found() -> None:
     """generate_quiz_at_once asks such a question again, told which sentences to avoid."""
     from appliance.ai.generation import repeated_in_question

@@ -173,7 +173,7 @@ def test_leaked_markup_in_quiz_answer_and_feedback() -> None:
 
 
 def test_one_leak_gives_one_flag_per_field() -> None:
-    flags = screen_flags(text("Protecting data", "&lt;source&gt;Customer personal data&lt;/source&gt;"))
+    flags = screen_flags(text("Protecting data", "&lt;source&gt;Customer personal data&lt;/source&gt; matters."))
     assert rules(flags) == ["leaked_markup"]
 
 
@@ -240,6 +240,27 @@ def test_meta_talk_in_a_quiz_question_and_a_title() -> None:
     assert "meta_talk" in rules(screen_flags(text("Welcome to the Course Screen", "Data is valuable.")))
 
 
+# ---------------------------------------------------------------- unfinished_text
+
+@pytest.mark.parametrize("screen", [
+    text("Phishing", "Attackers want your passwords or credit card"),           # cut by a length cap
+    text("Phishing", "Attackers want your passwords.", "end the victim's computer."),  # the tail of a cut
+    items("list", "Kinds", ("Emails", "Fakes contain links that can ")),
+    items("process", "How it works", ("Phishing is a type of attack where attackers", "send fake emails.")),
+    items("checklist", "Before you click", "Check the sender and", "Hover over the link."),
+    quiz(question("What do you do first?", ["Report it", "Delete it"], 0, good="Yes, report it so the")),
+])
+def test_unfinished_text_fails(screen: dict[str, Any]) -> None:
+    assert rules(screen_flags(screen)) == ["unfinished_text"]
+
+
+def test_unfinished_text_passes_whole_sentences_and_headings() -> None:
+    assert screen_flags(text("What to watch out for", "Attackers want your passwords!", "Ask: is it real?")) == []
+    assert screen_flags(items("process", "Report it", ("Forward the email", "Send it to the service desk (ext. 2222)."))) == []
+    assert screen_flags(text("Datenschutz", "Schützen Sie Kundendaten.")) == []
+    assert screen_flags(text("报告", "在 Outlook 中报告可疑邮件。")) == []
+
+
 # ---------------------------------------------------------------- repeated_sentence
 
 def test_repeated_sentence_across_screens_fails() -> None:
@@ -254,7 +275,7 @@ def test_repeated_sentence_across_screens_fails() -> None:
 def test_repeated_sentence_ignores_case_spacing_and_punctuation() -> None:
     seen: set[str] = set()
     assert screen_flags(text("A", "Always lock your computer before you leave."), 0, seen=seen) == []
-    flags = screen_flags(text("B", "always  LOCK your computer before you leave!"), 1, seen=seen)
+    flags = screen_flags(text("B", "Always  LOCK your computer before you leave!"), 1, seen=seen)
     assert rules(flags) == ["repeated_sentence"]
 
 
@@ -347,8 +368,8 @@ def test_overlong_field_fails() -> None:
 
 
 def test_overlong_field_passes_at_the_limits() -> None:
-    assert screen_flags(text("T" * LIMITS["title"], "D" * LIMITS["paragraph"])) == []
-    assert screen_flags(items("list", "Kinds", ("I" * LIMITS["item"], "x" * LIMITS["text"]))) == []
+    assert screen_flags(text("T" * LIMITS["title"], "D" * (LIMITS["paragraph"] - 1) + ".")) == []
+    assert screen_flags(items("list", "Kinds", ("I" * LIMITS["item"], "X" * (LIMITS["text"] - 1) + "."))) == []
 
 
 # ---------------------------------------------------------------- type_mix

@@ -3,9 +3,9 @@ where its field says more, and kept where it is all the field says."""
 
 from __future__ import annotations
 
-from appliance.ai.generation import screen_content
+from appliance.ai.generation import ITEM_TEXT_CHARS, screen_content
 from appliance.ai.quality import screen_flags
-from appliance.ai.repair import drop_repeated_feedback, drop_repeated_sentences, strip_tags
+from appliance.ai.repair import cut_to_sentence, drop_repeated_feedback, drop_repeated_sentences, strip_tags
 from appliance.courses.validate import paragraphs_to_html
 
 RULE = "Check the sender's address before you open any link in an email."
@@ -80,3 +80,27 @@ def test_tags_a_model_copied_into_its_text_are_removed_before_the_gate() -> None
     assert screen_flags({"type": "text", "title": "Loads", "content": content}) == []
     assert strip_tags({"items": [{"title": "Sender <b>name</b>", "n": 3}]}) == {"items": [{"title": "Sender name", "n": 3}]}
     assert raw["paragraphs"][0].startswith("<source>")  # the input is left as it was
+
+
+def test_text_a_length_cap_cut_is_cut_back_to_whole_sentences() -> None:
+    # what Qwen2.5-1.5B wrote into a 10-screen course (bench/course.py, 2026-12-03): the grammar's
+    # length caps cut a description, and a paragraph in the middle of a word
+    raw = {"paragraphs": ["Phishing tricks you into sharing passwords. These attempts can be used to ext",
+                          "end the victim's computer system. Be cautious with unknown senders."]}
+    content = screen_content("text", raw)
+    assert content["html"] == "<p>Phishing tricks you into sharing passwords.</p><p>Be cautious with unknown senders.</p>"
+    assert screen_flags({"type": "text", "title": "Phishing", "content": content}) == []
+    at_cap = ("Callers use fraudulent numbers that look like your bank's, your manager's or the service desk's, and "
+              "they press you to act at once, to trick you into giving away your personal data")[:ITEM_TEXT_CHARS]
+    assert len(at_cap) == ITEM_TEXT_CHARS
+    listed = screen_content("list", {"items": [
+        {"title": "Emails", "description": "Fakes look real. They contain malicious links or attachments that can "},
+        {"title": "Calls", "description": at_cap},
+        {"title": "Signs of phishing in emails and", "description": "Urgency is the commonest sign"}]})
+    assert [i["description"] for i in listed["items"]] == [
+        "Fakes look real.", at_cap, "Urgency is the commonest sign."]  # the model ended it: its full stop added
+    assert listed["items"][2]["title"] == "Signs of phishing in emails"
+    assert [f.rule for f in screen_flags({"type": "list", "title": "Kinds", "content": listed})] == ["unfinished_text"]
+    assert cut_to_sentence("Use a vault, e.g. a password manager and") == "Use a vault, e.g. a password manager and"
+    assert cut_to_sentence("Lock your screen. Always.") == "Lock your screen. Always."
+    assert raw["paragraphs"][0].endswith("to ext")  # the input is left as it was
