@@ -229,13 +229,13 @@ def generate_quiz_at_once(
     so they share the evaluated prefix."""
     task = QUIZ_TASK.format(count=1)
 
-    def one(focus: str, avoid: list[str] | None = None, again: bool = False) -> dict[str, Any]:
+    def one(focus: str, avoid: list[str] | None = None, attempt: int = 0) -> dict[str, Any]:
         asked = f"{task} {focus}"
         if avoid:
             asked += " Do not repeat these sentences: " + "; ".join(avoid)[:300]
         raw = engine.generate_json(prompt_messages(asked, source, context), quiz_schema(1, titled=False),
                                    max_tokens=QUESTION_TOKENS + 100, timeout=timeout, cancel=cancel,
-                                   sampling=for_scripts(fresh_sample(sampling, 1) if avoid or again else sampling,
+                                   sampling=for_scripts(fresh_sample(sampling, QUESTION_RETRIES + 1 if avoid else attempt),
                                                         asked, source, context))
         question: dict[str, Any] = raw["questions"][0]
         return question
@@ -244,9 +244,10 @@ def generate_quiz_at_once(
         questions = list(pool.map(one, focuses))
         # a question the gate would fail on its own (an answer or feedback cut by its length cap, two
         # identical answers) is asked again on its own: the gate would otherwise rewrite the whole quiz
-        for _round in range(QUESTION_RETRIES):
+        for attempt in range(1, 1 + QUESTION_RETRIES):
             failing = failing_questions(questions)
-            for i, again in zip(failing, pool.map(lambda i: one(focuses[i], again=True), failing), strict=True):
+            asked = pool.map(lambda i, attempt=attempt: one(focuses[i], attempt=attempt), failing)
+            for i, again in zip(failing, asked, strict=True):
                 questions[i] = again
     # written apart, questions explain one fact in the same words (often a definition in every
     # feedback): a feedback sentence said before is dropped where the feedback keeps another one; a
