@@ -261,6 +261,21 @@ def generate_quiz_at_once(
     return _quiz_screen(drop_repeated_feedback(questions), title)
 
 
+def through_the_gate(make: Callable[[SamplingParams], dict[str, Any]], retries: int = SCREEN_RETRIES,
+                     ) -> tuple[dict[str, Any], list[Flag]]:
+    """A screen written by ``make`` (given the sampling to use) and checked by the gate: written
+    again with a fresh seed while a rule a fresh sample can fix fails, at most ``retries`` times.
+    Returns the screen and what it still fails (the caller reports it, never drops it silently).
+    The single-screen and quiz jobs use it; the course writer has its own loop (repetition across
+    screens)."""
+    for attempt in range(1 + retries):
+        screen = make(fresh_sample(DEFAULT_SAMPLING, attempt))
+        flags = screen_flags(screen)
+        if not fixable(flags):
+            break
+    return screen, flags
+
+
 def failing_questions(questions: list[dict[str, Any]]) -> list[int]:
     """Indexes of the model questions that fail the gate on their own (quiz_malformed,
     unfinished_text, ...): each is asked again on its own instead of the whole quiz."""

@@ -13,6 +13,7 @@ from appliance.ai.course_writer import CourseBrief, draft_course
 from appliance.ai.generation import (
     generate_quiz,
     generate_screen,
+    through_the_gate,
     translate_screens,
 )
 from appliance.ai.jobs import JobContext, handler
@@ -82,8 +83,9 @@ def run_generate_screen(ctx: JobContext) -> dict[str, Any]:
     _content, context = _course_context(ctx, p["courseId"])
     title = p.get("title") or (p.get("prompt") or "New screen")[:80]
     topic = f"{context}. {p.get('prompt') or ''}".strip()
-    screen = generate_screen(ctx.engine, p["type"], title, topic, source=p.get("content"), cancel=ctx.cancel)
-    extra: dict[str, Any] = {}
+    screen, flags = through_the_gate(lambda sampling: generate_screen(
+        ctx.engine, p["type"], title, topic, source=p.get("content"), cancel=ctx.cancel, sampling=sampling), ctx.retries)
+    extra: dict[str, Any] = {"flags": [f.to_wire() for f in flags]}
     for step in SCREEN_STEPS:
         extra.update(step(ctx, p["courseId"], screen))
     ctx.progress(0.9, "screen generated", {"screen": screen})
@@ -98,9 +100,11 @@ def run_generate_quiz(ctx: JobContext) -> dict[str, Any]:
     if not source:  # from the course's own content
         source = "\n".join(json.dumps(s.get("content", {}), ensure_ascii=False)[:800] for s in content["screens"])
     topic = f"{context}. {p.get('prompt') or ''}".strip()
-    screen = generate_quiz(ctx.engine, topic, int(p.get("questionCount") or 3), source=source, cancel=ctx.cancel)
+    screen, flags = through_the_gate(lambda sampling: generate_quiz(
+        ctx.engine, topic, int(p.get("questionCount") or 3), source=source, cancel=ctx.cancel, sampling=sampling),
+        ctx.retries)
     ctx.progress(0.9, "quiz generated", {"screen": screen})
-    return _append(ctx, p["courseId"], screen)
+    return {**_append(ctx, p["courseId"], screen), "flags": [f.to_wire() for f in flags]}
 
 
 @handler("translate")
