@@ -79,10 +79,10 @@ class Flag:
 # run longer than English) while catching runaway generations. The validator's own caps (300/5000)
 # are storage limits, not readable lengths.
 LIMITS = {"title": 120, "description": 300, "item": 120, "text": 300, "paragraph": 800, "question": 300,
-          "answer": 200, "feedback": 400}
+          "answer": 200, "feedback": 400, "media": 300}
 _FIELD_NAMES = {"title": "screen title", "description": "screen description", "item": "item title",
                 "text": "item text", "paragraph": "paragraph", "question": "question", "answer": "answer",
-                "feedback": "feedback"}
+                "feedback": "feedback", "media": "image text"}
 
 # Leaked markup, matched on what the learner sees (entities already unescaped in HTML fields).
 # Each alternative is something small models really emit when the prompt or the JSON format bleeds
@@ -199,7 +199,7 @@ def _field_texts(screen: dict[str, Any]) -> Iterator[tuple[str, str]]:
     elif kind == "media":
         for key in ("alt", "caption"):
             if _str(content.get(key)).strip():
-                yield "text", _str(content[key])
+                yield "media", _str(content[key])  # often no sentence: not held to unfinished_text
 
 
 def ends_a_sentence(text: str) -> bool:
