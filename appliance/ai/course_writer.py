@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, SamplingParams
 from appliance.ai.errors import QueueFull
 from appliance.ai.generation import (
+    DESCRIPTION_CHARS,
     DESCRIPTION_SCHEMA,
     INTRO_SCHEMA,
     MAX_SCREENS,
@@ -491,7 +492,7 @@ def draft_course(
                 cancel=cancel, sampling=sampling))
         except ValueError:  # InvalidOutput: the plan stands, the description is said plainly
             return f"{brief.prompt[:200]} (for {brief.audience[:80]})"
-        return cut_to_sentence(str(raw["description"]))
+        return cut_to_sentence(str(raw["description"]), DESCRIPTION_CHARS)
 
     def start_closing(title: str, objectives: list[str]) -> None:
         """The knowledge check and the key takeaways need only the objectives: they start before the
@@ -504,10 +505,10 @@ def draft_course(
         if brief.quiz:
             # a situation to act in, not a definition: asked for "this objective", every question
             # asked what the topic is, in the same words (the gate's repeated_sentence, identical answers)
-            focuses = [f"Ask about this objective: {o}. Describe a short work situation and ask what the learner "
+            focuses = [f"Ask about this objective: {o.rstrip('.')}. Describe a short work situation and ask what the learner "
                        "should do; do not ask for a definition." for o in objectives]
             if len(focuses) == 1:  # two questions on one objective: one on what to know, one on what to do
-                focuses = [f"Ask about this objective: {objectives[0]} (a fact to know).", focuses[0]]
+                focuses = [f"Ask about this objective: {objectives[0].rstrip('.')} (a fact to know).", focuses[0]]
             futures.append(pool.submit(course.write, head + planned_count, lambda sampling, _avoid: generate_quiz_at_once(
                 engine, context, focuses, KNOWLEDGE_CHECK, source=brief.source, cancel=cancel, timeout=timeout,
                 sampling=sampling), 0, QUIZ_REWRITES))

@@ -79,7 +79,8 @@ def outline_schema(screen_count: int, *, description: bool = True, key: str = "s
     return _object(**plan)
 
 
-DESCRIPTION_SCHEMA = _object(description=_text(180, 10))
+DESCRIPTION_CHARS = 180
+DESCRIPTION_SCHEMA = _object(description=_text(DESCRIPTION_CHARS, 10))
 
 
 # the length bounds of the sentence fields, by JSON key: a text this long was cut by the grammar
