@@ -51,7 +51,7 @@ from appliance.ai.generation import (
     screen_content,
 )
 from appliance.ai.quality import Flag, counted_sentences, course_flags, screen_flags
-from appliance.ai.repair import cut_to_sentence, drop_repeated_sentences
+from appliance.ai.repair import cut_to_sentence, drop_repeated_sentences, trim_dangling
 from appliance.ai.schema import validate
 from appliance.courses.model import empty_content
 from appliance.courses.validate import validate_content, validate_screen
@@ -165,7 +165,7 @@ def _reframe(planned: dict[str, Any], objectives: list[str], plan: list[dict[str
     goal = objectives[min(int(planned["objective"]), len(objectives)) - 1].strip().rstrip(".")
     used = {p["title"].split(":")[0] for p in plan}
     angle, kind = next((a for a in ANGLES if a[0] not in used), ANGLES[len(plan) % len(ANGLES)])
-    return {**planned, "title": f"{angle}: {goal[:1].lower()}{_words(goal[1:], 60)}", "type": kind}
+    return {**planned, "title": trim_dangling(f"{angle}: {goal[:1].lower()}{_words(goal[1:], 60)}"), "type": kind}
 
 
 def _words(text: str, limit: int) -> str:
@@ -292,11 +292,12 @@ def _title_of(text: str) -> str:
 
 
 def _heading(title: str) -> str:
-    """A plan line's title, plain; one the grammar cut at its length bound ends at a whole word."""
+    """A plan line's title, plain; one the grammar cut at its length bound ends at a whole word,
+    and not on a word that needs another ("..., identity theft, or")."""
     title = _plain(title)
     if len(title) >= PLAN_TITLE_MAX - 1 and " " in title:
         title = title.rsplit(" ", 1)[0].rstrip(" ,;:-")
-    return title
+    return trim_dangling(title)
 
 
 class _PlanReader:

@@ -20,7 +20,18 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .grammar import SENTENCE_AFTER, SENTENCE_ENDS
+
 _WHITESPACE = " \t\n\r"
+
+
+def _characters(raw: str) -> int:
+    """Characters of a JSON string body as the grammar counts them (an escape sequence is one)."""
+    count, i = 0, 0
+    while i < len(raw):
+        i += 6 if raw.startswith("\\u", i) else 2 if raw[i] == "\\" else 1
+        count += 1
+    return count
 
 
 @dataclass
@@ -205,6 +216,10 @@ class ForcedText:
         top = self.stack[-1]
         if top.kind == "string":
             options = self._options(top.schema)
+            after = top.schema.get(SENTENCE_AFTER)
+            if (options is None and not top.is_key and isinstance(after, int) and top.text
+                    and top.text[-1] in SENTENCE_ENDS and not top.escape and _characters(top.text) > after):
+                return '"'  # past x-sentence-after a sentence end closes the string (grammar.py)
             if options is None or top.is_key:
                 return ""
             typed = '"' + top.text

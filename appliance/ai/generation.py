@@ -19,6 +19,7 @@ from typing import Any
 
 from appliance.ai.engine import DEFAULT_SAMPLING, CancelToken, Engine, Message, SamplingParams
 from appliance.ai.errors import Cancelled
+from appliance.ai.grammar import SENTENCE_AFTER
 from appliance.ai.quality import Flag, has_cjk, refine_flags, screen_flags, sentences, translation_flags
 from appliance.ai.repair import drop_repeated_feedback, finish_cut_texts, strip_tags
 from appliance.courses.validate import paragraphs_to_html, validate_screen
@@ -58,6 +59,12 @@ def _text(max_length: int, min_length: int = 1) -> dict[str, Any]:
     return {"type": "string", "minLength": min_length, "maxLength": max_length}
 
 
+def _sentences(after: int, max_length: int, min_length: int = 1) -> dict[str, Any]:
+    """A sentence field: ends where the model ends it up to ``after`` characters; past that it
+    closes at the end of the sentence it is in (grammar.SENTENCE_AFTER), ``max_length`` at most."""
+    return {**_text(max_length, min_length), SENTENCE_AFTER: after}
+
+
 def _array(items: dict[str, Any], low: int, high: int) -> dict[str, Any]:
     return {"type": "array", "items": items, "minItems": low, "maxItems": high}
 
@@ -75,35 +82,38 @@ def outline_schema(screen_count: int, *, description: bool = True, key: str = "s
     plan = {"title": _text(80, 3), "objectives": _array(_text(90, 10), 1, 3),
             key: _array(screen, screen_count, screen_count)}
     if description:
-        plan["description"] = _text(180, 10)
+        plan["description"] = _sentences(DESCRIPTION_AFTER, DESCRIPTION_CHARS, 10)
     return _object(**plan)
 
 
-DESCRIPTION_CHARS = 180
-DESCRIPTION_SCHEMA = _object(description=_text(DESCRIPTION_CHARS, 10))
-
-
-# the length bounds of the sentence fields, by JSON key: a text this long was cut by the grammar
-# (repair.finish_cut_texts cuts it back to whole sentences), a shorter one was ended by the model
-PARAGRAPH_CHARS, ITEM_TEXT_CHARS, FEEDBACK_CHARS = 300, 180, 220
+# Sentence fields, by JSON key: up to *_AFTER characters the model ends them where it likes; past
+# that they close at the end of the running sentence, within the *_CHARS bound. A text of the full
+# bound ran out of room mid-sentence (repair.finish_cut_texts cuts it back to whole sentences).
+PARAGRAPH_AFTER, PARAGRAPH_CHARS = 240, 400
+ITEM_TEXT_AFTER, ITEM_TEXT_CHARS = 130, 240
+FEEDBACK_AFTER, FEEDBACK_CHARS = 150, 260
+DESCRIPTION_AFTER, DESCRIPTION_CHARS = 130, 240
 CAPS = {"paragraphs": PARAGRAPH_CHARS, "description": ITEM_TEXT_CHARS, "back": ITEM_TEXT_CHARS,
         "feedback_correct": FEEDBACK_CHARS, "feedback_incorrect": FEEDBACK_CHARS}
+DESCRIPTION_SCHEMA = _object(description=_sentences(DESCRIPTION_AFTER, DESCRIPTION_CHARS, 10))
+_PARAGRAPH = _sentences(PARAGRAPH_AFTER, PARAGRAPH_CHARS, 40)
+_ITEM_TEXT = _sentences(ITEM_TEXT_AFTER, ITEM_TEXT_CHARS, 10)
 SCREEN_SCHEMAS: dict[str, dict[str, Any]] = {
-    "text": _object(paragraphs=_array(_text(PARAGRAPH_CHARS, 40), 1, 2)),
-    "process": _object(steps=_array(_object(title=_text(50, 2), description=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
+    "text": _object(paragraphs=_array(_PARAGRAPH, 1, 2)),
+    "process": _object(steps=_array(_object(title=_text(50, 2), description=_ITEM_TEXT), 3, 3)),
     "checklist": _object(items=_array(_object(title=_text(100, 5)), 3, 4)),
-    "list": _object(items=_array(_object(title=_text(50, 2), description=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
-    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_text(ITEM_TEXT_CHARS, 10)), 3, 3)),
+    "list": _object(items=_array(_object(title=_text(50, 2), description=_ITEM_TEXT), 3, 3)),
+    "flashcards": _object(cards=_array(_object(front=_text(50, 2), back=_ITEM_TEXT), 3, 3)),
 }
 SCREEN_TOKENS = 450
-INTRO_SCHEMA = _object(paragraphs=_array(_text(PARAGRAPH_CHARS, 40), 1, 1))  # the opening screen (course_writer)
+INTRO_SCHEMA = _object(paragraphs=_array(_PARAGRAPH, 1, 1))  # the opening screen (course_writer)
 def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
         question=_text(200, 10),
         answers=_array(_text(110, 1), 3, 3),
         correct={"enum": [0, 1, 2]},
-        feedback_correct=_text(FEEDBACK_CHARS, 5),
-        feedback_incorrect=_text(FEEDBACK_CHARS, 5),
+        feedback_correct=_sentences(FEEDBACK_AFTER, FEEDBACK_CHARS, 5),
+        feedback_incorrect=_sentences(FEEDBACK_AFTER, FEEDBACK_CHARS, 5),
     )
     questions = _array(question, question_count, question_count)
     return _object(title=_text(60, 3), questions=questions) if titled else _object(questions=questions)

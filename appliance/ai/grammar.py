@@ -40,6 +40,18 @@ NO_CJK_CHAR_RULE = STRICT_CHAR_RULE.replace(
 # Allow a newline plus bounded indentation between tokens, so that models can pretty-print
 # (their habit), while keeping whitespace runs bounded.
 WS_SPACE_RULE = r'space ::= | " " | "\n" [ \t]{0,20}'
+# JSON-schema extension for sentence fields (docs/ai.md "Constrained decoding"): a string with
+# ``"x-sentence-after": N`` may end anywhere up to N characters; past N it may not start another
+# sentence: it runs on without a sentence end (at most its maxLength) and closes right after the
+# first one. A hard maxLength alone cut about one field in three mid-sentence or mid-word.
+SENTENCE_AFTER = "x-sentence-after"
+SENTENCE_ENDS = ".!?\u2026\u3002\uff01\uff1f\u0964\u061f"  # as appliance.ai.quality.SENTENCE_END
+SENTENCE_END_RULE = "sentence-end ::= [" + SENTENCE_ENDS + "]"
+
+
+def _sentence_char_rule(char_rule: str) -> str:
+    """``char`` without the sentence ends: what a sentence field holds past its x-sentence-after."""
+    return char_rule.replace("char ::= [^", "sentence-char ::= [^" + SENTENCE_ENDS, 1)
 
 _GBNF_CACHE: OrderedDict[str, str] = OrderedDict()
 _GBNF_LOCK = threading.Lock()
@@ -77,6 +89,34 @@ def grammar_schema(schema: Any) -> Any:
     return out
 
 
+def _convert(schema: dict[str, Any]) -> str:
+    """llama-cpp-python's JSON-schema converter (what ``json_schema_to_gbnf`` does), plus
+    ``x-sentence-after`` strings: ``"\"" (char{min,N-1} | char{N} sentence-char{0,M} sentence-end) "\""``
+    with M = maxLength - N - 1. The alternatives are decided by the length alone, so the grammar
+    keeps two parse stacks, not one per possible sentence start."""
+    g = importlib.import_module("llama_cpp.llama_grammar")
+
+    class Converter(g.SchemaConverter):  # type: ignore[misc,name-defined]
+        def visit(self, schema: dict[str, Any], name: str) -> str:
+            after = schema.get(SENTENCE_AFTER) if isinstance(schema, dict) else None
+            if schema.get("type") != "string" or after is None:
+                return str(super().visit(schema, name))
+            low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+            if not isinstance(after, int) or not isinstance(high, int) or not low < after < high:
+                raise ValueError(f"{SENTENCE_AFTER} needs minLength < {SENTENCE_AFTER} < maxLength")
+            char = self._add_primitive("char", g.PRIMITIVE_RULES["char"])
+            self._add_rule("sentence-char", "char")  # replaced with the strict rule below
+            self._add_rule("sentence-end", SENTENCE_END_RULE.split(" ::= ", 1)[1])
+            short = g._build_repetition(char, low, after - 1)
+            long = g._build_repetition(char, after, after) + " " + g._build_repetition("sentence-char", 0, high - after - 1)
+            rule_name = name + "-" if name in g.RESERVED_NAMES else name or "root"
+            return str(self._add_rule(rule_name, f'"\\"" ( {short} | {long} sentence-end ) "\\"" space'))
+
+    converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter.visit(converter.resolve_refs(schema, "stdin"), "")
+    return str(converter.format_grammar())
+
+
 def schema_to_gbnf(schema: dict[str, Any], *, pretty_whitespace: bool = True, allow_cjk: bool = True) -> str:
     """GBNF for ``schema`` with the strict ``char`` rule (and optional pretty-print whitespace);
     ``allow_cjk=False`` keeps CJK scripts out of strings.
@@ -90,15 +130,17 @@ def schema_to_gbnf(schema: dict[str, Any], *, pretty_whitespace: bool = True, al
             _GBNF_CACHE.move_to_end(key)
             return hit
     try:
-        grammar_mod = importlib.import_module("llama_cpp.llama_grammar")
-        gbnf: str = grammar_mod.json_schema_to_gbnf(json.dumps(grammar_schema(schema)))
+        gbnf = _convert(grammar_schema(schema))
     except Exception as exc:
         raise SchemaError(f"cannot convert JSON schema to a grammar: {exc}") from exc
     lines = gbnf.splitlines()
     out = []
+    char_rule = STRICT_CHAR_RULE if allow_cjk else NO_CJK_CHAR_RULE
     for line in lines:
         if re.match(r"^char\s*::=", line):
-            line = STRICT_CHAR_RULE if allow_cjk else NO_CJK_CHAR_RULE
+            line = char_rule
+        elif re.match(r"^sentence-char\s*::=", line):
+            line = _sentence_char_rule(char_rule)
         elif pretty_whitespace and re.match(r"^space\s*::=", line):
             line = WS_SPACE_RULE
         out.append(line)

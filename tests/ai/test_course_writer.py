@@ -163,6 +163,11 @@ def test_a_planned_screen_that_repeats_the_frame_takes_its_objective_as_subject(
         "In practice: recognise a phishing email"
     kept = {"title": "Spotting a fake sender", "type": "list", "objective": 1}
     assert _reframe(kept, goals, plan) is kept
+    # the goal cut to 60 characters at a word ends on a word that needs another: that word goes
+    # (written by Qwen2.5-1.5B, bench breakdown 2026-12-03)
+    verify = ["Verify the sender's identity before clicking on any link or attachment in an email"]
+    assert _reframe({"title": "Conclusion", "type": "text", "objective": 1}, verify, [])["title"] == \
+        "In practice: verify the sender's identity before clicking on any link"
 
 
 def test_a_screen_is_written_at_the_priority_it_is_given_rewrites_included() -> None:
@@ -218,7 +223,9 @@ def test_a_question_that_fails_the_gate_on_its_own_is_found() -> None:
     cut_answer = q(["A message that looks like it's from a trusted source but", "A long email", "A greeting"])
     one_long_sentence = ("Phishing is the practice of sending emails or messages that appear to come from a "
                          "trusted sender, such as your bank, your manager or the service desk, in order to "
-                         "trick you into revealing your password, your card number or other sensitive data")
+                         "trick you into revealing your password, your card number, the codes your bank sends "
+                         "you or any other sensitive data that lets them act in your name")
+    assert len(one_long_sentence) > FEEDBACK_CHARS
     cut_feedback = q(["A mismatched address", "A long email", "A polite greeting"], one_long_sentence[:FEEDBACK_CHARS])
     twice = q(["A mismatched address", "A mismatched address", "A polite greeting"])
     # the answer cut after "but" loses the word; the feedback has no whole sentence to keep
@@ -294,9 +301,12 @@ def test_plan_titles_are_plain_headings_that_end_at_a_whole_word() -> None:
 
     long = "Understand the importance of listening actively when receiving and giving feedback to your team"
     cut = long[:PLAN_TITLE_MAX]  # what the grammar's length bound leaves: a word cut in two
-    reader = _PlanReader(count=2, spare=0)
+    reader = _PlanReader(count=3, spare=0)
     taken = reader.take([{"title": "In practice: <source>in place.</source> Now </", "type": "text", "objective": 1},
-                         {"title": cut, "type": "list", "objective": 1}])
+                         {"title": cut, "type": "list", "objective": 1},
+                         {"title": "Phishing attacks can be used for financial gain, identity theft, or",
+                          "type": "text", "objective": 1}])
     assert taken[0]["title"] == "In practice: in place. Now"
+    assert taken[2]["title"] == "Phishing attacks can be used for financial gain, identity theft"
     heading = taken[1]["title"]
     assert long.startswith(heading) and long[len(heading)] == " " and len(heading) < len(cut)

@@ -91,3 +91,13 @@ def test_forced_text_keeps_the_value_valid_json() -> None:
     text += step + end
     assert f.done
     assert json.loads(text) == {"items": [{"title": "Lock it"}, {"title": "Log out"}, {"title": "Report it"}]}
+
+
+def test_past_x_sentence_after_a_sentence_end_forces_the_closing_quote() -> None:
+    schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 40, "x-sentence-after": 12}},
+              "required": ["text"], "additionalProperties": False}
+    assert follow(schema, '{"text":"Lock it.').forced() == ""  # 8 characters: another sentence may follow
+    assert follow(schema, '{"text":"Lock it. Now').forced() == ""
+    assert follow(schema, '{"text":"Lock your screen.').forced() == '"}'
+    assert follow(schema, '{"text":"Say \\"stop\\" now!').forced() == '"}'  # escapes count as one character
+    assert follow(schema, '{"text":"Say \\"st.').forced() == ""  # 11 characters as the grammar counts them

@@ -60,3 +60,39 @@ def test_generation_keeps_cjk_out_unless_the_callers_text_has_it() -> None:
 
     assert for_scripts(DEFAULT_SAMPLING, "Manual handling", None).allow_cjk is False
     assert for_scripts(DEFAULT_SAMPLING, "Manual handling", "数据安全").allow_cjk is True
+
+
+SENTENCES = {"type": "object", "properties": {"text": {"type": "string", "minLength": 3, "maxLength": 40,
+                                                       "x-sentence-after": 12}},
+             "required": ["text"], "additionalProperties": False}
+
+
+def _written(llm: Any, sampler: LazyGrammarSampler, text: str) -> bool:
+    """Whether the grammar accepts ``text`` token by token."""
+    return all(sampler.force(token) for token in llm.tokenize(text.encode(), add_bos=False, special=False))
+
+
+def test_past_x_sentence_after_a_sentence_end_closes_the_string(llm: Any) -> None:
+    from appliance.ai.grammar import schema_to_gbnf
+
+    def opened() -> LazyGrammarSampler:
+        sampler = LazyGrammarSampler(llm, schema_to_gbnf(SENTENCES), seed=1)
+        assert _written(llm, sampler, '{"text": "')
+        return sampler
+
+    quote = llm.tokenize(b'"', add_bos=False, special=False)[0]
+    early = opened()  # within 12 characters: a sentence end, then another sentence
+    assert _written(llm, early, "Lock it. Now")
+    late = opened()  # past 12: the running sentence may go on, but the first sentence end closes it
+    assert _written(llm, late, "Lock your screen when you leave")
+    assert not late.legal(quote)  # and it may not stop mid-sentence
+    assert _written(llm, late, ".")
+    assert late.legal(quote)
+    assert not late.legal(llm.tokenize(b" Then", add_bos=False, special=False)[0])
+    long = opened()  # 39 characters without a sentence end: the 40th (maxLength) must be one
+    assert _written(llm, long, "Lock your screen whenever you leave the")
+    assert not long.legal(llm.tokenize(b" d", add_bos=False, special=False)[0])
+    assert not long.legal(quote)
+    assert _written(llm, long, "!")
+    for sampler in (early, late, long):
+        sampler.close()

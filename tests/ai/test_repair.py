@@ -91,7 +91,8 @@ def test_text_a_length_cap_cut_is_cut_back_to_whole_sentences() -> None:
     assert content["html"] == "<p>Phishing tricks you into sharing passwords.</p><p>Be cautious with unknown senders.</p>"
     assert screen_flags({"type": "text", "title": "Phishing", "content": content}) == []
     at_cap = ("Callers use fraudulent numbers that look like your bank's, your manager's or the service desk's, and "
-              "they press you to act at once, to trick you into giving away your personal data")[:ITEM_TEXT_CHARS]
+              "they press you to act at once, to trick you into giving away your personal data, your card number, "
+              "your one-time codes or the answers to your security questions")[:ITEM_TEXT_CHARS]
     assert len(at_cap) == ITEM_TEXT_CHARS
     listed = screen_content("list", {"items": [
         {"title": "Emails", "description": "Fakes look real. They contain malicious links or attachments that can "},
