@@ -93,6 +93,7 @@ PARAGRAPH_AFTER, PARAGRAPH_CHARS = 240, 400
 ITEM_TEXT_AFTER, ITEM_TEXT_CHARS = 130, 240
 FEEDBACK_AFTER, FEEDBACK_CHARS = 150, 260
 DESCRIPTION_AFTER, DESCRIPTION_CHARS = 130, 240
+ANSWER_CHARS = 70  # "at most 8 words" (QUIZ_TASK); a longer bound let answers run on into the next keys
 CAPS = {"paragraphs": PARAGRAPH_CHARS, "description": ITEM_TEXT_CHARS, "back": ITEM_TEXT_CHARS,
         "feedback_correct": FEEDBACK_CHARS, "feedback_incorrect": FEEDBACK_CHARS}
 DESCRIPTION_SCHEMA = _object(description=_sentences(DESCRIPTION_AFTER, DESCRIPTION_CHARS, 10))
@@ -110,7 +111,7 @@ INTRO_SCHEMA = _object(paragraphs=_array(_PARAGRAPH, 1, 1))  # the opening scree
 def quiz_schema(question_count: int, *, titled: bool = True) -> dict[str, Any]:
     question = _object(
         question=_text(200, 10),
-        answers=_array(_text(110, 1), 3, 3),
+        answers=_array(_text(ANSWER_CHARS, 1), 3, 3),
         correct={"enum": [0, 1, 2]},
         feedback_correct=_sentences(FEEDBACK_AFTER, FEEDBACK_CHARS, 5),
         feedback_incorrect=_sentences(FEEDBACK_AFTER, FEEDBACK_CHARS, 5),
@@ -260,15 +261,16 @@ def generate_quiz_at_once(
             asked = pool.map(lambda i, attempt=attempt: one(focuses[i], attempt=attempt), failing)
             for i, again in zip(failing, asked, strict=True):
                 questions[i] = again
-    # written apart, questions explain one fact in the same words (often a definition in every
-    # feedback): a feedback sentence said before is dropped where the feedback keeps another one; a
-    # question still repeating an earlier one is asked again, once, told which sentences to avoid
-    # (the gate would otherwise rewrite the whole quiz, which tends to repeat the same way)
-    questions = drop_repeated_feedback(questions)
-    for i in range(1, len(questions)):
-        repeated = repeated_in_question(questions[:i], questions[i])
-        if repeated:
-            questions[i] = one(focuses[i], repeated)
+        # written apart, questions explain one fact in the same words (often a definition in every
+        # feedback): a feedback sentence said before is dropped where the feedback keeps another one;
+        # a question still repeating an earlier one is asked again, once, told which sentences to
+        # avoid (the gate would otherwise rewrite the whole quiz, which tends to repeat the same way).
+        # Those questions are asked together: one after another they were the last seconds of a course
+        questions = drop_repeated_feedback(questions)
+        repeating = {i: said for i in range(1, len(questions))
+                     if (said := repeated_in_question(questions[:i], questions[i]))}
+        for i, again in zip(repeating, pool.map(lambda i: one(focuses[i], repeating[i]), repeating), strict=True):
+            questions[i] = again
     return _quiz_screen(drop_repeated_feedback(questions), title)
 
 

@@ -98,7 +98,8 @@ _MARKUP = re.compile(
     r"|<\|[^|<>]{1,30}\|>|\bassistant\s*:|\[/?inst\]|<<\s*/?sys\s*>>|^#{2,}\s|\#\#\#\s*(?:instruction|response)"
     r"|```|\*\*[^*\s][^*]{0,80}\*\*"                                   # markdown fence and bold
     r"|^\s*(?:title|description|paragraphs?|front|back|feedback(?:_correct|_incorrect)?|objective|screen\s*\d+)\s*:"
-    r"|\(\s*audience\s*:|\bfamiliarity\s*:|\baudience\s*:[^.]{0,60}\btone\s*:",  # our prompt's labels
+    r"|\(\s*audience\s*:|\bfamiliarity\s*:|\baudience\s*:[^.]{0,60}\btone\s*:"  # our prompt's labels
+    r"|\b(?:feedback_correct|feedback_incorrect|key_points)\b",  # our schemas' keys, never prose
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -138,6 +138,8 @@ LEAKS = [
     "Title: Keeping customer data safe",
     "Keep data safe (audience: call-centre staff, tone: professional).",
     "Keep customer data safe &amp;amp; secure.",
+    # a knowledge-check answer that ran on into the next keys (Qwen2.5-1.5B, 2026-12-03)
+    "feedback_correct':'Phishing is an attempt to steal personal information",
 ]
 
 CLEAN = [
@@ -147,6 +149,7 @@ CLEAN = [
     "Save files under C:\\new projects only.",
     "Know your audience: adapt your message to the person in front of you.",
     "Use the Q&A channel for questions.",
+    "Give feedback that is correct and kind; incorrect feedback confuses.",
 ]
 
 
