@@ -42,12 +42,14 @@ from .grammar import LazyGrammarSampler, schema_to_gbnf
 PROMPT_CHUNK = 128  # prompt tokens per sequence per step: bounds everyone's step time during prefill
 FORCED_LIMIT = 48  # characters of forced text appended at once
 SHARED_MIN = 16  # prompt tokens two readers must share before one waits for the other
-# sequences decoded beside the most urgent ones (lowest priority number) in one step. 0: the most
-# urgent run alone. Measured with 4 (bench/course.py --company 4,0, docs/ai.md "Benchmarks"): the
-# course took 0.90x the time but its first screen came 4.4x later (22 s: the companions' prompt
-# chunks made each of the opening screen's steps seconds long) and real time per token evaluated
-# did not improve, so the default stays 0
-URGENT_COMPANY = 0
+# A request at ALONE_PRIORITY or more urgent (a course's opening screen) runs alone: the author
+# sees it in seconds. Beside any other request, up to `urgent_company` others decode in the same
+# step. Measured (bench/course.py --company, docs/ai.md "Benchmarks"): letting others decode beside
+# the opening screen too put the first screen at 22 s instead of 5 s (their 128-token prompt chunks
+# made each of its steps seconds long); keeping the plan (-1) alone as well made a 10-screen course
+# 1.09x slower than letting the others decode beside it, with the first screen unchanged
+ALONE_PRIORITY = -2
+URGENT_COMPANY = 64
 
 
 @dataclass
@@ -222,7 +224,7 @@ class BatchDecoder:
         if not running:
             return
         urgent = min(s.job.sampling.priority for s in running)
-        company = self.urgent_company
+        company = self.urgent_company if urgent > ALONE_PRIORITY else 0
         reading: list[Sequence] = []  # sequences reading their prompt in this step
         # the most urgent first; decoding sequences before prompt readers (a token each, plus
         # forced runs, then prompt chunks); beside the most urgent, at most `urgent_company` others

@@ -3,7 +3,8 @@
 
 Contract:
 - A course of 4+ screens opens with "Why this matters" (written from the brief alone, at priority
-  -2 so it runs first and reaches the author first; the plan follows at -1), has a planned middle,
+  -2 so it runs first and alone and reaches the author first; the plan follows at -1, decoded first
+  in every step beside the others), has a planned middle,
   and ends with a knowledge check (unless the caller turns it off) and "Key takeaways"; 1-3
   screens are planned whole, description included.
 - The outline streams; each middle screen starts the moment its line of the plan is complete, and
@@ -63,8 +64,8 @@ TYPE_GUIDE = (
     "Screen types: text = a short explanation; list = 3 key points; process = steps in order; "
     "checklist = actions the learner should take; flashcards = terms and their meaning."
 )
-# SamplingParams.priority: the opening screen first (it is what the author waits for), then the plan
-# (it feeds every screen), then everything else
+# SamplingParams.priority: the opening screen first and alone (batching.ALONE_PRIORITY: it is what
+# the author waits for), then the plan (it feeds every screen) first in every step, then the rest
 OPENING_PRIORITY = -2
 URGENT = -1
 

@@ -40,9 +40,9 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int | None = None  # None: random per request
-    # scheduling, local engine only: a lower number gets a free sequence first and, while it runs,
-    # only requests with that number are decoded (plus batching.URGENT_COMPANY others: 0), so a
-    # course's first screen reaches the author sooner
+    # scheduling, local engine only: a lower number gets a free sequence first and decodes first in
+    # every step; at batching.ALONE_PRIORITY (-2) or below it runs alone, so a course's first screen
+    # reaches the author sooner
     priority: int = 0
     # local engine only: False keeps Han, kana and hangul out of every JSON string (the grammar
     # refuses them). Qwen2.5 slips Chinese words into English text ("muscle疲劳"); a caller whose

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from appliance.ai import Cancelled, CancelToken, QueueFull, SamplingParams
+from appliance.ai.batching import ALONE_PRIORITY
 from appliance.ai.local import LocalEngine
 from appliance.ai.schema import validate
 
@@ -86,7 +87,7 @@ def test_requests_admitted_together_read_their_shared_prompt_once() -> None:
         shared = f"Reference {uuid.uuid4().hex}. " + " ".join(f"Rule {i}: check the sender of every message." for i in range(25))
         asks = [[{"role": "system", "content": shared}, {"role": "user", "content": f"Name colour number {i}."}]
                 for i in range(3)]
-        urgent = eng.stream(LONG_MESSAGES, max_tokens=40, sampling=SamplingParams(seed=2, priority=-1))
+        urgent = eng.stream(LONG_MESSAGES, max_tokens=40, sampling=SamplingParams(seed=2, priority=ALONE_PRIORITY))
         next(urgent)
         results: list[Any] = [None] * 3
 
@@ -140,7 +141,9 @@ def test_one_owner_leaves_a_sequence_for_another_caller() -> None:
         eng.close()
 
 
-def test_an_urgent_request_runs_alone_until_it_ends() -> None:
+def _beside_background(priority: int) -> tuple[list[float], float, float, int]:
+    """A long background request and, once it decodes, a request at ``priority``: the background's
+    chunk times, when the other request began and ended decoding, and its completion tokens."""
     eng = _engine(parallel=4)
     try:
         stamps: list[float] = []
@@ -156,16 +159,28 @@ def test_an_urgent_request_runs_alone_until_it_ends() -> None:
         reader.start()
         time.sleep(0.3)
         urgent = eng.complete(QUIZ_MESSAGES, schema=QUIZ_SCHEMA, max_tokens=300,
-                              sampling=SamplingParams(seed=9, priority=-1))
+                              sampling=SamplingParams(seed=9, priority=priority))
         ended = time.monotonic()
-        began = ended - urgent.stats.gen_seconds
         reader.join(120)
-        during = [t for t in stamps if began + 0.2 < t < ended - 0.2]
-        assert urgent.stats.completion_tokens > 10
-        assert not during, f"{len(during)} background chunks while the urgent request ran"
-        assert stamps[-1] > ended  # the background request resumed afterwards
+        return stamps, ended - urgent.stats.gen_seconds, ended, urgent.stats.completion_tokens
     finally:
         eng.close()
+
+
+def test_a_request_at_alone_priority_runs_alone_until_it_ends() -> None:
+    stamps, began, ended, tokens = _beside_background(ALONE_PRIORITY)
+    during = [t for t in stamps if began + 0.2 < t < ended - 0.2]
+    assert tokens > 10
+    assert not during, f"{len(during)} background chunks while the urgent request ran"
+    assert stamps[-1] > ended  # the background request resumed afterwards
+
+
+def test_a_less_urgent_request_decodes_beside_the_others() -> None:
+    """A course's plan (-1) goes first in every step but does not stop the others."""
+    stamps, began, ended, tokens = _beside_background(ALONE_PRIORITY + 1)
+    during = [t for t in stamps if began + 0.2 < t < ended - 0.2]
+    assert tokens > 10
+    assert len(during) >= 5, f"only {len(during)} background chunks while the other request ran"
 
 
 def test_a_full_queue_is_still_queue_full() -> None:
