@@ -56,6 +56,16 @@ class VerifyReport:
     lines: list[str]
 
 
+def _difference(live: Any, restored: Any, table: str) -> str:
+    """How one table differs, by rowid: what an operator (or a bug report) needs to go on."""
+    select = f"SELECT rowid, * FROM {capture.q(table)}"
+    a = {row[0]: row for row in live.execute(select).fetchall()}
+    b = {row[0]: row for row in restored.execute(select).fetchall()}
+    changed = {k for k in a.keys() & b.keys() if a[k] != b[k]}
+    return (f"{len(a.keys() - b.keys())} rows only live, {len(b.keys() - a.keys())} only restored, "
+            f"{len(changed)} changed; rowids {sorted((a.keys() ^ b.keys()) | changed)[:5]}")
+
+
 def verify(backups: Backups) -> VerifyReport:
     """Decrypt every segment and snapshot, restore each database from its oldest and newest
     snapshot through the whole log, and compare with the live database when it is quiet."""
@@ -91,14 +101,15 @@ def verify(backups: Backups) -> VerifyReport:
                         conn = open_file(out, keyring.get(t.key_name), readonly=True)
                         try:
                             digest = capture.database_digest(conn)
+                            same = digest == live_digest
+                            if not same and pending == 0:
+                                differing = [k for k in digest if digest[k] != live_digest.get(k)]
+                                raise RestoreError(
+                                    f"restore from {snap.path.name} differs from the live database in "
+                                    + ", ".join(f"{k} ({_difference(live, conn, k)})" for k in differing)
+                                )
                         finally:
                             conn.close()
-                        same = digest == live_digest
-                        if not same and pending == 0:
-                            raise RestoreError(
-                                f"restore from {snap.path.name} differs from the live database "
-                                f"in {', '.join(k for k in digest if digest[k] != live_digest.get(k))}"
-                            )
                         checked.append(
                             f"{snap.path.name}: {res.changes_applied} changes in {res.seconds}s"
                             f"{', matches live' if same else ''}"
