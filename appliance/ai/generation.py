@@ -197,6 +197,7 @@ QUIZ_TASK = ("Write a {count}-question multiple-choice knowledge check. Each que
              "why in one short sentence, specific to that question.")
 QUESTION_TOKENS = 260
 QUESTION_RETRIES = 2  # fresh samples for a knowledge-check question that fails the gate on its own
+REPEAT_ROUNDS = 2  # rounds of asking again the questions that repeat an earlier one
 
 
 def _quiz_screen(questions: list[dict[str, Any]], title: str) -> dict[str, Any]:
@@ -265,12 +266,15 @@ def generate_quiz_at_once(
         # feedback): a feedback sentence said before is dropped where the feedback keeps another one;
         # a question still repeating an earlier one is asked again, once, told which sentences to
         # avoid (the gate would otherwise rewrite the whole quiz, which tends to repeat the same way).
-        # Those questions are asked together: one after another they were the last seconds of a course
-        questions = drop_repeated_feedback(questions)
-        repeating = {i: said for i in range(1, len(questions))
-                     if (said := repeated_in_question(questions[:i], questions[i]))}
-        for i, again in zip(repeating, pool.map(lambda i: one(focuses[i], repeating[i]), repeating), strict=True):
-            questions[i] = again
+        # Those questions are asked together (one after another they were the last seconds of a
+        # course); a second round, if two of them came back alike
+        for _round in range(REPEAT_ROUNDS):
+            questions = drop_repeated_feedback(questions)
+            repeating = {i: said for i in range(1, len(questions))
+                         if (said := repeated_in_question(questions[:i], questions[i]))}
+            asked = pool.map(lambda i, avoid=repeating: one(focuses[i], avoid[i]), repeating)
+            for i, again in zip(repeating, asked, strict=True):
+                questions[i] = again
     return _quiz_screen(drop_repeated_feedback(questions), title)
 
 
