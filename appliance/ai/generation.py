@@ -197,7 +197,6 @@ QUIZ_TASK = ("Write a {count}-question multiple-choice knowledge check. Each que
              "why in one short sentence, specific to that question.")
 QUESTION_TOKENS = 260
 QUESTION_RETRIES = 2  # fresh samples for a knowledge-check question that fails the gate on its own
-REPEAT_ROUNDS = 2  # rounds of asking again the questions that repeat an earlier one
 
 
 def _quiz_screen(questions: list[dict[str, Any]], title: str) -> dict[str, Any]:
@@ -264,18 +263,26 @@ def generate_quiz_at_once(
                 questions[i] = again
         # written apart, questions explain one fact in the same words (often a definition in every
         # feedback): a feedback sentence said before is dropped where the feedback keeps another one;
-        # a question still repeating an earlier one is asked again, once, told which sentences to
-        # avoid (the gate would otherwise rewrite the whole quiz, which tends to repeat the same way).
-        # Those questions are asked together (one after another they were the last seconds of a
-        # course); a second round, if two of them came back alike
-        for _round in range(REPEAT_ROUNDS):
-            questions = drop_repeated_feedback(questions)
-            repeating = {i: said for i in range(1, len(questions))
-                         if (said := repeated_in_question(questions[:i], questions[i]))}
-            asked = pool.map(lambda i, avoid=repeating: one(focuses[i], avoid[i]), repeating)
-            for i, again in zip(repeating, asked, strict=True):
-                questions[i] = again
-    return _quiz_screen(drop_repeated_feedback(questions), title)
+        # the questions still repeating an earlier one are asked again together (one after another
+        # they were the last seconds of a course), told which sentences to avoid
+        questions = drop_repeated_feedback(questions)
+        repeating = {i: said for i in range(1, len(questions))
+                     if (said := repeated_in_question(questions[:i], questions[i]))}
+        asked = pool.map(lambda i: one(focuses[i], repeating[i]), repeating)
+        for i, again in zip(repeating, asked, strict=True):
+            questions[i] = again
+    return _quiz_screen(good_questions(drop_repeated_feedback(questions)), title)
+
+
+def good_questions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model questions without those that, after their retries, still fail the gate on their
+    own or still repeat an earlier question, as long as one is left: a shorter knowledge check
+    beats a malformed one, and beats writing the whole quiz again, which tends to fail the same way
+    (in the bench, a quiz that did so for 65 s still had two questions with identical answers)."""
+    bad = set(failing_questions(questions))
+    bad |= {i for i in range(1, len(questions)) if repeated_in_question(questions[:i], questions[i])}
+    kept = [q for i, q in enumerate(questions) if i not in bad]
+    return kept or questions
 
 
 def through_the_gate(make: Callable[[SamplingParams], dict[str, Any]], retries: int = SCREEN_RETRIES,

@@ -247,6 +247,25 @@ def test_a_question_that_repeats_an_earlier_one_is_found() -> None:
     assert repeated_in_question([first], second) == []
 
 
+def test_questions_still_failing_after_their_retries_are_left_out_while_one_remains() -> None:
+    """Written by Qwen2.5-1.5B in bench/course.py, 2026-12-03: after every retry two questions still
+    had identical answers and one asked again what an earlier one asked."""
+    from appliance.ai.generation import good_questions
+
+    def q(question: str, answers: list[str]) -> dict[str, Any]:
+        return {"question": question, "answers": answers, "correct": 0,
+                "feedback_correct": f"Yes: {answers[0].lower()} is the safe choice.",
+                "feedback_incorrect": f"No: the answer is {answers[0].lower()}."}
+
+    good = q("A caller asks for your password to fix your account. What do you do?",
+             ["Refuse and report the call", "Give it to them", "Ask them to email"])
+    twice = q("Which sign shows that a sender is fake?", ["A mismatched address", "A mismatched address", "A logo"])
+    again = q("A caller asks for your password to fix your account. What do you do?",
+              ["Hang up and report it", "Tell them", "Call back later"])
+    assert good_questions([good, twice, again]) == [good]
+    assert good_questions([twice, twice]) == [twice, twice]  # none good: kept, and the gate flags them
+
+
 def test_the_plan_passes_over_frame_like_and_repeated_titles_while_it_has_spares() -> None:
     from appliance.ai.course_writer import _PlanReader
 
