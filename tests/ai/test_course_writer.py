@@ -205,7 +205,9 @@ def test_the_knowledge_check_writes_its_questions_at_once(engine: LocalEngine) -
     assert together > 10, dict(decoder.widths)
     assert quiz["type"] == "quiz" and quiz["title"] == "Check your understanding"
     questions = quiz["content"]["questions"]
-    assert [q["id"] for q in questions] == [1, 2]
+    # one question per objective; one that still fails the gate after its retries is left out
+    # (good_questions), which the small test model can make happen
+    assert 1 <= len(questions) <= 2 and [q["id"] for q in questions] == list(range(1, len(questions) + 1))
     assert all(sum(a["correct"] for a in q["answers"]) == 1 for q in questions)
 
 
