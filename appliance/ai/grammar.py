@@ -49,6 +49,16 @@ SENTENCE_ENDS = ".!?\u2026\u3002\uff01\uff1f\u0964\u061f"  # as appliance.ai.qua
 SENTENCE_END_RULE = "sentence-end ::= [" + SENTENCE_ENDS + "]"
 
 
+def without_extensions(schema: Any) -> Any:
+    """``schema`` without our grammar extension (``x-sentence-after``): what other engines get, so a
+    strict structured-output server never meets a keyword it does not know."""
+    if isinstance(schema, list):
+        return [without_extensions(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {k: without_extensions(v) for k, v in schema.items() if k != SENTENCE_AFTER}
+
+
 def _sentence_char_rule(char_rule: str) -> str:
     """``char`` without the sentence ends: what a sentence field holds past its x-sentence-after."""
     return char_rule.replace("char ::= [^", "sentence-char ::= [^" + SENTENCE_ENDS, 1)

@@ -27,6 +27,7 @@ import httpx
 
 from .engine import DEFAULT_SAMPLING, CancelToken, Engine, EngineStatus, Messages, SamplingParams
 from .errors import AIError, Cancelled, EngineUnavailable, GenerationTimeout, InvalidOutput, QueueFull
+from .grammar import without_extensions
 from .local import parse_and_validate
 
 DEFAULT_TIMEOUT = 300.0
@@ -253,6 +254,7 @@ class RemotePool(Engine):
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         if schema is not None:
+            schema = without_extensions(schema)
             if ep.response_format == "json_object":
                 body["response_format"] = {"type": "json_object", "schema": schema}
             else:

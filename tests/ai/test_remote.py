@@ -265,3 +265,22 @@ def test_circuit_breaker_states() -> None:
     assert br.state == "half_open" and br.allow(23)
     br.success()
     assert br.state == "closed" and br.failures == 0
+
+
+def test_other_engines_get_the_schema_without_our_grammar_extension() -> None:
+    """`x-sentence-after` is for the local grammar; a strict structured-output server never sees it."""
+    from appliance.ai.generation import SCREEN_SCHEMAS
+    from appliance.ai.grammar import SENTENCE_AFTER
+
+    assert SENTENCE_AFTER in str(SCREEN_SCHEMAS["text"])
+    pool = RemotePool(["http://127.0.0.1:9/v1"])
+    try:
+        for endpoint in pool.endpoints:
+            body = pool._body(endpoint, [{"role": "user", "content": "hi"}], SCREEN_SCHEMAS["text"], 10,
+                              SamplingParams(), False)
+            sent = body["response_format"]["json_schema"]["schema"]
+            assert SENTENCE_AFTER not in str(sent)
+            assert sent["properties"]["paragraphs"]["items"]["maxLength"] == SCREEN_SCHEMAS["text"]["properties"][
+                "paragraphs"]["items"]["maxLength"]
+    finally:
+        pool.close()
