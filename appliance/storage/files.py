@@ -73,17 +73,25 @@ def durable_append(path: Path, data: bytes) -> None:
     """Append `data` to an existing file and fsync it. If the write or the fsync fails (disk
     full), the file is cut back to its old length: a partial tail would hide whatever is appended
     after it."""
-    with open(path, "ab") as f:
-        size = f.tell()
+    # Unbuffered on purpose: a buffered file keeps the bytes a failed flush did not write and
+    # writes them again when it is closed, after the cut-back, where space may have returned (a
+    # disk-full episode gives back its reserve). That left a torn piece of a record in the middle of
+    # a log segment, and every record appended after it unreadable (tests/storage/test_files.py).
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
         try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            left = memoryview(data)
+            while left:
+                left = left[os.write(fd, left):]
+            os.fsync(fd)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.ftruncate(f.fileno(), size)
-                os.fsync(f.fileno())
+                os.ftruncate(fd, size)
+                os.fsync(fd)
             raise
+    finally:
+        os.close(fd)
 
 
 def durable_write(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -62,6 +62,39 @@ def test_append_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == ["file:b'head|record'"]
 
 
+# A file size limit makes writes past it fail (EFBIG) the way a full disk does (ENOSPC): the first
+# write stops at the limit, the next one fails. In a child process, so the limit touches nothing else.
+_FULL_APPEND = """
+import resource, signal, sys
+from pathlib import Path
+from appliance.storage import files
+target = Path(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (target.stat().st_size + 1000, resource.RLIM_INFINITY))
+try:
+    files.durable_append(target, b"R" * 5000)
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+def test_an_append_that_runs_out_of_space_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """A buffered file wrote the bytes its failed flush had kept back once more when it was closed,
+    after the cut-back: a torn piece of a record in the middle of a log segment, which hid every
+    record appended after it from restores (seen after a disk-full episode, tests/storage/test_disk_full.py)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "log.seg"
+    target.write_bytes(b"head|")
+    out = subprocess.run([sys.executable, "-c", _FULL_APPEND, str(target)], capture_output=True, text=True,
+                         timeout=60, cwd=APPLIANCE.parent)
+    assert out.stdout.startswith("refused"), out.stdout + out.stderr
+    assert target.read_bytes() == b"head|"
+    files.durable_append(target, b"record")  # and the next append is the next thing in the file
+    assert target.read_bytes() == b"head|record"
+
+
 def _sources() -> dict[str, str]:
     return {str(p.relative_to(APPLIANCE)): p.read_text() for p in APPLIANCE.rglob("*.py")}
 
