@@ -135,6 +135,22 @@ def read_header(path: Path) -> tuple[bytes, dict[str, Any]] | None:
     return head + body, json.loads(body)
 
 
+def records_end(path: Path, file_header: bytes) -> int:
+    """Where the last whole record of a segment ends, walking the record headers only (nothing
+    decrypted): the file size, unless a crash cut the last record short."""
+    size = path.stat().st_size
+    off = len(file_header)
+    with open(path, "rb") as f:
+        while off + RECORD_HEADER.size + 12 <= size:
+            f.seek(off)
+            magic, _first, _last, _ts, ct_len = RECORD_HEADER.unpack(f.read(RECORD_HEADER.size))
+            end = off + RECORD_HEADER.size + 12 + ct_len
+            if magic != RECORD_MAGIC or end > size:
+                break
+            off = end
+    return off
+
+
 def encrypt_record(key: bytes, file_header: bytes, rows: list[Change]) -> bytes:
     payload = zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
     nonce = secrets.token_bytes(12)

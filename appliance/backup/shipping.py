@@ -6,12 +6,14 @@ to the database's current segment and fsyncs it (and the log directory, for a ne
 *before* it deletes the rows from `_changes`, so a crash at any point loses nothing: either the
 rows are still in `_changes`, or they are in the log (a crash between the fsync and the delete
 ships them twice, and readers skip the duplicates by sequence number). A record that fails half
-way (disk full) is cut off again, so it cannot hide the records appended after it; a new segment
-appears whole or not at all (`appliance.storage.files`).
+way (disk full) is cut off again, so it cannot hide the records appended after it; one a crash
+cut short is cut off before the next append (the first append of a process checks the segment's
+record headers); a new segment appears whole or not at all (`appliance.storage.files`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from appliance.backup.format import (
     now_us,
     read_header,
     read_segment,
+    records_end,
     segment_header,
     segment_name,
 )
@@ -34,9 +37,29 @@ from appliance.storage.capture import Change
 from appliance.storage.database import Database
 from appliance.storage.keyring import Keyring
 
+log = logging.getLogger("appliance.backup")
+
 SEGMENT_MAX_BYTES = 8 * 1024 * 1024
 SEGMENT_MAX_AGE_US = 3600 * 1_000_000
 SHIP_BATCH = 20_000
+
+
+# segment -> its size after this process's last append: a segment of another size (first append
+# after a start) is checked for a torn tail before anything is appended to it
+_clean_size: dict[Path, int] = {}
+
+
+def _cut_torn_tail(path: Path, file_header: bytes) -> None:
+    """A crash (kill -9, power loss) half way through an append leaves a torn last record: readers
+    stop there, so a record appended after it would never be read. Cut it off first."""
+    size = path.stat().st_size
+    if _clean_size.get(path) == size:
+        return
+    end = records_end(path, file_header)
+    if end < size:
+        log.warning("log segment had a torn last record (a crash while appending); cut off",
+                    extra={"fields": {"segment": path.name, "bytes": size - end}})
+        files.cut_back(path, end)
 
 
 def append_to_log(keyring: Keyring, db_dir: Path, db_name: str, rows: list[Change]) -> Path:
@@ -60,7 +83,9 @@ def append_to_log(keyring: Keyring, db_dir: Path, db_name: str, rows: list[Chang
         ):
             file_header = found[0]
     if file_header and current is not None:
+        _cut_torn_tail(current.path, file_header)
         files.durable_append(current.path, encrypt_record(key, file_header, rows))
+        _clean_size[current.path] = current.path.stat().st_size
         return current.path
     created = now_us()
     file_header = segment_header(db_name, key_name, created)
