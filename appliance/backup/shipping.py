@@ -6,9 +6,10 @@ to the database's current segment and fsyncs it (and the log directory, for a ne
 *before* it deletes the rows from `_changes`, so a crash at any point loses nothing: either the
 rows are still in `_changes`, or they are in the log (a crash between the fsync and the delete
 ships them twice, and readers skip the duplicates by sequence number). A record that fails half
-way (disk full) is cut off again, so it cannot hide the records appended after it; one a crash
-cut short is cut off before the next append (the first append of a process checks the segment's
-record headers); a new segment appears whole or not at all (`appliance.storage.files`).
+way (disk full) is cut off again, so it cannot hide the records appended after it; after a
+segment a crash left with a torn last record the next record starts a new segment (the first
+append of a process walks the segment's record headers); a new segment appears whole or not at
+all (`appliance.storage.files`).
 """
 
 from __future__ import annotations
@@ -44,22 +45,24 @@ SEGMENT_MAX_AGE_US = 3600 * 1_000_000
 SHIP_BATCH = 20_000
 
 
-# segment -> its size after this process's last append: a segment of another size (first append
-# after a start) is checked for a torn tail before anything is appended to it
+# segment -> its size after this process's last append: a segment of another size (the first
+# append after a start) is checked for a torn last record before anything is appended to it
 _clean_size: dict[Path, int] = {}
 
 
-def _cut_torn_tail(path: Path, file_header: bytes) -> None:
-    """A crash (kill -9, power loss) half way through an append leaves a torn last record: readers
-    stop there, so a record appended after it would never be read. Cut it off first."""
+def _ends_cleanly(path: Path, file_header: bytes) -> bool:
+    """Whether the segment ends with a whole record. A crash (kill -9, power loss) half way through
+    an append leaves a torn last record; readers stop there, so a record appended after it would
+    never be read: the next record starts a new segment instead (nothing is cut off: the header
+    walk cannot tell a torn tail from a damaged header, and the bytes are evidence)."""
     size = path.stat().st_size
     if _clean_size.get(path) == size:
-        return
+        return True
     end = records_end(path, file_header)
     if end < size:
-        log.warning("log segment had a torn last record (a crash while appending); cut off",
+        log.warning("log segment ends with a torn record (a crash while appending): a new segment starts",
                     extra={"fields": {"segment": path.name, "bytes": size - end}})
-        files.cut_back(path, end)
+    return end == size
 
 
 def append_to_log(keyring: Keyring, db_dir: Path, db_name: str, rows: list[Change]) -> Path:
@@ -80,10 +83,10 @@ def append_to_log(keyring: Keyring, db_dir: Path, db_name: str, rows: list[Chang
             and current.path.stat().st_size < SEGMENT_MAX_BYTES
             and now_us() - current.created_us < SEGMENT_MAX_AGE_US
             and current.first_seq <= rows[0][0]
+            and _ends_cleanly(current.path, found[0])
         ):
             file_header = found[0]
     if file_header and current is not None:
-        _cut_torn_tail(current.path, file_header)
         files.durable_append(current.path, encrypt_record(key, file_header, rows))
         _clean_size[current.path] = current.path.stat().st_size
         return current.path
@@ -91,6 +94,7 @@ def append_to_log(keyring: Keyring, db_dir: Path, db_name: str, rows: list[Chang
     file_header = segment_header(db_name, key_name, created)
     path = log_dir / segment_name(rows[0][0], created)
     files.durable_write(path, file_header + encrypt_record(key, file_header, rows))
+    _clean_size[path] = path.stat().st_size
     return path
 
 

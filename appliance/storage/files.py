@@ -94,16 +94,6 @@ def durable_append(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def cut_back(path: Path, size: int) -> None:
-    """Truncate `path` to `size` bytes, durably (a torn tail left by a crash)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def durable_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data`, atomically and durably (see the module docstring)."""
     with durable_file(path, mode) as f:

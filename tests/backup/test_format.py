@@ -59,22 +59,26 @@ def test_a_record_cut_short_is_a_torn_tail_and_the_records_before_it_stay(runtim
     assert [r for rec in content.records for r in rec] == first
 
 
-def test_a_record_a_crash_cut_short_is_cut_off_before_the_next_append(runtime: Runtime) -> None:
-    """Readers stop at a torn record, so one appended after it would never be restored: the
-    first append of a process (here: after the file changed behind its back) cuts the torn tail off."""
+def test_after_a_record_a_crash_cut_short_the_next_record_starts_a_new_segment(runtime: Runtime) -> None:
+    """Readers stop at a torn record, so one appended after it would never be restored: the first
+    append of a process (here: after the file changed behind its back) sees the torn tail and
+    starts a new segment; the torn bytes stay where they are."""
+    from appliance.backup.shipping import iter_changes
+
     rt = runtime
     db = rt.environment(1, "test")
     target = rt.backups.find("ws1-test")
     take_snapshot(rt.backups, target)
     db.write(lambda w: theme(w, "before the crash"))
     ship(rt.backups, target)
-    seg = list_segments(rt.backups.root / "ws1-test")[-1].path
+    db_dir = rt.backups.root / "ws1-test"
+    seg = list_segments(db_dir)[-1].path
     whole = seg.read_bytes()
-    seg.write_bytes(whole + whole[len(whole) // 2:][:300])  # half of a record, as a kill -9 leaves it
+    torn = whole + whole[len(whole) // 2:][:300]  # half of a record, as a kill -9 leaves it
+    seg.write_bytes(torn)
     assert read_segment(seg, rt.keyring).torn_tail
     db.write(lambda w: theme(w, "after the restart"))
     ship(rt.backups, target)
-    content = read_segment(seg, rt.keyring)
-    rows = " ".join(r[6] or "" for rec in content.records for r in rec)
+    assert seg.read_bytes() == torn and len(list_segments(db_dir)) == 2
+    rows = " ".join(change[6] or "" for change in iter_changes(db_dir, rt.keyring))
     assert "before the crash" in rows and "after the restart" in rows
-    assert not content.torn_tail
