@@ -46,7 +46,7 @@ WS_SPACE_RULE = r'space ::= | " " | "\n" [ \t]{0,20}'
 # first one. A hard maxLength alone cut about one field in three mid-sentence or mid-word.
 SENTENCE_AFTER = "x-sentence-after"
 SENTENCE_ENDS = ".!?\u2026\u3002\uff01\uff1f\u0964\u061f"  # as appliance.ai.quality.SENTENCE_END
-SENTENCE_END_RULE = "sentence-end ::= [" + SENTENCE_ENDS + "]"
+SENTENCE_END_CLASS = "[" + SENTENCE_ENDS + "]"  # the GBNF rule `sentence-end`
 
 
 def without_extensions(schema: Any) -> Any:
@@ -116,7 +116,7 @@ def _convert(schema: dict[str, Any]) -> str:
                 raise ValueError(f"{SENTENCE_AFTER} needs minLength < {SENTENCE_AFTER} < maxLength")
             char = self._add_primitive("char", g.PRIMITIVE_RULES["char"])
             self._add_rule("sentence-char", "char")  # replaced with the strict rule below
-            self._add_rule("sentence-end", SENTENCE_END_RULE.split(" ::= ", 1)[1])
+            self._add_rule("sentence-end", SENTENCE_END_CLASS)
             short = g._build_repetition(char, low, after - 1)
             long = g._build_repetition(char, after, after) + " " + g._build_repetition("sentence-char", 0, high - after - 1)
             rule_name = name + "-" if name in g.RESERVED_NAMES else name or "root"
