@@ -9,7 +9,7 @@ generated (sampled + forced) and read, and the aggregate tokens per second; medi
 Concurrency: --concurrency courses of --concurrent-screens screens started together, against one such
 course alone, in interleaved rounds; the ratio of the medians (target <= 2.5).
 --company A,B (e.g. 4,0): P2 rounds interleaved over these values of the batch decoder's
-`urgent_company` (how many sequences decode beside a course's opening screen and plan); medians
+`urgent_company` (how many sequences decode beside a course's plan; its opening screen runs alone); medians
 per value under "p2_by_company", the first value's under "p2". Each round also reports
 `modeled_seconds`: its llama_decode calls priced at 12 ms + 17 ms per token (this machine's quiet
 step costs, docs/ai.md), a number a loaded machine does not move.
