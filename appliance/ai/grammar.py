@@ -26,6 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .errors import InvalidOutput, SchemaError
+from .quality import SENTENCE_END_MARKS
 
 # Strict JSON string characters (upstream llama.cpp): no raw control characters inside strings.
 # llama-cpp-python 0.3.36 emits ``char ::= [^"\\] | ...`` which lets raw newlines through and makes
@@ -45,7 +46,7 @@ WS_SPACE_RULE = r'space ::= | " " | "\n" [ \t]{0,20}'
 # sentence: it runs on without a sentence end (at most its maxLength) and closes right after the
 # first one. A hard maxLength alone cut about one field in three mid-sentence or mid-word.
 SENTENCE_AFTER = "x-sentence-after"
-SENTENCE_ENDS = ".!?\u2026\u3002\uff01\uff1f\u0964\u061f"  # as appliance.ai.quality.SENTENCE_END
+SENTENCE_ENDS = SENTENCE_END_MARKS  # the quality gate's sentence ends (appliance.ai.quality)
 SENTENCE_END_CLASS = "[" + SENTENCE_ENDS + "]"  # the GBNF rule `sentence-end`
 
 

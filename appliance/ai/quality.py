@@ -45,7 +45,8 @@ RULES = ("leaked_markup", "meta_talk", "repeated_sentence", "empty_field", "over
 SENTENCE_FIELDS = ("description", "paragraph", "text", "question", "feedback")
 # a sentence's end: . ! ? and the ellipsis, the ideographic, fullwidth, Devanagari and Arabic marks,
 # then any closing quote or bracket
-SENTENCE_END = r"[.!?\u2026\u3002\uff01\uff1f\u0964\u061f]['\"\u201d\u2019)\]]*"
+SENTENCE_END_MARKS = ".!?\u2026\u3002\uff01\uff1f\u0964\u061f"  # also the grammar's (grammar.SENTENCE_AFTER)
+SENTENCE_END = "[" + SENTENCE_END_MARKS + "]" + r"['\"\u201d\u2019)\]]*"
 _FINISHED = re.compile(SENTENCE_END + "$")
 _DANGLING = re.compile(r"\b(?:a|an|the|and|or|but|nor|that|which|whose|where|your|their|our|its|such|than|because|if)$",
                        re.IGNORECASE)
