@@ -81,6 +81,7 @@ class BackupSettings:
 
 
 UPGRADE_CHANNELS = ("standard", "controlled")
+CPU_BUILDS = ("auto", "portable", "avx512")  # ai.cpu_build: which llama.cpp libraries (appliance.ai.cpu_build)
 CONTROLLED_MIN_AGE_DAYS = 14  # the "controlled" channel installs only releases at least this old
 
 
@@ -148,6 +149,7 @@ class AISettings:
     models_dir: str = ""  # empty: <repo>/models from source, <data dir>/models in the binary
     n_ctx: int | None = None  # context size; unset: the model's manifest n_ctx
     n_threads: int | None = None  # llama.cpp threads; unset: the CPU count, at most 8
+    cpu_build: str = "auto"  # llama.cpp libraries: auto, portable or avx512 (appliance.ai.cpu_build)
     queue_size: int = 8  # requests that may wait for a free sequence before QueueFull
     parallel: int | None = None  # sequences decoded together in one batch; unset: the engine's default
     kv_cells: int | None = None  # shared KV cache in tokens; unset: n_ctx x 4
@@ -368,6 +370,8 @@ def load(data_dir: Path, environ: dict[str, str] | None = None) -> Settings:
     ai = settings.ai
     if min(ai.queue_size, ai.remote_failure_threshold, ai.tts_memory_mb) < 1 or ai.timeout_seconds <= 0:
         raise ConfigError("ai.queue_size, remote_failure_threshold, tts_memory_mb and timeout_seconds must be positive")
+    if ai.cpu_build not in CPU_BUILDS:
+        raise ConfigError(f"ai.cpu_build must be one of {', '.join(CPU_BUILDS)}")
     if ai.quality_retries < 0:
         raise ConfigError("ai.quality_retries must be 0 or more")
     images = settings.images

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appliance.ai.bench import cpu_model
 from appliance.ai.config import AIConfig, create_engine
 from appliance.ai.course_writer import CourseBrief, draft_course
+from appliance.ai.cpu_build import import_llama
 from appliance.ai.local import LocalEngine
 from appliance.ai.quality import Flag
 
@@ -43,9 +44,9 @@ STEP_MS, TOKEN_MS = 12.0, 17.0  # a quiet llama_decode over n tokens: about 12 +
 _modeled = [0.0]
 
 
-def _count_decodes() -> None:
+def _count_decodes(build: str) -> None:
     """Price every llama_decode by its token count (modeled_seconds)."""
-    import llama_cpp.llama_cpp as L  # the engine's own binding, patched in this process only
+    L = import_llama("llama_cpp.llama_cpp", build)  # the engine's own binding, patched in this process only
 
     decode = L.llama_decode
 
@@ -121,6 +122,7 @@ def main() -> int:
     parser.add_argument("--screens", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cpu-build", default="auto", help="ai.cpu_build: auto, portable or avx512")
     parser.add_argument("--concurrency", type=int, default=4, help="0 skips the concurrency benchmark")
     parser.add_argument("--concurrent-screens", type=int, default=3)
     parser.add_argument("--concurrency-rounds", type=int, default=2)
@@ -128,8 +130,8 @@ def main() -> int:
     parser.add_argument("--out", default="bench/results-course.json")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    _count_decodes()
-    engine = create_engine(AIConfig(model=args.model, n_threads=args.threads))
+    _count_decodes(args.cpu_build)
+    engine = create_engine(AIConfig(model=args.model, n_threads=args.threads, cpu_build=args.cpu_build))
     assert isinstance(engine, LocalEngine)
     started = time.perf_counter()
     engine.wait_ready()
@@ -153,6 +155,7 @@ def main() -> int:
         "nproc": os.cpu_count(),
         "model": args.model,
         "threads": args.threads,
+        "cpu_build": engine.info()["cpu_build"],
         "parallel": engine.parallel,
         "prompt": PROMPT,
         "load_seconds": round(loaded, 2),

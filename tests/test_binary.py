@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from appliance.ai.cpu_build import AVX512_FLAGS, cpu_flags
 from tests.documents import fixtures as fx
 from tests.helpers import REPO, TEST_ENV, free_port
 
@@ -125,6 +126,9 @@ def test_binary_bundles_the_engine_the_manifest_and_the_tts_worker(binary: Path)
     assert {"models/manifest.json", "appliance/ai/tts_worker.py", "llama_cpp/lib/libllama.so"} <= names
     assert "appliance/release/trusted/coassemble-release-1.pub" in names  # the release key upgrades trust
     assert {f"llama_cpp/lib/lib{n}.so.0" for n in ("ggml", "ggml-cpu", "ggml-base", "llama")} <= names
+    # the AVX-512 set beside it, complete, with its version stamp (appliance.ai.cpu_build)
+    assert {f"llama_cpp/lib-avx512/lib{n}.so{v}" for n in ("ggml", "ggml-cpu", "ggml-base", "llama")
+            for v in ("", ".0")} | {"llama_cpp/lib-avx512/VERSION"} <= names
     assert not any(n.startswith("llama_cpp/server") or n.endswith(".so.0.5.0") for n in names)  # build/hooks
     assert not any(n.endswith(".gguf") for n in names)  # the model stays outside
 
@@ -223,7 +227,11 @@ def test_binary_runs_the_model_and_the_document_reader(binary: Path, tmp_path: P
         # the model runs in the model process, which is the binary itself (docs/ai.md, "Model process")
         model_pid = int((data_dir / "run" / "model.pid").read_text())
         assert b"_model-host" in Path(f"/proc/{model_pid}/cmdline").read_bytes().split(b"\0")
-        assert "libllama" in Path(f"/proc/{model_pid}/maps").read_text()
+        maps = Path(f"/proc/{model_pid}/maps").read_text()
+        # llama.cpp's libraries, all from one set: the AVX-512 one exactly where this CPU has its flags
+        folders = {Path(line.split()[-1]).parent.name for line in maps.splitlines()
+                   if re.search(r"/lib(llama|ggml[-a-z]*)\.so", line)}
+        assert folders == {"lib-avx512" if AVX512_FLAGS <= cpu_flags() else "lib"}, maps
 
         c = httpx.Client(base_url=url, headers={"Authorization": key}, timeout=300)
         # the bundled engine writes a course: a 502 (the product's "did not pass validation") fails

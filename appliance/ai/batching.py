@@ -28,13 +28,13 @@ Contract (docs/ai.md "Local engine"; used only by the worker thread of :class:`a
 from __future__ import annotations
 
 import codecs
-import importlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cpu_build import import_llama
 from .errors import AIError, Cancelled, GenerationTimeout
 from .forced import ForcedText
 from .grammar import LazyGrammarSampler, schema_to_gbnf
@@ -82,7 +82,7 @@ class BatchDecoder:
 
     def __init__(self, llm: Any, context: Any, *, parallel: int, kv_cells: int, n_batch: int,
                  on_finish: Callable[[Any, BaseException | None], None]) -> None:
-        self._L = importlib.import_module("llama_cpp.llama_cpp")
+        self._L = import_llama("llama_cpp.llama_cpp")
         self.llm = llm
         self.ctx = context
         self.memory = self._L.llama_get_memory(context)
@@ -361,7 +361,7 @@ class BatchDecoder:
 def make_context(llm: Any, *, parallel: int, kv_cells: int, n_batch: int) -> Any:
     """A context with ``parallel`` sequences over one unified KV cache (llama-cpp-python's own
     ``Llama`` builds a single-sequence one). Returns the internals wrapper; close() frees it."""
-    internals = importlib.import_module("llama_cpp._internals")
+    internals = import_llama("llama_cpp._internals")
     params = llm.context_params
     params.n_ctx = kv_cells
     params.n_batch = n_batch

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cpu_build import import_llama
 from .engine import EngineStatus, Message, SamplingParams
 from .local import LocalEngine
 from .models import default_models_dir, load_manifest
@@ -89,7 +90,7 @@ def _appliance_round(engine: LocalEngine, nonce: int, tokens: int, seed: int) ->
 
 
 def bench_model(name: str, models_dir: Path, rounds: int, threads: int, tokens: int) -> dict[str, Any]:
-    import llama_cpp
+    llama_cpp = import_llama()  # the libraries the engine loads (ai.cpu_build "auto")
 
     n_ctx = load_manifest(models_dir)[name].n_ctx
     engine = LocalEngine(name, models_dir=models_dir, n_threads=threads, parallel=1, kv_cells=n_ctx)

@@ -25,6 +25,7 @@ def local_options(c: AISettings) -> dict[str, Any]:
         "models_dir": str(Path(c.models_dir).expanduser()) if c.models_dir else None,
         "n_ctx": c.n_ctx,
         "n_threads": c.n_threads,
+        "cpu_build": c.cpu_build,
         "queue_size": c.queue_size,
         "timeout": c.timeout_seconds,
         "parallel": c.parallel or DEFAULT_PARALLEL,

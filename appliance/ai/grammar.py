@@ -16,7 +16,6 @@ the version is pinned to 0.3.36 and tests/ai exercise the path.
 from __future__ import annotations
 
 import ctypes
-import importlib
 import json
 import math
 import random
@@ -25,6 +24,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from .cpu_build import import_llama
 from .errors import InvalidOutput, SchemaError
 from .quality import SENTENCE_END_MARKS
 
@@ -69,7 +69,7 @@ _GBNF_LOCK = threading.Lock()
 
 
 def _llama_cpp() -> Any:
-    return importlib.import_module("llama_cpp.llama_cpp")
+    return import_llama("llama_cpp.llama_cpp")
 
 
 MAX_ENUM_RANGE = 256
@@ -105,7 +105,7 @@ def _convert(schema: dict[str, Any]) -> str:
     ``x-sentence-after`` strings: ``"\"" (char{min,N-1} | char{N} sentence-char{0,M} sentence-end) "\""``
     with M = maxLength - N - 1. The alternatives are decided by the length alone, so the grammar
     keeps two parse stacks, not one per possible sentence start."""
-    g = importlib.import_module("llama_cpp.llama_grammar")
+    g = import_llama("llama_cpp.llama_grammar")
 
     class Converter(g.SchemaConverter):  # type: ignore[misc,name-defined]
         def visit(self, schema: dict[str, Any], name: str) -> str:

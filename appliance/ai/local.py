@@ -15,7 +15,6 @@ more than ``parallel - 1`` sequences, so another caller always finds one free wi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .batching import BatchDecoder, make_context
+from .cpu_build import import_llama
+from .cpu_build import loaded as loaded_build
 from .engine import DEFAULT_SAMPLING, CancelToken, Engine, EngineStatus, Messages, SamplingParams
 from .errors import (
     AIError,
@@ -99,9 +100,11 @@ class _Job:
 _STOP = object()
 
 
-def _llama_module() -> Any:
+def _llama_module(build: str) -> Any:
     try:
-        return importlib.import_module("llama_cpp")
+        return import_llama("llama_cpp", build)
+    except ValueError as exc:  # ai.cpu_build asks for libraries this CPU or install lacks
+        raise ModelUnavailable(str(exc)) from exc
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelUnavailable("llama-cpp-python is not installed (run build/llama-wheel.sh)") from exc
 
@@ -129,6 +132,7 @@ class LocalEngine(Engine):
         sha256: str | None = None,
         n_ctx: int | None = None,
         n_threads: int | None = None,
+        cpu_build: str = "auto",
         queue_size: int = 8,
         timeout: float = DEFAULT_TIMEOUT,
         chat_format: str | None = None,
@@ -147,6 +151,7 @@ class LocalEngine(Engine):
         self._sha256 = sha256
         self._n_ctx_req = n_ctx
         self.n_threads = n_threads or default_threads()
+        self._cpu_build = cpu_build
         self.queue_size = queue_size
         self.default_timeout = timeout
         self._chat_format_req = chat_format
@@ -187,6 +192,7 @@ class LocalEngine(Engine):
             "model": self.spec.name if self.spec else self._model_name,
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
+            "cpu_build": loaded_build(),
             "queue_size": self.queue_size,
             "queued": self._queue.qsize(),
             "parallel": self.parallel,
@@ -388,7 +394,7 @@ class LocalEngine(Engine):
     # ------------------------------------------------------------------ worker side
 
     def _load(self) -> None:
-        llama_cpp = _llama_module()
+        llama_cpp = _llama_module(self._cpu_build)
         if self._model_path is not None:
             path = self._model_path
             if not path.is_file():
@@ -563,7 +569,7 @@ def parse_and_validate(text: str, schema: dict[str, Any], stop_reason: str = "eo
 
 def _make_formatter(llm: Any, chat_format: str) -> Any:
     """Messages -> prompt text, using the GGUF chat template or a named llama-cpp-python format."""
-    fmt = importlib.import_module("llama_cpp.llama_chat_format")
+    fmt = import_llama("llama_cpp.llama_chat_format")
     if chat_format in ("gguf", "auto"):
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:

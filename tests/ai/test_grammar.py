@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from appliance.ai.cpu_build import import_llama
 from appliance.ai.grammar import LazyGrammarSampler, schema_to_gbnf
 from tests.ai.conftest import model_path
 
@@ -17,7 +18,7 @@ SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "require
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[Any]:
-    import llama_cpp
+    llama_cpp = import_llama()  # the libraries the engine loads (appliance.ai.cpu_build)
 
     model = llama_cpp.Llama(model_path=str(model_path()), n_ctx=256, n_threads=1, verbose=False)
     yield model

@@ -23,6 +23,7 @@ from appliance.ai import (
     QueueFull,
     SamplingParams,
 )
+from appliance.ai.cpu_build import AVX512_FLAGS, avx512_library, cpu_flags, import_llama
 from appliance.ai.local import LocalEngine
 from appliance.ai.models import REPO_MODELS_DIR
 from appliance.ai.schema import validate
@@ -82,6 +83,12 @@ def test_raw_constrained_output_validates(
     validate(value, schema)
 
 
+def test_info_names_the_cpu_build_the_engine_runs(engine: LocalEngine) -> None:
+    """The engine took the libraries appliance.ai.cpu_build chose ("auto"), as llama.cpp reports them."""
+    expected = "avx512" if AVX512_FLAGS <= cpu_flags() and avx512_library() is not None else "portable"
+    assert engine.info()["cpu_build"] == expected
+
+
 def test_generate_json_public_api(engine: LocalEngine) -> None:
     value = engine.generate_json(QUIZ_MESSAGES, QUIZ_SCHEMA, max_tokens=400, sampling=SamplingParams(seed=4))
     validate(value, QUIZ_SCHEMA)
@@ -92,7 +99,7 @@ def test_lazy_grammar_matches_stock_greedy() -> None:
     """Greedy output of the lazy path must equal llama-cpp-python's stock grammar sampler. A fresh
     engine: the shared one may hold this prompt's prefix from an earlier test, and a reused prefix
     evaluates the last prompt token in another batch than stock does (float ties can then flip)."""
-    import llama_cpp
+    llama_cpp = import_llama()  # the libraries the engine loads (appliance.ai.cpu_build)
 
     from appliance.ai.grammar import schema_to_gbnf
 
