@@ -101,6 +101,7 @@ def main() -> int:
             courses.append(course)
             flags = course.get("flags_by_rule", course.get("error"))
             print(f"{course['seconds']:7.1f} s  {prompt[:60]:60}  {flags}", flush=True)
+        cpu_build = engine.info().get("cpu_build")
     finally:
         engine.close()
     done = [c for c in courses if "error" not in c]
@@ -112,6 +113,7 @@ def main() -> int:
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "model": args.model,
         "threads": args.threads,
+        "cpu_build": cpu_build,
         "screens_per_course": args.screens,
         "load_seconds": round(loaded, 2),
         "summary": {
