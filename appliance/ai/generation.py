@@ -95,7 +95,7 @@ FEEDBACK_AFTER, FEEDBACK_CHARS = 150, 260
 DESCRIPTION_AFTER, DESCRIPTION_CHARS = 130, 240
 ANSWER_CHARS = 70  # "at most 8 words" (QUIZ_TASK); a longer bound let answers run on into the next keys
 CAPS = {"paragraphs": PARAGRAPH_CHARS, "description": ITEM_TEXT_CHARS, "back": ITEM_TEXT_CHARS,
-        "feedback_correct": FEEDBACK_CHARS, "feedback_incorrect": FEEDBACK_CHARS}
+        "feedback_correct": FEEDBACK_CHARS, "feedback_incorrect": FEEDBACK_CHARS, "answers": ANSWER_CHARS}
 DESCRIPTION_SCHEMA = _object(description=_sentences(DESCRIPTION_AFTER, DESCRIPTION_CHARS, 10))
 _PARAGRAPH = _sentences(PARAGRAPH_AFTER, PARAGRAPH_CHARS, 40)
 _ITEM_TEXT = _sentences(ITEM_TEXT_AFTER, ITEM_TEXT_CHARS, 10)

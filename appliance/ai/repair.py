@@ -38,6 +38,12 @@ _NEEDS_MORE = re.compile(r"\b(?:to|of|in|on|for|with|by|from|at|as|into|about|ca
                          r"would|is|are|was|were|be|been|has|have|had|not|very|more|most|this|these|those|"
                          r"you|we|they|it|he|she|i|and|or|but|a|an|the)$", re.IGNORECASE)
 MIN_LINES = 2  # a checklist keeps at least this many of its one-line items when repeated ones are dropped
+# answers the model lettered or numbered itself ("A. A type of ...", "b) ..."): the player shows its own
+_ANSWER_LABEL = re.compile(r"^\s*(?:[A-Da-d]|[1-4])[.)]\s+")
+# the tail of an answer its length cap cut: marks and words that need more after them
+_CUT_TAIL = re.compile(r"(?:\s*[,;:(\-\u2013]|\s+(?:to|of|in|on|for|with|by|from|at|as|into|about|than|and|or|but|"
+                       r"a|an|the|that|which|who|your|their|its))+$", re.IGNORECASE)
+NEAR_CAP = 12  # an answer within this many characters of its cap ran into it (a chosen end lies well before)
 
 
 def strip_tags(value: Any) -> Any:
@@ -128,6 +134,22 @@ def trim_dangling(text: str) -> str:
     return trimmed or text
 
 
+def finish_answers(answers: list[str], cap: int | None = None) -> list[str]:
+    """A question's answers without labels the model added itself (when every answer has one), and
+    an answer the length cap cut ("... that lead to", "... into divulge,") without the marks and
+    words at its end that need more. Only an answer that reached to within NEAR_CAP characters of
+    ``cap`` is treated as cut; without ``cap``, trim_dangling alone."""
+    labels = [_ANSWER_LABEL.match(answer) for answer in answers]
+    if len(answers) > 1 and all(labels):
+        answers = [answer[label.end():] for answer, label in zip(answers, labels, strict=True) if label]
+    out = []
+    for answer in answers:
+        if cap is not None and len(answer) >= cap - NEAR_CAP:
+            answer = _CUT_TAIL.sub("", answer.rstrip()) or answer
+        out.append(trim_dangling(answer))
+    return out
+
+
 def finish_paragraphs(paragraphs: list[str], cap: int | None = None) -> list[str]:
     """Paragraphs cut back to whole sentences (``cap``: see cut_to_sentence); a paragraph that
     starts as the tail of a sentence (lower case: the cap split the sentence, or a word, across two
@@ -148,8 +170,8 @@ def finish_paragraphs(paragraphs: list[str], cap: int | None = None) -> list[str
 def finish_cut_texts(kind: str, raw: dict[str, Any], caps: dict[str, int] | None = None) -> dict[str, Any]:
     """Model JSON of a screen of ``kind`` with every sentence field ending as a sentence
     (paragraphs; list, process and card texts; quiz feedback: cut_to_sentence, with the field's
-    length bound from ``caps`` by JSON key) and item titles, card fronts and answers without a
-    dangling last word (trim_dangling)."""
+    length bound from ``caps`` by JSON key), item titles and card fronts without a dangling last
+    word (trim_dangling), and quiz answers as finish_answers leaves them."""
     caps = caps or {}
     raw = dict(raw)
     if kind == "text" and isinstance(raw.get("paragraphs"), list):
@@ -166,7 +188,7 @@ def finish_cut_texts(kind: str, raw: dict[str, Any], caps: dict[str, int] | None
                         else item for item in raw.get("items") or []]
     elif kind == "quiz":
         raw["questions"] = [
-            {**q, "answers": [trim_dangling(str(a)) for a in q.get("answers") or []],
+            {**q, "answers": finish_answers([str(a) for a in q.get("answers") or []], caps.get("answers")),
              **{k: cut_to_sentence(str(q[k]), caps.get(k)) for k in ("feedback_correct", "feedback_incorrect") if k in q}}
             for q in raw.get("questions") or []]
     return raw

@@ -3,9 +3,16 @@ where its field says more, and kept where it is all the field says."""
 
 from __future__ import annotations
 
-from appliance.ai.generation import ITEM_TEXT_CHARS, screen_content
+from appliance.ai.generation import ANSWER_CHARS, ITEM_TEXT_CHARS, _quiz_screen, screen_content
 from appliance.ai.quality import screen_flags
-from appliance.ai.repair import cut_to_sentence, drop_repeated_feedback, drop_repeated_sentences, strip_tags
+from appliance.ai.repair import (
+    NEAR_CAP,
+    cut_to_sentence,
+    drop_repeated_feedback,
+    drop_repeated_sentences,
+    finish_answers,
+    strip_tags,
+)
 from appliance.courses.validate import paragraphs_to_html
 
 RULE = "Check the sender's address before you open any link in an email."
@@ -105,3 +112,26 @@ def test_text_a_length_cap_cut_is_cut_back_to_whole_sentences() -> None:
     assert cut_to_sentence("Use a vault, e.g. a password manager and") == "Use a vault, e.g. a password manager and"
     assert cut_to_sentence("Lock your screen. Always.") == "Lock your screen. Always."
     assert raw["paragraphs"][0].endswith("to ext")  # the input is left as it was
+
+
+def test_quiz_answers_lose_their_own_labels_and_the_tail_the_cap_cut() -> None:
+    # what Qwen2.5-1.5B wrote into knowledge checks (bench quiz runs, 2026-12-03): answers lettered
+    # "A." to "C." (the player shows its own letters), and answers cut by ANSWER_CHARS
+    lettered = ["A. A type of computer attack where attackers trick users into divulge,",
+                "B. A form of social engineering", "C. A method of gaining access"]
+    assert finish_answers(lettered, ANSWER_CHARS) == [
+        "A type of computer attack where attackers trick users into divulge",
+        "A form of social engineering", "A method of gaining access"]
+    cut = ["Phishing involves sending emails or websites with deceptive content to",
+           "Phishing emails often contain links or attachments that lead to", "Report it to IT"]
+    assert all(len(a) >= ANSWER_CHARS - NEAR_CAP for a in cut[:2])
+    assert finish_answers(cut, ANSWER_CHARS) == [
+        "Phishing involves sending emails or websites with deceptive content",
+        "Phishing emails often contain links or attachments that lead", "Report it to IT"]
+    # a short answer was ended by the model: only a dangling word goes; one label alone is content
+    assert finish_answers(["Plan 2. Report it to", "Delete it and", "Forward it"], ANSWER_CHARS) == [
+        "Plan 2. Report it to", "Delete it", "Forward it"]
+    assert finish_answers(["A. Report it", "Delete it", "Forward it"], ANSWER_CHARS)[0] == "A. Report it"
+    quiz = _quiz_screen([{"question": "What is phishing?", "answers": lettered, "correct": 0,
+                          "feedback_correct": "Right.", "feedback_incorrect": "It is A."}], "Check")
+    assert [a["text"] for a in quiz["content"]["questions"][0]["answers"]][1] == "A form of social engineering"
