@@ -245,33 +245,38 @@ def generate_quiz_at_once(
         asked = f"{task} {focus}"
         if avoid:
             asked += " Do not repeat these sentences: " + "; ".join(avoid)[:300]
+        seed_step = attempt + (QUESTION_RETRIES if avoid else 0)  # another seed in every round
         raw = engine.generate_json(prompt_messages(asked, source, context), quiz_schema(1, titled=False),
                                    max_tokens=QUESTION_TOKENS + 100, timeout=timeout, cancel=cancel,
-                                   sampling=for_scripts(fresh_sample(sampling, QUESTION_RETRIES + 1 if avoid else attempt),
-                                                        asked, source, context))
+                                   sampling=for_scripts(fresh_sample(sampling, seed_step), asked, source, context))
         question: dict[str, Any] = raw["questions"][0]
         return question
 
     with ThreadPoolExecutor(max_workers=len(focuses), thread_name_prefix="ai-question") as pool:
         questions = list(pool.map(one, focuses))
-        # a question the gate would fail on its own (an answer or feedback cut by its length cap, two
-        # identical answers) is asked again on its own: the gate would otherwise rewrite the whole quiz
         for attempt in range(1, 1 + QUESTION_RETRIES):
-            failing = failing_questions(questions)
-            asked = pool.map(lambda i, attempt=attempt: one(focuses[i], attempt=attempt), failing)
-            for i, again in zip(failing, asked, strict=True):
-                questions[i] = again
-        # written apart, questions explain one fact in the same words (often a definition in every
-        # feedback): a feedback sentence said before is dropped where the feedback keeps another one;
-        # the questions still repeating an earlier one are asked again together (one after another
-        # they were the last seconds of a course), told which sentences to avoid
-        questions = drop_repeated_feedback(questions)
-        repeating = {i: said for i in range(1, len(questions))
-                     if (said := repeated_in_question(questions[:i], questions[i]))}
-        asked = pool.map(lambda i: one(focuses[i], repeating[i]), repeating)
-        for i, again in zip(repeating, asked, strict=True):
-            questions[i] = again
+            questions = drop_repeated_feedback(questions)
+            again = questions_to_ask_again(questions)
+            if not again:
+                break
+            asked = pool.map(lambda i, attempt=attempt, again=again: one(focuses[i], again[i], attempt), again)
+            for i, question in zip(again, asked, strict=True):
+                questions[i] = question
     return _quiz_screen(good_questions(drop_repeated_feedback(questions)), title)
+
+
+def questions_to_ask_again(questions: list[dict[str, Any]]) -> dict[int, list[str] | None]:
+    """The model questions to ask again in the next round, all together: those that fail the gate
+    on their own (an answer or feedback cut by its length cap, two identical answers; value None)
+    and those that repeat an earlier question (written apart, questions explain one fact in the
+    same words; value: the sentences to avoid). One round for both: asked in separate rounds, one
+    after another, they were the last 20-40 s of a course (bench/course.py, 2026-12-03). Run on the
+    questions after drop_repeated_feedback, which costs nothing."""
+    again: dict[int, list[str] | None] = dict.fromkeys(failing_questions(questions))
+    for i in range(1, len(questions)):
+        if i not in again and (said := repeated_in_question(questions[:i], questions[i])):
+            again[i] = said
+    return dict(sorted(again.items()))
 
 
 def good_questions(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:

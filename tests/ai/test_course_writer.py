@@ -331,3 +331,22 @@ def test_plan_titles_are_plain_headings_that_end_at_a_whole_word() -> None:
     assert taken[2]["title"] == "Phishing attacks can be used for financial gain, identity theft"
     heading = taken[1]["title"]
     assert long.startswith(heading) and long[len(heading)] == " " and len(heading) < len(cut)
+
+
+def test_failing_and_repeating_questions_are_asked_again_in_one_round() -> None:
+    """Asked again in separate rounds, one after another, they were the last 20-40 s of a course."""
+    from appliance.ai.generation import questions_to_ask_again
+
+    def q(question: str, answers: list[str], feedback: str) -> dict[str, Any]:
+        return {"question": question, "answers": answers, "correct": 0, "feedback_correct": feedback,
+                "feedback_incorrect": f"No: the answer is {answers[0].lower()}."}
+
+    first = q("A caller asks for your password. What do you do?", ["Refuse and report it", "Give it", "Email it"],
+              "Refusing protects your account from the caller.")
+    twice = q("Which sign shows that a sender is fake?", ["A mismatched address", "A mismatched address", "A logo"],
+              "A mismatched address gives the sender away.")
+    repeating = q("What do you do when someone calls for your login?", ["Refuse it", "Share it", "Wait"],
+                  "Refusing protects your account from the caller.")
+    assert questions_to_ask_again([first, twice, repeating]) == {
+        1: None, 2: ["refusing protects your account from the caller"]}
+    assert questions_to_ask_again([first]) == {}
