@@ -73,7 +73,10 @@ stamp_value() {
         sha256sum build/binary.sh build/hooks/*.py pyproject.toml models/manifest.json
         "$PY" -c 'import importlib.metadata as m, sys
 print(sys.version)
-for d in sorted(str(x.metadata["Name"]) + "==" + x.version for x in m.distributions()): print(d)'
+for d in sorted(str(x.metadata["Name"]) + "==" + x.version for x in m.distributions()): print(d)
+import importlib.util, pathlib  # the AVX-512 libraries beside llama_cpp (build/llama-wheel.sh) are bundled too
+stamp = pathlib.Path(next(iter(importlib.util.find_spec("llama_cpp").submodule_search_locations))) / "lib-avx512" / "VERSION"
+print("lib-avx512", stamp.read_text().strip() if stamp.is_file() else "none")'
         printf '%s\n' "${EXCLUDES[@]}"
     ) | sha256sum | cut -d' ' -f1
 }
