@@ -256,7 +256,7 @@ def generate_quiz_at_once(
         questions = list(pool.map(one, focuses))
         for attempt in range(1, 1 + QUESTION_RETRIES):
             questions = drop_repeated_feedback(questions)
-            again = questions_to_ask_again(questions)
+            again = questions_to_ask_again(questions, repeats=attempt == 1)
             if not again:
                 break
             asked = pool.map(lambda i, attempt=attempt, again=again: one(focuses[i], again[i], attempt), again)
@@ -265,15 +265,16 @@ def generate_quiz_at_once(
     return _quiz_screen(good_questions(drop_repeated_feedback(questions)), title)
 
 
-def questions_to_ask_again(questions: list[dict[str, Any]]) -> dict[int, list[str] | None]:
+def questions_to_ask_again(questions: list[dict[str, Any]], *, repeats: bool = True) -> dict[int, list[str] | None]:
     """The model questions to ask again in the next round, all together: those that fail the gate
     on their own (an answer or feedback cut by its length cap, two identical answers; value None)
-    and those that repeat an earlier question (written apart, questions explain one fact in the
-    same words; value: the sentences to avoid). One round for both: asked in separate rounds, one
-    after another, they were the last 20-40 s of a course (bench/course.py, 2026-12-03). Run on the
-    questions after drop_repeated_feedback, which costs nothing."""
+    and, with ``repeats``, those that repeat an earlier question (written apart, questions explain
+    one fact in the same words; value: the sentences to avoid). generate_quiz_at_once asks for
+    repeats in its first round only, as before: one round for both, where the failing ones used to
+    be asked again first and the repeating ones after them, one round after another at the end of
+    a course. Run on the questions after drop_repeated_feedback, which costs nothing."""
     again: dict[int, list[str] | None] = dict.fromkeys(failing_questions(questions))
-    for i in range(1, len(questions)):
+    for i in range(1, len(questions)) if repeats else ():
         if i not in again and (said := repeated_in_question(questions[:i], questions[i])):
             again[i] = said
     return dict(sorted(again.items()))

@@ -334,7 +334,7 @@ def test_plan_titles_are_plain_headings_that_end_at_a_whole_word() -> None:
 
 
 def test_failing_and_repeating_questions_are_asked_again_in_one_round() -> None:
-    """Asked again in separate rounds, one after another, they were the last 20-40 s of a course."""
+    """Asked again in separate rounds, one after another, they ended some courses."""
     from appliance.ai.generation import questions_to_ask_again
 
     def q(question: str, answers: list[str], feedback: str) -> dict[str, Any]:
@@ -350,3 +350,4 @@ def test_failing_and_repeating_questions_are_asked_again_in_one_round() -> None:
     assert questions_to_ask_again([first, twice, repeating]) == {
         1: None, 2: ["refusing protects your account from the caller"]}
     assert questions_to_ask_again([first]) == {}
+    assert questions_to_ask_again([first, twice, repeating], repeats=False) == {1: None}  # later rounds
