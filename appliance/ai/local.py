@@ -30,6 +30,7 @@ from typing import Any
 from .batching import BatchDecoder, make_context
 from .cpu_build import import_llama
 from .cpu_build import loaded as loaded_build
+from .cpu_build import select as select_build
 from .engine import DEFAULT_SAMPLING, CancelToken, Engine, EngineStatus, Messages, SamplingParams
 from .errors import (
     AIError,
@@ -100,11 +101,9 @@ class _Job:
 _STOP = object()
 
 
-def _llama_module(build: str) -> Any:
+def _llama_module() -> Any:
     try:
-        return import_llama("llama_cpp", build)
-    except ValueError as exc:  # ai.cpu_build asks for libraries this CPU or install lacks
-        raise ModelUnavailable(str(exc)) from exc
+        return import_llama("llama_cpp")
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelUnavailable("llama-cpp-python is not installed (run build/llama-wheel.sh)") from exc
 
@@ -151,7 +150,11 @@ class LocalEngine(Engine):
         self._sha256 = sha256
         self._n_ctx_req = n_ctx
         self.n_threads = n_threads or default_threads()
-        self._cpu_build = cpu_build
+        try:  # now, before a request's grammar or the model load imports llama_cpp in this process
+            select_build(cpu_build)
+            self._build_error: str | None = None
+        except ValueError as exc:  # ai.cpu_build asks for libraries this CPU or install lacks
+            self._build_error = str(exc)
         self.queue_size = queue_size
         self.default_timeout = timeout
         self._chat_format_req = chat_format
@@ -394,7 +397,9 @@ class LocalEngine(Engine):
     # ------------------------------------------------------------------ worker side
 
     def _load(self) -> None:
-        llama_cpp = _llama_module(self._cpu_build)
+        if self._build_error:
+            raise ModelUnavailable(self._build_error)
+        llama_cpp = _llama_module()
         if self._model_path is not None:
             path = self._model_path
             if not path.is_file():

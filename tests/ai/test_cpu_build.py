@@ -85,3 +85,19 @@ def test_portable_loads_the_portable_libraries_on_any_cpu() -> None:
     assert (result["chosen"], result["loaded"]) == ("portable", "portable")
     assert "AVX2 = 1" in result["report"] and "AVX512" not in result["report"]
     assert result["folders"] == ["lib"]
+
+
+def test_an_engine_asked_for_avx512_on_a_cpu_without_it_is_unavailable_with_the_reason() -> None:
+    """The CPU is the one part a test cannot swap: a fresh process reports no AVX-512 flags."""
+    code = ("import json; from appliance.ai import cpu_build; cpu_build.cpu_flags = lambda *a: frozenset({'avx2'}); "
+            "from appliance.ai.local import LocalEngine; "
+            "from appliance.ai.models import REPO_MODELS_DIR; "
+            "e = LocalEngine('smollm2-135m-instruct', models_dir=REPO_MODELS_DIR, cpu_build='avx512'); "
+            "e.wait_ready(60); import sys; "
+            "print(json.dumps({**e.info(), 'llama_cpp_loaded': 'llama_cpp.llama_cpp' in sys.modules}))")
+    env = {k: v for k, v in os.environ.items() if k != "LLAMA_CPP_LIB_PATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    info = json.loads(out.strip().splitlines()[-1])
+    assert info["status"] == "unavailable" and "lacks avx512" in info["error"], info
+    assert not info["llama_cpp_loaded"]  # refused before llama.cpp was loaded, rather than SIGILL
