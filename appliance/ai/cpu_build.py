@@ -17,8 +17,9 @@ Contract:
 - `loaded()` says which set the process really runs, from llama.cpp's own report of the features
   it was built with (`llama_print_system_info`), for the engine's info and the benchmarks.
 
-Why: on the project machine (AMD EPYC with AVX-512) the AVX-512 set reads a prompt in about 0.7x
-the time, and decodes at the same speed (bench/cpu_builds.py, docs/ai.md "Measured").
+Why: on the project machine (AMD EPYC with AVX-512) the AVX-512 set reads a prompt in 0.77x the
+time and decodes at the same speed (bench/cpu_builds.py), and a 10-screen course took 0.81x the
+time in an interleaved A/B (docs/ai.md "Measured").
 """
 
 from __future__ import annotations
