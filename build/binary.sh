@@ -16,7 +16,8 @@
 #   'llama' not found") without llama_cpp.server and the duplicate .so copies; numpy, jinja2 and
 #   diskcache, which llama_cpp imports, are found by analysis. llama-cpp-python must be installed in the
 #   venv (build/llama-wheel.sh: the portable AVX2/FMA/F16C build, GGML_NATIVE=OFF, so the binary runs on
-#   any x86-64-v3 CPU); its version is in the stamp (installed distributions).
+#   any x86-64-v3 CPU, plus the AVX-512 set in lib-avx512/, loaded only where the CPU has it:
+#   appliance/ai/cpu_build.py); its version and the AVX-512 set's are in the stamp.
 #   The binary carries the build host's libgomp/libstdc++ and needs its glibc or newer: build on the oldest
 #   target OS. The model files stay outside, in the models dir (docs/ai.md).
 # - models/manifest.json (the pinned manifest) is bundled, so `appliance model list|verify|add` work.
