@@ -121,6 +121,15 @@ def select(setting: str = "auto") -> str:
     return _chosen
 
 
+def try_select(setting: str) -> str | None:
+    """``select(setting)``; None, or why the setting cannot be honoured on this machine."""
+    try:
+        select(setting)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _preload(library: Path) -> None:
     """Load the set's ggml libraries by path, each after what it needs. libllama then finds them
     loaded (the dynamic loader matches a needed library by its SONAME) instead of searching: in

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .batching import BatchDecoder, make_context
-from .cpu_build import import_llama
+from .cpu_build import import_llama, try_select
 from .cpu_build import loaded as loaded_build
-from .cpu_build import select as select_build
 from .engine import DEFAULT_SAMPLING, CancelToken, Engine, EngineStatus, Messages, SamplingParams
 from .errors import (
     AIError,
@@ -150,11 +149,8 @@ class LocalEngine(Engine):
         self._sha256 = sha256
         self._n_ctx_req = n_ctx
         self.n_threads = n_threads or default_threads()
-        try:  # now, before a request's grammar or the model load imports llama_cpp in this process
-            select_build(cpu_build)
-            self._build_error: str | None = None
-        except ValueError as exc:  # ai.cpu_build asks for libraries this CPU or install lacks
-            self._build_error = str(exc)
+        # chosen now, before a request's grammar or the model load imports llama_cpp in this process
+        self._build_error = try_select(cpu_build)  # ai.cpu_build asks for what this CPU or install lacks
         self.queue_size = queue_size
         self.default_timeout = timeout
         self._chat_format_req = chat_format
