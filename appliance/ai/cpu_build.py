@@ -113,11 +113,15 @@ def select(setting: str = "auto") -> str:
         _chosen = "override"
     else:
         library = avx512_library()
-        _chosen = choose(setting, cpu_flags(), library is not None)
-        if _chosen == "avx512":
+        chosen = choose(setting, cpu_flags(), library is not None)
+        if chosen == "avx512":
             assert library is not None
-            _preload(library)
+            try:
+                _preload(library)
+            except OSError as exc:  # a damaged install: the engine is unavailable and says why
+                raise ValueError(f"the AVX-512 libraries in {library} cannot be loaded: {exc}") from exc
             os.environ["LLAMA_CPP_LIB_PATH"] = str(library)
+        _chosen = chosen
     return _chosen
 
 
@@ -146,9 +150,11 @@ def import_llama(name: str = "llama_cpp", setting: str = "auto") -> Any:
 
 
 def loaded() -> str | None:
-    """The set this process runs ("avx512" or "portable"), or None before llama_cpp is loaded."""
+    """The set this process runs ("avx512" or "portable"), or None before llama_cpp is loaded.
+    Safe from any thread: while the engine's worker is still importing the module (another
+    thread asking for the engine's info meanwhile), it is None."""
     module = sys.modules.get("llama_cpp.llama_cpp")
-    if module is None:
+    report = getattr(module, "llama_print_system_info", None)  # None until the import has finished
+    if report is None:
         return None
-    report = module.llama_print_system_info().decode(errors="replace")
-    return "avx512" if "AVX512 = 1" in report else "portable"
+    return "avx512" if "AVX512 = 1" in report().decode(errors="replace") else "portable"

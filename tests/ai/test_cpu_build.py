@@ -101,3 +101,15 @@ def test_an_engine_asked_for_avx512_on_a_cpu_without_it_is_unavailable_with_the_
     info = json.loads(out.strip().splitlines()[-1])
     assert info["status"] == "unavailable" and "lacks avx512" in info["error"], info
     assert not info["llama_cpp_loaded"]  # refused before llama.cpp was loaded, rather than SIGILL
+
+
+def test_loaded_is_none_while_another_thread_is_still_importing_llama_cpp() -> None:
+    """The model process answers info (with the build) while its worker thread imports llama_cpp;
+    asking the half-made module for its report raised AttributeError in that thread (seen in
+    tests/storage/test_disk_full.py's server log)."""
+    code = ("import sys, types; from appliance.ai import cpu_build; "
+            "sys.modules['llama_cpp.llama_cpp'] = types.ModuleType('llama_cpp.llama_cpp'); "
+            "print(cpu_build.loaded())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert out.strip() == "None"
