@@ -48,7 +48,7 @@ print(json.dumps({"prompt128_ms": prompt * 1000, "step5_ms": statistics.median(w
 
 
 def measure(library: Path, model: str) -> dict[str, object]:
-    env = {**os.environ, "LLAMA_CPP_LIB_PATH": str(library), "APPLIANCE_LLAMA_BUILD": "as-set"}
+    env = {**os.environ, "LLAMA_CPP_LIB_PATH": str(library)}
     out = subprocess.run([sys.executable, "-c", CHILD, model], env=env, cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
