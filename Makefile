@@ -132,6 +132,8 @@ bench: model-default
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/http_workers.py
 	$(BIN)/python -m appliance.ai.bench --models qwen2.5-coder-1.5b-instruct-q4_k_m --threads 2
+	$(BIN)/python bench/decode_widths.py
+	$(BIN)/python bench/cpu_builds.py
 	$(BIN)/python bench/course.py --screens 10
 	$(BIN)/python bench/quality.py
 	@if [ -f bench/documents.py ]; then $(BIN)/python bench/documents.py; fi

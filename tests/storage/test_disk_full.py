@@ -78,13 +78,17 @@ def _in_tmpfs(source: Path, mount: Path, *, full_at_start: bool = False) -> Any:
     return wrap
 
 
-def _fill(path: Path) -> int:
+def _fill(path: Path, reserve: Path | None = None) -> int:
     """Fill the tmpfs through the server's mount namespace; returns the bytes written.
 
-    The bulk is taken in one allocation (all or nothing on tmpfs), then topped up in small writes:
-    written megabyte by megabyte, the server could meet the full disk while the filler was still
-    writing, give back its space reserve, and see the filler take the reserve too (then even a
-    read's audit entry found no room, and the read got 507)."""
+    The bulk is taken in one allocation (all or nothing on tmpfs), then topped up in small writes
+    until the disk is full or, with ``reserve``, until that file is gone. Written megabyte by
+    megabyte, the server could meet the full disk while the filler was still writing, give back its
+    space reserve, and see the filler take the reserve too (then even a read's audit entry found no
+    room, and the read got 507). The top-up narrowed that window but still wrote until ENOSPC, so
+    a reserve given back during it was taken the same way (seen as the same 507, now and then, on
+    a loaded machine): once the server has given its reserve back, the disk is full for it and the
+    space that reappears is the server's."""
     written = 0
     with open(path, "wb", buffering=0) as f:
         st = os.statvfs(path.parent)
@@ -101,7 +105,7 @@ def _fill(path: Path) -> int:
             break
         for size in (1 << 16, 4096, 512):
             chunk = b"\xa5" * size
-            while True:
+            while reserve is None or reserve.exists():
                 try:
                     written += f.write(chunk) or 0
                 except OSError as exc:
@@ -210,7 +214,7 @@ def test_disk_full_answers_507_keeps_every_acknowledged_write_and_resumes(
             assert len(load.acked) >= 40, f"the load did not get going: {load.count('before')}"
 
             filler = inside / "filler"
-            filled = _fill(filler)
+            filled = _fill(filler, reserve if reserve_mb else None)
             load.phase = "full"
             deadline = time.monotonic() + 15
             while load.count("full")[507] < 30 and time.monotonic() < deadline:
