@@ -114,12 +114,13 @@ def select(setting: str = "auto") -> str:
     else:
         library = avx512_library()
         chosen = choose(setting, cpu_flags(), library is not None)
-        if chosen == "avx512":
-            assert library is not None
+        folder = library if chosen == "avx512" else portable_library()
+        if folder is not None and (folder / "libllama.so").is_file():
             try:
-                _preload(library)
+                _preload(folder)
             except OSError as exc:  # a damaged install: the engine is unavailable and says why
-                raise ValueError(f"the AVX-512 libraries in {library} cannot be loaded: {exc}") from exc
+                raise ValueError(f"the {chosen} llama.cpp libraries in {folder} cannot be loaded: {exc}") from exc
+        if chosen == "avx512":
             os.environ["LLAMA_CPP_LIB_PATH"] = str(library)
         _chosen = chosen
     return _chosen
@@ -137,8 +138,11 @@ def try_select(setting: str) -> str | None:
 def _preload(library: Path) -> None:
     """Load the set's ggml libraries by path, each after what it needs. libllama then finds them
     loaded (the dynamic loader matches a needed library by its SONAME) instead of searching: in
-    the one-file binary LD_LIBRARY_PATH points at the unpacked folder, whose links lead to the
-    portable lib/ set, and it is searched before the libraries' own RUNPATH ($ORIGIN)."""
+    the one-file binary LD_LIBRARY_PATH points at the unpacked folder, which is searched before the
+    libraries' own RUNPATH ($ORIGIN), and whose top-level links lead to one of the two sets,
+    whichever PyInstaller collected last. Both choices are loaded this way: a build whose links led
+    to lib-avx512/ mapped the AVX-512 libggml-cpu under the portable libllama and died of SIGILL on
+    a CPU without AVX-512 (tests/test_binary.py, stop 25, on such a machine)."""
     for name in ("libggml-base.so", "libggml-cpu.so", "libggml.so"):
         ctypes.CDLL(str(library / name), mode=ctypes.RTLD_GLOBAL)
 

@@ -57,13 +57,15 @@ def test_the_setting_is_checked_when_the_configuration_is_read(tmp_path: Path) -
     assert config.load(tmp_path, environ={"APPLIANCE_AI_CPU_BUILD": "portable"}).ai.cpu_build == "portable"
 
 
-def _loaded_in_a_fresh_process(setting: str) -> dict[str, Any]:
+def _loaded_in_a_fresh_process(setting: str, library_path: Path | None = None) -> dict[str, Any]:
     code = ("import json, re, sys; from appliance.ai import cpu_build; chosen = cpu_build.select(sys.argv[1]); "
             "import llama_cpp; maps = open('/proc/self/maps').read().splitlines(); "
             "folders = sorted({l.split()[-1].rsplit('/', 2)[-2] for l in maps if re.search(r'/lib(llama|ggml[-a-z]*)[.]so', l)}); "
             "print(json.dumps({'chosen': chosen, 'loaded': cpu_build.loaded(), 'folders': folders, "
             "'report': llama_cpp.llama_print_system_info().decode()}))")
     env = {k: v for k, v in os.environ.items() if k != "LLAMA_CPP_LIB_PATH"}
+    if library_path is not None:
+        env["LD_LIBRARY_PATH"] = str(library_path)
     out = subprocess.run([sys.executable, "-c", code, setting], cwd=REPO, env=env, check=True,
                          capture_output=True, text=True, timeout=60).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -84,6 +86,19 @@ def test_portable_loads_the_portable_libraries_on_any_cpu() -> None:
     result = _loaded_in_a_fresh_process("portable")
     assert (result["chosen"], result["loaded"]) == ("portable", "portable")
     assert "AVX2 = 1" in result["report"] and "AVX512" not in result["report"]
+    assert result["folders"] == ["lib"]
+
+
+def test_portable_is_loaded_even_where_the_library_path_leads_to_the_avx512_set(tmp_path: Path) -> None:
+    """The one-file binary: LD_LIBRARY_PATH is its unpacked folder, whose links (by SONAME) lead to
+    whichever set PyInstaller collected last. The stop-25 build's led to lib-avx512/: the portable
+    libllama got the AVX-512 libggml-cpu, and the model process died of SIGILL on a CPU without it."""
+    avx512 = cpu_build.avx512_library()
+    assert avx512 is not None, "build/llama-wheel.sh installs them"
+    for soname in ("libggml-base.so.0", "libggml-cpu.so.0", "libggml.so.0", "libllama.so.0"):
+        (tmp_path / soname).symlink_to(avx512 / soname)
+    result = _loaded_in_a_fresh_process("portable", library_path=tmp_path)
+    assert (result["chosen"], result["loaded"]) == ("portable", "portable"), result["report"]
     assert result["folders"] == ["lib"]
 
 
