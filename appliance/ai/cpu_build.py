@@ -142,7 +142,7 @@ def _preload(library: Path) -> None:
     libraries' own RUNPATH ($ORIGIN), and whose top-level links lead to one of the two sets,
     whichever PyInstaller collected last. Both choices are loaded this way: a build whose links led
     to lib-avx512/ mapped the AVX-512 libggml-cpu under the portable libllama and died of SIGILL on
-    a CPU without AVX-512 (tests/test_binary.py, stop 25, on such a machine)."""
+    a CPU without AVX-512 (seen in tests/test_binary.py on such a machine)."""
     for name in ("libggml-base.so", "libggml-cpu.so", "libggml.so"):
         ctypes.CDLL(str(library / name), mode=ctypes.RTLD_GLOBAL)
 

@@ -91,7 +91,7 @@ def test_portable_loads_the_portable_libraries_on_any_cpu() -> None:
 
 def test_portable_is_loaded_even_where_the_library_path_leads_to_the_avx512_set(tmp_path: Path) -> None:
     """The one-file binary: LD_LIBRARY_PATH is its unpacked folder, whose links (by SONAME) lead to
-    whichever set PyInstaller collected last. The stop-25 build's led to lib-avx512/: the portable
+    whichever set PyInstaller collected last. One build's led to lib-avx512/: the portable
     libllama got the AVX-512 libggml-cpu, and the model process died of SIGILL on a CPU without it."""
     avx512 = cpu_build.avx512_library()
     assert avx512 is not None, "build/llama-wheel.sh installs them"
